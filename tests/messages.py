@@ -1,0 +1,112 @@
+"""Message classes used by the tests; autodiscovered like a project's own ``messages`` module."""
+
+from transmissions import TriggerBehavior, message
+from transmissions.channels.base import BaseChannel
+from transmissions.channels.email import DefaultEmailMessage
+from transmissions.channels.sms import DefaultSMSMessage
+from transmissions.exceptions import ChannelSendException, TransientChannelError
+
+# What RecordingChannel sent: (trigger_name, notification pk), in order.
+sent: list[tuple[str, int]] = []
+
+
+class RecordingChannel(BaseChannel):
+    def send(self):
+        sent.append((self.trigger_name, self.notification.pk))
+
+
+@message("hello-world-message", behavior=None, subject="Hello world!")
+class MyEmailMessage(DefaultEmailMessage):
+    def send(self):
+        self.body = "Hey, let me type a message later"
+        super().send()
+
+
+@message("welcome-sms", behavior=TriggerBehavior.SEND_ONCE)
+class WelcomeSMS(DefaultSMSMessage):
+    def create_message(self):
+        return f"Hey {self.target_user.first_name}, welcome to transmissions!"
+
+
+@message("default", behavior=TriggerBehavior.DEFAULT)
+class DefaultMessage(RecordingChannel):
+    pass
+
+
+@message("delete-after", behavior=TriggerBehavior.DELETE_AFTER_PROCESSING)
+class DeleteAfterMessage(RecordingChannel):
+    def check_validity(self):
+        return not self.data.get("cancel")
+
+
+@message("trigger-once", behavior=TriggerBehavior.TRIGGER_ONCE)
+class TriggerOnceMessage(RecordingChannel):
+    pass
+
+
+@message("trigger-once-content", behavior=TriggerBehavior.TRIGGER_ONCE_PER_CONTENT)
+class TriggerOncePerContentMessage(RecordingChannel):
+    pass
+
+
+@message("send-once", behavior=TriggerBehavior.SEND_ONCE)
+class SendOnceMessage(RecordingChannel):
+    def check_validity(self):
+        return not self.data.get("cancel")
+
+
+@message("send-once-content", behavior=TriggerBehavior.SEND_ONCE_PER_CONTENT)
+class SendOncePerContentMessage(RecordingChannel):
+    pass
+
+
+@message("last-only", behavior=TriggerBehavior.LAST_ONLY)
+class LastOnlyMessage(RecordingChannel):
+    pass
+
+
+@message("always-fails")
+class FailingMessage(RecordingChannel):
+    def send(self):
+        raise ChannelSendException("provider said no")
+
+
+@message("crashes")
+class CrashingMessage(RecordingChannel):
+    def send(self):
+        raise RuntimeError("bug in the channel")
+
+
+@message("transient")
+class TransientMessage(RecordingChannel):
+    def send(self):
+        raise TransientChannelError("try later")
+
+
+@message("invalid")
+class InvalidMessage(RecordingChannel):
+    def check_validity(self):
+        return False
+
+
+@message("validity-raises")
+class ValidityRaisesMessage(RecordingChannel):
+    def check_validity(self):
+        raise ValueError("cannot tell")
+
+
+@message("init-raises")
+class InitRaisesMessage(RecordingChannel):
+    def __init__(self, notification):
+        raise ValueError("cannot build")
+
+
+@message("no-validity")
+class NoValidityMessage:
+    """Not derived from BaseChannel, and without check_validity()."""
+
+    def __init__(self, notification):
+        self.notification = notification
+
+    def send(self):
+        sent.append(("no-validity", self.notification.pk))

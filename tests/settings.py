@@ -1,0 +1,74 @@
+"""Settings for the test suite: SQLite by default, PostgreSQL or MariaDB/MySQL by env.
+
+TRANSMISSIONS_TEST_DB=postgres|mysql picks the server (on 127.0.0.1, standard ports);
+TRANSMISSIONS_TEST_DB_NAME names the test database, so parallel runs can't collide.
+"""
+
+import os
+
+SECRET_KEY = "tests-only"
+USE_TZ = True
+TIME_ZONE = "UTC"
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+
+_DB = os.environ.get("TRANSMISSIONS_TEST_DB", "sqlite")
+_NAME = os.environ.get("TRANSMISSIONS_TEST_DB_NAME", "test_transmissions")
+if _DB == "postgres":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": os.environ.get("PGDATABASE", "postgres"),
+            "USER": os.environ.get("PGUSER", "postgres"),
+            "HOST": os.environ.get("PGHOST", "127.0.0.1"),
+            "PORT": os.environ.get("PGPORT", "5432"),
+            "TEST": {"NAME": _NAME},
+        }
+    }
+elif _DB == "mysql":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.mysql",
+            "NAME": "test",
+            "USER": "root",
+            "HOST": "127.0.0.1",
+            "PORT": "3306",
+            "TEST": {"NAME": _NAME},
+        }
+    }
+elif _DB == "sqlite":
+    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+else:
+    raise RuntimeError(f"TRANSMISSIONS_TEST_DB={_DB!r}: use sqlite, postgres or mysql.")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "transmissions",
+    "tests",
+]
+AUTH_USER_MODEL = "tests.User"
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+ROOT_URLCONF = "tests.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+TRANSMISSIONS_SMS_BACKEND = "transmissions.channels.sms.LocmemSMSBackend"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,67 @@
+import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.test.utils import override_settings
+
+from transmissions.checks import check_settings
+
+
+def ids(**settings):
+    with override_settings(**settings):
+        return [m.id for m in check_settings()]
+
+
+def test_defaults_pass():
+    assert ids() == []
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({"TRANSMISSIONS_SERIALIZER": "no.such.Class"}, "transmissions.E001"),
+        ({"TRANSMISSION_SERIALIZER": "no.such.Class"}, "transmissions.E001"),
+        ({"TRANSMISSIONS_SERIALIZER": "transmissions.conf.get"}, "transmissions.E001"),
+        ({"TRANSMISSIONS_SERIALIZER": 3}, "transmissions.E001"),
+        ({"TRANSMISSIONS_BATCH_SIZE": 0}, "transmissions.E002"),
+        ({"TRANSMISSIONS_BATCH_SIZE": "100"}, "transmissions.E002"),
+        ({"TRANSMISSIONS_BATCH_SIZE": True}, "transmissions.E002"),
+        ({"TRANSMISSIONS_TIME_LIMIT": -1}, "transmissions.E003"),
+        ({"TRANSMISSIONS_LEASE_SECONDS": None}, "transmissions.E004"),
+        ({"TRANSMISSIONS_EXPIRED_LEASE_POLICY": "resend"}, "transmissions.E005"),
+        ({"TRANSMISSIONS_MAX_ATTEMPTS": 0}, "transmissions.E006"),
+        ({"TRANSMISSIONS_RETRY_DELAY": "1m"}, "transmissions.E007"),
+        ({"TRANSMISSIONS_RETRY_MAX_DELAY": 0}, "transmissions.E008"),
+        ({"TRANSMISSIONS_SMS_BACKEND": "no.such.Backend"}, "transmissions.E009"),
+        ({"TRANSMISSIONS_SMS_BACKEND": "transmissions.channels.sms.SMS"}, "transmissions.E009"),
+        (
+            {
+                "TRANSMISSIONS_SERIALIZER": "transmissions.serializers.JSONSerializer",
+                "TRANSMISSION_SERIALIZER": "transmissions.serializers.PickleSerializer",
+            },
+            "transmissions.W001",
+        ),
+        ({"TRANSMISSIONS_TIME_LIMIT": 60, "TRANSMISSIONS_LEASE_SECONDS": 600}, "transmissions.W002"),
+        ({"TRANSMISSIONS_TIME_LIMIT": 30, "TRANSMISSIONS_LEASE_SECONDS": 30}, "transmissions.W003"),
+    ],
+)
+def test_each_check(settings, expected):
+    assert ids(**settings) == [expected]
+
+
+def test_same_value_in_both_spellings_is_fine():
+    path = "transmissions.serializers.JSONSerializer"
+    assert ids(TRANSMISSIONS_SERIALIZER=path, TRANSMISSION_SERIALIZER=path) == []
+
+
+def test_check_command_really_fails():
+    with override_settings(TRANSMISSIONS_SERIALIZER="no.such.Class"):
+        with pytest.raises(SystemCheckError, match=r"transmissions.E001.*TRANSMISSIONS_SERIALIZER"):
+            call_command("check")
+
+
+def test_bad_setting_does_not_break_import_or_unrelated_calls():
+    # Errors come from the checks and from the first use, never at import.
+    with override_settings(TRANSMISSIONS_SERIALIZER="no.such.Class"):
+        from transmissions.models import Notification
+
+        assert Notification(trigger_name="x").data == {}

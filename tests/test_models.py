@@ -1,0 +1,175 @@
+import datetime
+import decimal
+import uuid
+
+import pytest
+from django.test.utils import override_settings
+from django.utils import timezone
+
+from tests.messages import DefaultMessage, TriggerOnceMessage
+from tests.models import User
+from tests.utils import later, make_user
+from transmissions.exceptions import DataDecodeError
+from transmissions.models import Notification
+from transmissions.processing import claim_batch, process_all_notifications
+
+pytestmark = pytest.mark.django_db
+S = Notification.Status
+
+
+@pytest.fixture
+def user():
+    return make_user()
+
+
+def test_status_values_match_the_original():
+    assert (S.CREATED, S.SUCCESSFULLY_SENT, S.FAILED, S.CANCELLED, S.BROKEN) == (0, 1, -1, -2, -3)
+    assert S.PROCESSING == 2
+
+
+def test_user_notifications_and_notifications_sent(user):
+    bob = make_user("bob")
+    n = DefaultMessage.trigger(user, trigger_user=bob)
+    assert list(user.notifications.all()) == [n]
+    assert list(bob.notifications_sent.all()) == [n]
+
+
+def test_deleting_trigger_user_keeps_the_notification(user):
+    bob = make_user("bob")
+    n = DefaultMessage.trigger(user, trigger_user=bob)
+    bob.delete()
+    n.refresh_from_db()
+    assert n.trigger_user is None
+
+
+def test_deleting_target_user_deletes_their_notifications(user):
+    DefaultMessage.trigger(user)
+    user.delete()
+    assert not Notification.objects.exists()
+
+
+def test_data_round_trip_and_in_place_change(user):
+    when = timezone.now()
+    n = DefaultMessage.trigger(user, data={"when": when, "n": decimal.Decimal("1.5")})
+    n = Notification.objects.get(pk=n.pk)
+    assert n.data == {"when": when, "n": decimal.Decimal("1.5")}
+    n.data["extra"] = 1
+    n.save()
+    assert Notification.objects.get(pk=n.pk).data["extra"] == 1
+
+
+def test_data_defaults_to_empty_dict(user):
+    n = Notification.objects.get(pk=DefaultMessage.trigger(user).pk)
+    assert n.data == {} and n.data_bytes is None
+
+
+def test_unreadable_data_does_not_break_saving_other_fields(user):
+    n = DefaultMessage.trigger(user, data={"x": 1})
+    Notification.objects.filter(pk=n.pk).update(data_bytes=b"\x00garbage")
+    n = Notification.objects.get(pk=n.pk)
+    with pytest.raises(DataDecodeError, match=f"Notification {n.pk}"):
+        n.data  # noqa: B018
+    n.mark_seen()
+    n.datetime_scheduled = later()
+    n.save()
+    assert bytes(Notification.objects.get(pk=n.pk).data_bytes) == b"\x00garbage"
+
+
+@override_settings(TRANSMISSIONS_SERIALIZER="transmissions.serializers.JSONSerializer")
+def test_json_serializer_setting(user):
+    value = {"d": datetime.date(2030, 1, 2), "u": uuid.UUID(int=5), "t": [1, "a"]}
+    n = DefaultMessage.trigger(user, data=value)
+    raw = bytes(Notification.objects.get(pk=n.pk).data_bytes)
+    assert raw.startswith(b"{")
+    assert Notification.objects.get(pk=n.pk).data == value
+
+
+@override_settings(TRANSMISSION_SERIALIZER="transmissions.serializers.JSONSerializer")
+def test_legacy_serializer_setting_spelling(user):
+    n = DefaultMessage.trigger(user, data={"a": 1})
+    assert bytes(Notification.objects.get(pk=n.pk).data_bytes) == b'{"a":1}'
+
+
+def test_cancel(user):
+    n = TriggerOnceMessage.trigger(user, datetime_scheduled=later())
+    assert n.cancel() is True
+    assert n.status == S.CANCELLED and n.datetime_processed is not None
+    fresh = Notification.objects.get(pk=n.pk)
+    assert fresh.status == S.CANCELLED and fresh.dedup_key is None
+    processed_at = fresh.datetime_processed
+    assert fresh.cancel() is False
+    assert Notification.objects.get(pk=n.pk).datetime_processed == processed_at
+
+
+def test_cancel_does_not_touch_a_sent_or_held_notification(user):
+    sent = DefaultMessage.trigger(user)
+    process_all_notifications()
+    sent.refresh_from_db()
+    assert sent.cancel() is False
+    assert Notification.objects.get(pk=sent.pk).status == S.SUCCESSFULLY_SENT
+    held = DefaultMessage.trigger(user)
+    claim_batch(10)
+    assert held.cancel() is False
+    assert Notification.objects.get(pk=held.pk).status == S.PROCESSING
+
+
+def test_mark_seen_and_consumed_on_one(user):
+    n = DefaultMessage.trigger(user)
+    n.mark_seen()
+    seen = Notification.objects.get(pk=n.pk).datetime_seen
+    assert seen is not None
+    n.mark_seen()  # idempotent
+    assert Notification.objects.get(pk=n.pk).datetime_seen == seen
+    n.mark_consumed()
+    fresh = Notification.objects.get(pk=n.pk)
+    assert fresh.datetime_consumed is not None and fresh.datetime_seen == seen
+
+
+def test_mark_consumed_sets_seen_too(user):
+    n = DefaultMessage.trigger(user)
+    n.mark_consumed()
+    fresh = Notification.objects.get(pk=n.pk)
+    assert fresh.datetime_seen == fresh.datetime_consumed is not None
+
+
+def test_queryset_helpers(user, django_assert_num_queries):
+    bob = make_user("bob")
+    for _ in range(3):
+        DefaultMessage.trigger(user)
+    DefaultMessage.trigger(bob)
+    DefaultMessage.trigger(user, datetime_scheduled=later())
+    process_all_notifications()
+    assert user.notifications.unseen_count() == 3
+    assert Notification.objects.for_user(bob).unseen_count() == 1
+    assert user.notifications.pending().count() == 1
+    with django_assert_num_queries(1):
+        assert user.notifications.sent().mark_seen() == 3
+    assert user.notifications.unseen_count() == 0
+    assert bob.notifications.unseen_count() == 1
+    with django_assert_num_queries(1):
+        assert user.notifications.sent().mark_consumed() == 3
+    assert user.notifications.unconsumed().count() == 0
+    assert Notification.objects.processed().count() == 4
+    assert Notification.objects.sent().count() == 4
+
+
+def test_mark_consumed_queryset_sets_seen_only_where_missing(user):
+    a, b = DefaultMessage.trigger(user), DefaultMessage.trigger(user)
+    process_all_notifications()
+    first = timezone.now() - datetime.timedelta(days=1)
+    Notification.objects.filter(pk=a.pk).update(datetime_seen=first)
+    Notification.objects.all().mark_consumed()
+    assert Notification.objects.get(pk=a.pk).datetime_seen == first
+    b = Notification.objects.get(pk=b.pk)
+    assert b.datetime_seen == b.datetime_consumed
+
+
+def test_due_and_str(user):
+    n = DefaultMessage.trigger(user)
+    assert list(Notification.objects.due()) == [n]
+    assert "default" in str(n) and "created" in str(n)
+    assert n.is_pending and n.message_class is DefaultMessage
+
+
+def test_custom_user_model_is_used():
+    assert Notification._meta.get_field("target_user").related_model is User

@@ -1,0 +1,94 @@
+"""The channel base class: how a notification is checked and sent."""
+
+from __future__ import annotations
+
+import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from transmissions.behaviors import TriggerBehavior
+
+if TYPE_CHECKING:
+    from django.db.models import Model
+
+    from transmissions.models import Notification
+
+
+class BaseChannel:
+    """Base of every channel and so of every message class.
+
+    A worker builds ``Channel(notification)``, calls ``check_validity()`` and, when
+    it returns true, ``send()``. ``send()`` is a template method: ``build()`` makes
+    the payload, ``transmit()`` hands it to the provider, ``record()`` may keep
+    what the provider answered. Override the steps, not ``send()``, where you can.
+    Raise ``ChannelSendException`` for a permanent failure and
+    ``TransientChannelError`` for one worth retrying.
+    """
+
+    trigger_name: ClassVar[str]
+    behavior: ClassVar[TriggerBehavior]
+
+    def __init__(self, notification: Notification) -> None:
+        self.notification = notification
+
+    @property
+    def target_user(self) -> Any:
+        return self.notification.target_user
+
+    @property
+    def trigger_user(self) -> Any:
+        return self.notification.trigger_user
+
+    @property
+    def content(self) -> Any:
+        return self.notification.content
+
+    @property
+    def data(self) -> Any:
+        return self.notification.data
+
+    def check_validity(self) -> bool:
+        """Return whether the notification should still be sent (False cancels it)."""
+        return True
+
+    def send(self) -> Any:
+        """Send the notification; return what the provider answered."""
+        result = self.transmit(self.build())
+        self.record(result)
+        return result
+
+    def build(self) -> Any:
+        """Return the payload to transmit. Must be implemented by a subclass."""
+        raise NotImplementedError(f"{type(self).__qualname__} must implement build() or send().")
+
+    def transmit(self, payload: Any) -> Any:
+        """Hand ``payload`` to the provider. Must be implemented by a subclass."""
+        raise NotImplementedError(f"{type(self).__qualname__} must implement transmit() or send().")
+
+    def record(self, result: Any) -> None:
+        """Keep what the provider answered (a message id, say). Does nothing by default."""
+
+    @classmethod
+    def trigger(
+        cls,
+        target_user: Any,
+        trigger_user: Any = None,
+        datetime_scheduled: datetime.datetime | None = None,
+        content: Model | None = None,
+        data: Any = None,
+        silent: bool = True,
+    ) -> Notification | None:
+        """Create a notification of this message for ``target_user``; see ``transmissions.trigger``."""
+        from transmissions.trigger import trigger
+
+        return trigger(
+            cls,
+            target_user,
+            trigger_user=trigger_user,
+            datetime_scheduled=datetime_scheduled,
+            content=content,
+            data=data,
+            silent=silent,
+        )
+
+
+__all__ = ["BaseChannel"]

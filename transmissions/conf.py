@@ -1,0 +1,50 @@
+"""Settings, read lazily so that ``override_settings`` just works.
+
+Every setting is optional; the defaults are below. ``checks.py`` validates them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    # Dotted path of the class that stores ``Notification.data``.
+    "TRANSMISSIONS_SERIALIZER": "transmissions.serializers.PickleSerializer",
+    # Notifications claimed per query by a worker.
+    "TRANSMISSIONS_BATCH_SIZE": 100,
+    # Seconds one ``process_all_notifications`` run may keep claiming batches;
+    # keep it well under the beat interval (60 s) so runs never pile up.
+    "TRANSMISSIONS_TIME_LIMIT": 45,
+    # Seconds a worker holds a claimed notification before it counts as abandoned.
+    "TRANSMISSIONS_LEASE_SECONDS": 600,
+    # What happens to a notification whose lease expired: "broken" (never sent
+    # twice: at-most-once) or "retry" (queued again: at-least-once).
+    "TRANSMISSIONS_EXPIRED_LEASE_POLICY": "broken",
+    # Attempts (including the first) before a transient channel error is FAILED.
+    "TRANSMISSIONS_MAX_ATTEMPTS": 5,
+    # Backoff after a transient error: RETRY_DELAY * 2**(attempt-1), at most RETRY_MAX_DELAY.
+    "TRANSMISSIONS_RETRY_DELAY": 60,
+    "TRANSMISSIONS_RETRY_MAX_DELAY": 3600,
+    # Where DefaultSMSMessage hands its messages.
+    "TRANSMISSIONS_SMS_BACKEND": "transmissions.channels.sms.ConsoleSMSBackend",
+}
+
+# The original package's spelling, still honoured.
+LEGACY_SERIALIZER_SETTING = "TRANSMISSION_SERIALIZER"
+
+
+def get(name: str) -> Any:
+    """Return the setting ``name``, or its default."""
+    if name == "TRANSMISSIONS_SERIALIZER":
+        return serializer_setting()[1]
+    return getattr(settings, name, DEFAULTS[name])
+
+
+def serializer_setting() -> tuple[str, Any]:
+    """Return ``(setting name, value)`` of the serializer setting in force."""
+    for name in ("TRANSMISSIONS_SERIALIZER", LEGACY_SERIALIZER_SETTING):
+        if hasattr(settings, name):
+            return name, getattr(settings, name)
+    return "TRANSMISSIONS_SERIALIZER", DEFAULTS["TRANSMISSIONS_SERIALIZER"]

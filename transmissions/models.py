@@ -1,0 +1,174 @@
+"""The Notification model: one row per message to one user on one channel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django_extensions.db.fields import ShortUUIDField
+
+from transmissions.exceptions import DataDecodeError, DataSerializationError
+from transmissions.querysets import NotificationQuerySet
+from transmissions.registry import TRIGGER_NAME_MAX_LENGTH
+from transmissions.serializers import get_serializer
+
+_UNSET = object()
+
+
+class Notification(models.Model):
+    class Status(models.IntegerChoices):
+        # Values as in the original package, so existing data keeps its meaning.
+        CREATED = 0, _("created")
+        SUCCESSFULLY_SENT = 1, _("successfully sent")
+        FAILED = -1, _("failed")
+        CANCELLED = -2, _("cancelled")
+        BROKEN = -3, _("broken")
+        # Held by a worker that is sending it; never a final state. An abandoned
+        # claim is taken back after TRANSMISSIONS_LEASE_SECONDS (see processing.py).
+        PROCESSING = 2, _("processing")
+
+    uuid = ShortUUIDField(unique=True, editable=False)
+    trigger_name = models.SlugField(max_length=TRIGGER_NAME_MAX_LENGTH, db_index=True)
+    target_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="notifications",
+        # Served by the (target_user, -datetime_created) index below.
+        db_index=False,
+    )
+    trigger_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="notifications_sent",
+    )
+    content_type = models.ForeignKey(
+        ContentType, on_delete=models.SET_NULL, null=True, blank=True, db_index=False
+    )
+    # Text, so that integer and UUID (or string) primary keys both fit.
+    object_id = models.CharField(max_length=64, null=True, blank=True)
+    content = GenericForeignKey("content_type", "object_id")
+    # The serialized bytes; read and write them through the ``data`` property.
+    data_bytes = models.BinaryField(db_column="data", null=True, blank=True, editable=False)
+    datetime_created = models.DateTimeField(default=timezone.now, editable=False)
+    datetime_scheduled = models.DateTimeField(default=timezone.now)
+    datetime_processed = models.DateTimeField(null=True, blank=True)
+    datetime_seen = models.DateTimeField(null=True, blank=True)
+    datetime_consumed = models.DateTimeField(null=True, blank=True)
+    status = models.SmallIntegerField(choices=Status.choices, default=Status.CREATED)
+    # Send attempts so far, counted when a worker claims the row.
+    attempts = models.PositiveSmallIntegerField(default=0, editable=False)
+    # While PROCESSING: when the worker's claim expires.
+    claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
+    # Unique while the row blocks new triggers of its behaviour (see behaviors.py);
+    # NULL otherwise. Every supported database allows many NULLs in a unique index.
+    dedup_key = models.CharField(max_length=255, null=True, blank=True, unique=True, editable=False)
+
+    objects = NotificationQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
+        indexes = [
+            # The due-query: status = CREATED AND datetime_scheduled <= now ORDER BY datetime_scheduled.
+            models.Index(fields=["status", "datetime_scheduled"], name="transmissions_due_idx"),
+            # A user's notifications, newest first.
+            models.Index(fields=["target_user", "-datetime_created"], name="transmissions_user_idx"),
+            models.Index(fields=["content_type", "object_id"], name="transmissions_content_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.trigger_name} to {self.target_user_id} ({self.get_status_display()})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # Data read (or set) through ``data`` may have been changed in place.
+        update_fields = kwargs.get("update_fields")
+        if "_data" in self.__dict__ and (update_fields is None or "data_bytes" in update_fields):
+            self.data_bytes = _dump(self.__dict__["_data"])
+        super().save(*args, **kwargs)
+
+    # -- data --------------------------------------------------------------------------
+
+    @property
+    def data(self) -> Any:
+        """The stored data, deserialized on first access; ``{}`` when none was given.
+
+        Raises DataDecodeError when the stored bytes cannot be read.
+        """
+        value = self.__dict__.get("_data", _UNSET)
+        if value is _UNSET:
+            raw = self.data_bytes
+            if raw is None:
+                value = {}
+            else:
+                try:
+                    value = get_serializer().loads(bytes(raw))
+                except Exception as exc:
+                    raise DataDecodeError(
+                        f"Notification {self.pk}: stored data cannot be read: {exc!r}"
+                    ) from exc
+            self.__dict__["_data"] = value
+        return value
+
+    @data.setter
+    def data(self, value: Any) -> None:
+        self.data_bytes = _dump(value)
+        self.__dict__["_data"] = {} if value is None else value
+
+    # -- state -------------------------------------------------------------------------
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status in (self.Status.CREATED, self.Status.PROCESSING)
+
+    @property
+    def message_class(self) -> type | None:
+        """The registered message class for ``trigger_name``, or None."""
+        from transmissions.registry import registry
+
+        return registry._classes.get(self.trigger_name)
+
+    def cancel(self) -> bool:
+        """End a waiting notification as CANCELLED, saved at once; return whether it was.
+
+        A processed notification, or one a worker is sending right now, is left as it is.
+        """
+        now = timezone.now()
+        changed = Notification.objects.filter(pk=self.pk, status=self.Status.CREATED).update(
+            status=self.Status.CANCELLED, datetime_processed=now, dedup_key=None
+        )
+        if changed:
+            self.status, self.datetime_processed, self.dedup_key = self.Status.CANCELLED, now, None
+        return bool(changed)
+
+    def mark_seen(self, when: Any = None) -> None:
+        """Set ``datetime_seen`` now (if not set yet) and save that field."""
+        if self.datetime_seen is None:
+            self.datetime_seen = when or timezone.now()
+            self.save(update_fields=["datetime_seen"])
+
+    def mark_consumed(self, when: Any = None) -> None:
+        """Set ``datetime_consumed`` (and ``datetime_seen`` if unset) and save them."""
+        if self.datetime_consumed is None:
+            when = when or timezone.now()
+            self.datetime_consumed = when
+            self.datetime_seen = self.datetime_seen or when
+            self.save(update_fields=["datetime_consumed", "datetime_seen"])
+
+
+def _dump(value: Any) -> bytes | None:
+    if value is None or (isinstance(value, dict) and not value):
+        return None
+    serializer = get_serializer()  # a bad setting stays ImproperlyConfigured
+    try:
+        return serializer.dumps(value)
+    except Exception as exc:
+        raise DataSerializationError(
+            f"The serializer cannot store this data ({type(exc).__name__}: {exc})."
+        ) from exc
