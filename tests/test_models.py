@@ -173,3 +173,15 @@ def test_due_and_str(user):
 
 def test_custom_user_model_is_used():
     assert Notification._meta.get_field("target_user").related_model is User
+
+
+def test_user_notifications_in_templates(user):
+    from django.template import Context, Template
+
+    DefaultMessage.trigger(user)
+    DefaultMessage.trigger(user)
+    process_all_notifications()
+    template = Template(
+        "{{ user.notifications.unseen_count }}|{% for n in user.notifications.sent %}{{ n.trigger_name }},{% endfor %}"
+    )
+    assert template.render(Context({"user": user})) == "2|default,default,"
