@@ -23,17 +23,6 @@ def test_email_without_address_is_cancelled():
     assert n.status == S.CANCELLED and mail.outbox == []
 
 
-@override_settings(EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend", EMAIL_PORT=1, EMAIL_TIMEOUT=1)
-def test_email_backend_error_is_failed():
-    n = MyEmailMessage.trigger(make_user())
-    channel = MyEmailMessage(n)
-    with pytest.raises(ChannelSendException, match="Email to ada@example.com failed"):
-        channel.send()
-    process_all_notifications()
-    n.refresh_from_db()
-    assert n.status == S.FAILED
-
-
 def test_sms_without_number_is_cancelled():
     n = WelcomeSMS.trigger(make_user(phone_number=""))
     process_all_notifications()
