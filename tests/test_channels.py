@@ -7,7 +7,6 @@ from tests.messages import MyEmailMessage, WelcomeSMS
 from tests.utils import make_user
 from transmissions.channels.base import BaseChannel
 from transmissions.channels.sms import SMS, ConsoleSMSBackend, outbox
-from transmissions.exceptions import ChannelSendException
 from transmissions.models import Notification
 from transmissions.processing import process_all_notifications
 

@@ -5,7 +5,7 @@ Ids transmissions.E020-E029 and W020-W029.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import re
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,7 +40,9 @@ def _is_sid(value: Any, prefix: str) -> bool:
 def _twilio_errors() -> list[checks.CheckMessage]:
     errors: list[checks.CheckMessage] = []
     hint = "See docs/channels.md, section Twilio."
-    if importlib.util.find_spec("twilio") is None:
+    try:
+        importlib.import_module("twilio.rest")
+    except ImportError:
         errors.append(
             checks.Error(
                 "TRANSMISSIONS_SMS_BACKEND is the Twilio backend but the twilio package is not installed.",
@@ -50,7 +52,9 @@ def _twilio_errors() -> list[checks.CheckMessage]:
         )
     sid = conf.get("TRANSMISSIONS_TWILIO_ACCOUNT_SID")
     if not _is_sid(sid, "AC"):
-        msg = f"TRANSMISSIONS_TWILIO_ACCOUNT_SID must be an account SID ('AC' and 32 hex digits), not {sid!r}."
+        msg = (
+            f"TRANSMISSIONS_TWILIO_ACCOUNT_SID must be an account SID ('AC' and 32 hex digits), not {sid!r}."
+        )
         errors.append(checks.Error(msg, hint=hint, id="transmissions.E021"))
     token = conf.get("TRANSMISSIONS_TWILIO_AUTH_TOKEN")
     if not isinstance(token, str) or not token:
@@ -63,7 +67,10 @@ def _twilio_errors() -> list[checks.CheckMessage]:
         msg = "Set TRANSMISSIONS_TWILIO_FROM_NUMBER or TRANSMISSIONS_TWILIO_MESSAGING_SERVICE_SID."
         errors.append(checks.Error(msg, hint=hint, id="transmissions.E023"))
     if sender and not (is_e164(sender) or (isinstance(sender, str) and _ALPHANUMERIC_SENDER.match(sender))):
-        msg = f"TRANSMISSIONS_TWILIO_FROM_NUMBER must be an E.164 number or an alphanumeric sender id, not {sender!r}."
+        msg = (
+            "TRANSMISSIONS_TWILIO_FROM_NUMBER must be an E.164 number or an alphanumeric "
+            f"sender id, not {sender!r}."
+        )
         errors.append(checks.Error(msg, id="transmissions.E024"))
     if service and not _is_sid(service, "MG"):
         msg = f"TRANSMISSIONS_TWILIO_MESSAGING_SERVICE_SID must be 'MG' and 32 hex digits, not {service!r}."
@@ -108,7 +115,7 @@ def _template_errors() -> list[checks.CheckMessage]:
             try:
                 get_template(name)
             except (TemplateDoesNotExist, TemplateSyntaxError) as exc:
-                msg = f"Message {trigger_name!r} ({cls.__qualname__}.{attribute}): template {name!r} {_why(exc)}"
+                msg = f"Message {trigger_name!r} ({cls.__name__}.{attribute}): template {name!r} {_why(exc)}"
                 errors.append(checks.Error(msg, obj=cls, id="transmissions.E028"))
     return errors
 

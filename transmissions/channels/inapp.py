@@ -34,7 +34,9 @@ class InAppMessage(TemplateContextMixin, BaseChannel):
     def get_text(self) -> str:
         """Return what the feed shows. Render ``template_name`` unless overridden."""
         if not self.template_name:
-            raise NotImplementedError(f"{type(self).__qualname__} must set template_name or implement get_text().")
+            raise NotImplementedError(
+                f"{type(self).__qualname__} must set template_name or implement get_text()."
+            )
         return render(self.template_name, self.get_context_data()).strip()
 
     def get_url(self) -> str | None:
