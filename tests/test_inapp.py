@@ -67,6 +67,8 @@ def test_feed_is_the_users_sent_inapp_notifications_newest_first_in_one_query():
     assert ada.notifications.feed().count() == 2
     assert Notification.objects.feed().count() == 3
     assert ada.notifications.feed().unseen_count() == 2
+    assert ada.notifications.feed().mark_seen() == 2
+    assert ada.notifications.feed().unseen_count() == 0
 
 
 def test_entry_of_a_notification_not_sent_yet_is_empty():
