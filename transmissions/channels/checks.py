@@ -124,7 +124,7 @@ def _why(exc: Exception) -> str:
     return "does not exist." if isinstance(exc, TemplateDoesNotExist) else f"does not compile: {exc}"
 
 
-@checks.register(checks.Tags.templates)
+@checks.register()
 def check_channels(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     errors = _template_errors()
     if _uses_twilio():

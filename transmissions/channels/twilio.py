@@ -60,7 +60,7 @@ class TwilioSMSBackend:
 
     def send(self, sms: SMS) -> str:
         """Create the Twilio Message for ``sms``; return its sid."""
-        from requests import ConnectionError, Timeout
+        import requests
         from twilio.base.exceptions import TwilioRestException
 
         params: dict[str, Any] = {"to": sms.to, "body": sms.body}
@@ -76,7 +76,7 @@ class TwilioSMSBackend:
             if exc.status == 429 or exc.status >= 500:
                 raise TransientChannelError(reason) from exc
             raise ChannelSendException(reason) from exc
-        except (ConnectionError, Timeout) as exc:
+        except (requests.ConnectionError, requests.Timeout) as exc:
             raise TransientChannelError(f"SMS to {sms.to} failed: {type(exc).__name__}: {exc}") from exc
         sms.provider_message_id = message.sid
         return str(message.sid)
