@@ -3,6 +3,7 @@
 from transmissions import TriggerBehavior, message
 from transmissions.channels.base import BaseChannel
 from transmissions.channels.email import DefaultEmailMessage
+from transmissions.channels.inapp import InAppMessage
 from transmissions.channels.sms import DefaultSMSMessage
 from transmissions.exceptions import ChannelSendException, TransientChannelError
 
@@ -110,3 +111,40 @@ class NoValidityMessage:
 
     def send(self):
         sent.append(("no-validity", self.notification.pk))
+
+
+@message("templated-email")
+class TemplatedEmail(DefaultEmailMessage):
+    subject_template_name = "tests/email/welcome_subject.txt"
+    text_template_name = "tests/email/welcome.txt"
+    html_template_name = "tests/email/welcome.html"
+    from_email = "Acme <hello@acme.test>"
+    reply_to = ["support@acme.test"]
+    headers = {"X-Campaign": "welcome"}
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(plan=self.data.get("plan", "free"), **kwargs)
+
+
+@message("html-only-email", subject="Your receipt")
+class HtmlOnlyEmail(DefaultEmailMessage):
+    html_template_name = "tests/email/welcome.html"
+
+
+@message("comment-inapp", behavior=TriggerBehavior.TRIGGER_ONCE_PER_CONTENT)
+class CommentInApp(InAppMessage):
+    template_name = "tests/inapp/comment.html"
+
+    def get_url(self):
+        return f"/articles/{self.content.pk}/"
+
+
+@message("badge-inapp")
+class BadgeInApp(InAppMessage):
+    def get_text(self):
+        return f"You earned the {self.data['badge']} badge"
+
+
+@message("bare-inapp")
+class BareInApp(InAppMessage):
+    """Neither template_name nor get_text(): a bug that ends FAILED."""

@@ -182,6 +182,7 @@ def test_user_notifications_in_templates(user):
     DefaultMessage.trigger(user)
     process_all_notifications()
     template = Template(
-        "{{ user.notifications.unseen_count }}|{% for n in user.notifications.sent %}{{ n.trigger_name }},{% endfor %}"
+        "{{ user.notifications.unseen_count }}|"
+        "{% for n in user.notifications.sent %}{{ n.trigger_name }},{% endfor %}"
     )
     assert template.render(Context({"user": user})) == "2|default,default,"

@@ -10,6 +10,7 @@ from django.core import checks
 from django.utils.module_loading import import_string
 
 from transmissions import conf
+from transmissions.channels import checks as channel_checks  # noqa: F401 - registers its checks
 
 
 def _error(msg: str, id: str, hint: str | None = None) -> checks.Error:

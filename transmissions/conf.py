@@ -29,6 +29,16 @@ DEFAULTS: dict[str, Any] = {
     "TRANSMISSIONS_RETRY_MAX_DELAY": 3600,
     # Where DefaultSMSMessage hands its messages.
     "TRANSMISSIONS_SMS_BACKEND": "transmissions.channels.sms.ConsoleSMSBackend",
+    # transmissions.channels.twilio.TwilioSMSBackend: credentials and sender. Set
+    # FROM_NUMBER (E.164 or an alphanumeric sender id) or MESSAGING_SERVICE_SID ("MG...").
+    "TRANSMISSIONS_TWILIO_ACCOUNT_SID": None,
+    "TRANSMISSIONS_TWILIO_AUTH_TOKEN": None,
+    "TRANSMISSIONS_TWILIO_FROM_NUMBER": None,
+    "TRANSMISSIONS_TWILIO_MESSAGING_SERVICE_SID": None,
+    # Seconds to wait for Twilio; a timeout is retried with backoff.
+    "TRANSMISSIONS_TWILIO_TIMEOUT": 10,
+    # Where the Messages API lives: change only for a proxy or a local stand-in.
+    "TRANSMISSIONS_TWILIO_API_URL": "https://api.twilio.com",
 }
 
 # The original package's spelling, still honoured.

@@ -43,6 +43,18 @@ class NotificationQuerySet(models.QuerySet):
     def for_user(self, user: AbstractBaseUser) -> NotificationQuerySet:
         return self.filter(target_user=user)
 
+    def feed(self, user: AbstractBaseUser | None = None) -> NotificationQuerySet:
+        """Sent in-app notifications (of ``user`` when given), newest first.
+
+        Each one's text is in ``notification.data["inapp"]``; see ``channels/inapp.py``.
+        """
+        from transmissions.channels.inapp import inapp_trigger_names
+
+        qs = self.sent().filter(trigger_name__in=inapp_trigger_names())
+        if user is not None:
+            qs = qs.filter(target_user=user)
+        return qs.order_by("-datetime_created", "-pk")
+
     def unseen(self) -> NotificationQuerySet:
         """Sent and not yet seen by its user."""
         return self.sent().filter(datetime_seen__isnull=True)

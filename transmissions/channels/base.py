@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from transmissions.behaviors import TriggerBehavior
@@ -11,6 +12,11 @@ if TYPE_CHECKING:
     from django.db.models import Model
 
     from transmissions.models import Notification
+
+
+# Set by ``transmissions.testing.capture()``: while set, ``send()`` hands it
+# ``(channel, payload)`` in place of transmitting. None outside such tests.
+capture_hook: Callable[[BaseChannel, Any], Any] | None = None
 
 
 class BaseChannel:
@@ -52,7 +58,10 @@ class BaseChannel:
 
     def send(self) -> Any:
         """Send the notification; return what the provider answered."""
-        result = self.transmit(self.build())
+        payload = self.build()
+        if capture_hook is not None:
+            return capture_hook(self, payload)
+        result = self.transmit(payload)
         self.record(result)
         return result
 

@@ -7,6 +7,8 @@ class with ``send_messages(messages)``. ``ConsoleSMSBackend`` (the default) prin
 
 from __future__ import annotations
 
+import logging
+import re
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -17,12 +19,24 @@ from transmissions import conf
 from transmissions.channels.base import BaseChannel
 from transmissions.exceptions import ChannelSendException
 
+logger = logging.getLogger("transmissions")
+
+# E.164: a plus, a country code that does not start with 0, at most 15 digits in all.
+_E164 = re.compile(r"^\+[1-9][0-9]{1,14}\Z")
+
+
+def is_e164(number: object) -> bool:
+    """Return whether ``number`` is a phone number in E.164 form (``+14155552671``)."""
+    return isinstance(number, str) and bool(_E164.match(number))
+
 
 @dataclass
 class SMS:
     to: str
     body: str
     sender: str | None = None
+    # Set by a backend whose provider names each message (Twilio's "SM..." sid).
+    provider_message_id: str | None = None
 
 
 class ConsoleSMSBackend:
@@ -55,17 +69,31 @@ class DefaultSMSMessage(BaseChannel):
     """Base of SMS messages: subclasses return the text from ``create_message()``.
 
     The number comes from ``get_phone_number()`` (the user's ``phone_number_field``
-    attribute by default); without one the notification is cancelled.
+    attribute by default) and must be in E.164 form (``+14155552671``); without one,
+    or with one in another form, the notification is cancelled. Override
+    ``get_phone_number()`` to read or normalise the number elsewhere.
     """
 
     phone_number_field = "phone_number"
-    sender: str | None = None
+    sender: str | None = None  # None: the backend's default sender
+
+    # What the provider called the last SMS sent (Twilio's message sid), set by record().
+    provider_message_id: str | None = None
 
     def get_phone_number(self) -> str:
+        """Return the number to send to, in E.164 form."""
         return getattr(self.target_user, self.phone_number_field, "") or ""
 
     def check_validity(self) -> bool:
-        return bool(self.get_phone_number())
+        number = self.get_phone_number()
+        if number and not is_e164(number):
+            logger.warning(
+                "Cancelling notification %s (%s): %r is not an E.164 phone number.",
+                self.notification.pk,
+                self.trigger_name,
+                number,
+            )
+        return is_e164(number)
 
     def create_message(self) -> str:
         """Return the text of the SMS. Must be implemented by a subclass."""
@@ -77,8 +105,18 @@ class DefaultSMSMessage(BaseChannel):
     def transmit(self, payload: Any) -> Any:
         backend = get_sms_backend()
         try:
-            return backend.send_messages([payload])
+            backend.send_messages([payload])
         except ChannelSendException:
-            raise
+            raise  # a backend that knows its provider decided (TransientChannelError or not)
         except Exception as exc:
             raise ChannelSendException(f"SMS to {payload.to} failed: {exc}") from exc
+        return payload
+
+    def record(self, result: Any) -> None:
+        self.provider_message_id = result.provider_message_id
+        logger.info(
+            "Sent notification %s (%s) as SMS %s.",
+            self.notification.pk,
+            self.trigger_name,
+            self.provider_message_id or "-",
+        )

@@ -1,0 +1,147 @@
+"""System checks of the channels: Twilio settings (E020-E027, W020) and message templates (E028)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.test.utils import override_settings
+
+from transmissions.channels.checks import check_channels
+from transmissions.channels.email import DefaultEmailMessage
+from transmissions.registry import message, registry
+
+TWILIO = {
+    "TRANSMISSIONS_SMS_BACKEND": "transmissions.channels.twilio.TwilioSMSBackend",
+    "TRANSMISSIONS_TWILIO_ACCOUNT_SID": "AC" + "a" * 32,
+    "TRANSMISSIONS_TWILIO_AUTH_TOKEN": "token",
+    "TRANSMISSIONS_TWILIO_FROM_NUMBER": "+14155552671",
+}
+
+
+def ids(**settings):
+    with override_settings(**settings):
+        return [m.id for m in check_channels()]
+
+
+def test_complete_twilio_settings_pass():
+    assert ids(**TWILIO) == []
+    assert ids(**{**TWILIO, "TRANSMISSIONS_TWILIO_FROM_NUMBER": "ACME Shop"}) == []
+    assert ids(**{**TWILIO, "TRANSMISSIONS_TWILIO_API_URL": "http://127.0.0.1:8080"}) == []
+
+
+def test_twilio_settings_are_not_checked_with_another_backend():
+    assert ids(TRANSMISSIONS_TWILIO_ACCOUNT_SID="nonsense") == []
+    assert ids(TRANSMISSIONS_SMS_BACKEND="no.such.Backend") == []  # transmissions.E009's job
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({"TRANSMISSIONS_TWILIO_ACCOUNT_SID": None}, "transmissions.E021"),
+        ({"TRANSMISSIONS_TWILIO_ACCOUNT_SID": "SK" + "a" * 32}, "transmissions.E021"),
+        ({"TRANSMISSIONS_TWILIO_AUTH_TOKEN": ""}, "transmissions.E022"),
+        ({"TRANSMISSIONS_TWILIO_FROM_NUMBER": None}, "transmissions.E023"),
+        ({"TRANSMISSIONS_TWILIO_FROM_NUMBER": "0044 20 7946 0958"}, "transmissions.E024"),
+        ({"TRANSMISSIONS_TWILIO_FROM_NUMBER": "ACME Shop Ltd"}, "transmissions.E024"),
+        ({"TRANSMISSIONS_TWILIO_MESSAGING_SERVICE_SID": "MG123"}, "transmissions.E025"),
+        ({"TRANSMISSIONS_TWILIO_TIMEOUT": 0}, "transmissions.E026"),
+        ({"TRANSMISSIONS_TWILIO_TIMEOUT": True}, "transmissions.E026"),
+        ({"TRANSMISSIONS_TWILIO_API_URL": "api.twilio.com"}, "transmissions.E027"),
+        ({"TRANSMISSIONS_TWILIO_API_URL": None}, "transmissions.E027"),
+        ({"TRANSMISSIONS_TWILIO_API_URL": "http://twilio-proxy.internal"}, "transmissions.W020"),
+    ],
+)
+def test_bad_twilio_settings(settings, expected):
+    assert ids(**{**TWILIO, **settings}) == [expected]
+
+
+def test_messaging_service_alone_is_enough():
+    service = {
+        "TRANSMISSIONS_TWILIO_FROM_NUMBER": None,
+        "TRANSMISSIONS_TWILIO_MESSAGING_SERVICE_SID": "MG" + "b" * 32,
+    }
+    assert ids(**{**TWILIO, **service}) == []
+
+
+@pytest.fixture
+def broken_templates():
+    @message("check-missing-template")
+    class MissingTemplate(DefaultEmailMessage):
+        html_template_name = "tests/email/no-such-template.html"
+
+    @message("check-bad-template")
+    class BadTemplate(DefaultEmailMessage):
+        text_template_name = "tests/email/broken.txt"
+
+    yield
+    registry.unregister("check-missing-template")
+    registry.unregister("check-bad-template")
+
+
+def test_missing_or_broken_template_is_an_error(broken_templates):
+    errors = check_channels()
+    assert [e.id for e in errors] == ["transmissions.E028", "transmissions.E028"]
+    assert "Message 'check-bad-template' (BadTemplate.text_template_name): template " in errors[0].msg
+    assert "does not compile" in errors[0].msg
+    assert errors[1].msg.endswith("template 'tests/email/no-such-template.html' does not exist.")
+
+
+def test_check_command_fails_on_missing_twilio_credentials():
+    with override_settings(**{**TWILIO, "TRANSMISSIONS_TWILIO_AUTH_TOKEN": None}):
+        with pytest.raises(SystemCheckError, match="transmissions.E022"):
+            call_command("check")
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Python run in a subprocess where the twilio package cannot be imported, as in a
+# project installed without the [twilio] extra.
+WITHOUT_TWILIO = """
+import sys
+class NoTwilio:
+    def find_spec(self, name, path=None, target=None):
+        if name == "twilio" or name.startswith("twilio."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, NoTwilio())
+"""
+
+
+def run_without_twilio(code, **env):
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", **env}
+    return subprocess.run(
+        [sys.executable, "-c", WITHOUT_TWILIO + code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_core_and_channels_import_without_twilio():
+    result = run_without_twilio(
+        "import django; django.setup()\n"
+        "import transmissions.channels.email, transmissions.channels.sms, transmissions.channels.inapp\n"
+        "import transmissions.channels.twilio, transmissions.testing, transmissions.tasks\n"
+        "from django.core.management import call_command; call_command('check')\n"
+        "assert not any(m == 'twilio' or m.startswith('twilio.') for m in sys.modules), 'twilio imported'\n"
+        "print('ok')\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("ok")
+
+
+def test_twilio_backend_without_the_package_is_check_error_e020():
+    settings = "".join(f"setattr(settings, {k!r}, {v!r})\n" for k, v in TWILIO.items())
+    result = run_without_twilio(
+        "import django; django.setup()\nfrom django.conf import settings\n"
+        + settings
+        + "from transmissions.channels.checks import check_channels\n"
+        "print([e.id for e in check_channels()])\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['transmissions.E020']"

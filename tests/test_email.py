@@ -1,0 +1,174 @@
+"""The email channel, end to end through Django's SMTP backend to a real SMTP server on loopback."""
+
+import smtplib
+
+import pytest
+from django.core import mail
+from django.test.utils import override_settings
+
+from tests.messages import HtmlOnlyEmail, MyEmailMessage, TemplatedEmail
+from tests.servers import SilentServer, SMTPServer, closed_port
+from tests.utils import make_user
+from transmissions.channels.email import smtp_error
+from transmissions.exceptions import ChannelSendException, TransientChannelError
+from transmissions.models import Notification
+from transmissions.processing import process_all_notifications
+
+pytestmark = pytest.mark.django_db
+S = Notification.Status
+
+
+def smtp(port, **extra):
+    settings = {
+        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "EMAIL_HOST": "127.0.0.1",
+        "EMAIL_PORT": port,
+        "EMAIL_TIMEOUT": 2,
+        "DEFAULT_FROM_EMAIL": "noreply@acme.test",
+    }
+    return override_settings(**{**settings, **extra})
+
+
+@pytest.fixture
+def server():
+    with SMTPServer() as server, smtp(server.port):
+        yield server
+
+
+def status(n):
+    n.refresh_from_db()
+    return n.status
+
+
+def test_readme_email_arrives_over_smtp(server):
+    user = make_user(email="ada@example.com")
+    n = MyEmailMessage.trigger(user)
+    assert process_all_notifications() == 1
+    assert status(n) == S.SUCCESSFULLY_SENT
+    [(envelope, received)] = server.handler.messages
+    assert envelope.rcpt_tos == ["ada@example.com"]
+    assert envelope.mail_from == "noreply@acme.test"
+    assert received["Subject"] == "Hello world!"
+    assert received.get_content_type() == "text/plain"
+    assert received.get_content().strip() == "Hey, let me type a message later"
+
+
+def test_templated_email_arrives_with_text_and_html_parts(server):
+    ada = make_user(first_name="Ada O'Brien <3")
+    bob = make_user("bob")
+    n = TemplatedEmail.trigger(ada, trigger_user=bob, data={"plan": "pro"})
+    process_all_notifications()
+    assert status(n) == S.SUCCESSFULLY_SENT
+    [(envelope, received)] = server.handler.messages
+    assert envelope.rcpt_tos == ["ada@example.com"]
+    assert envelope.mail_from == "hello@acme.test"
+    # Plain text is not HTML-escaped; the multi-line subject template is one line.
+    assert received["Subject"] == "Welcome Ada O'Brien <3, from bob"
+    assert received["From"] == "Acme <hello@acme.test>"
+    assert received["Reply-To"] == "support@acme.test"
+    assert received["X-Campaign"] == "welcome"
+    assert received.get_content_type() == "multipart/alternative"
+    # Lines end in CRLF on the wire.
+    text = received.get_body(preferencelist=("plain",)).get_content().replace("\r\n", "\n")
+    html = received.get_body(preferencelist=("html",)).get_content().replace("\r\n", "\n")
+    assert text == "Hi Ada O'Brien <3,\nyour plan: pro.\n"
+    assert html == "<p>Hi <b>Ada O&#x27;Brien &lt;3</b>, your plan: pro.</p>\n"
+
+
+def test_record_keeps_the_message_id_that_arrived(server):
+    n = TemplatedEmail.trigger(make_user())
+    channel = TemplatedEmail(Notification.objects.get(pk=n.pk))
+    channel.send()
+    [(_, received)] = server.handler.messages
+    assert channel.provider_message_id == received["Message-ID"]
+    assert channel.provider_message_id.startswith("<") and channel.provider_message_id.endswith(">")
+
+
+def test_html_only_email_gets_a_text_part_without_tags():
+    n = HtmlOnlyEmail.trigger(make_user(first_name="Ada"))
+    process_all_notifications()
+    assert status(n) == S.SUCCESSFULLY_SENT
+    [email] = mail.outbox
+    assert email.subject == "Your receipt"
+    assert email.body == "Hi Ada, your plan: free.\n"
+    assert email.alternatives[0][1] == "text/html"
+
+
+@pytest.mark.parametrize(
+    ("rcpt_reply", "data_reply", "expected", "reason"),
+    [
+        ("550 5.1.1 <ada@example.com>: no such user", None, S.FAILED, "no such user"),
+        ("450 4.2.0 mailbox busy", None, S.CREATED, "mailbox busy"),
+        (None, "451 4.3.0 try again later", S.CREATED, "try again later"),
+        (None, "554 5.7.1 message refused as spam", S.FAILED, "refused as spam"),
+    ],
+)
+def test_smtp_replies_map_to_outcomes(server, caplog, rcpt_reply, data_reply, expected, reason):
+    server.handler.rcpt_reply, server.handler.data_reply = rcpt_reply, data_reply
+    n = MyEmailMessage.trigger(make_user())
+    process_all_notifications()
+    assert status(n) == expected
+    assert server.handler.messages == []
+    assert reason in caplog.text
+    if expected == S.CREATED:  # retried later, with backoff
+        assert n.attempts == 1 and n.datetime_processed is None
+        assert "Retrying notification" in caplog.text
+
+
+def test_refused_connection_is_retried(caplog):
+    with smtp(closed_port()):
+        n = MyEmailMessage.trigger(make_user())
+        with pytest.raises(TransientChannelError, match="Email to ada@example.com failed: ConnectionRefused"):
+            MyEmailMessage(n).send()
+        process_all_notifications()
+    assert status(n) == S.CREATED and n.attempts == 1
+
+
+def test_server_that_never_answers_times_out_and_is_retried():
+    with SilentServer() as silent, smtp(silent.port, EMAIL_TIMEOUT=0.3):
+        n = MyEmailMessage.trigger(make_user())
+        with pytest.raises(TransientChannelError, match="timed out"):
+            MyEmailMessage(n).send()
+
+
+def test_retries_end_failed_after_max_attempts():
+    with smtp(closed_port()), override_settings(TRANSMISSIONS_MAX_ATTEMPTS=1):
+        n = MyEmailMessage.trigger(make_user())
+        process_all_notifications()
+    assert status(n) == S.FAILED
+
+
+@pytest.mark.parametrize(
+    ("exc", "transient"),
+    [
+        (smtplib.SMTPRecipientsRefused({"a@x": (550, b"no")}), False),
+        (smtplib.SMTPRecipientsRefused({"a@x": (450, b"busy"), "b@x": (451, b"later")}), True),
+        (smtplib.SMTPRecipientsRefused({"a@x": (450, b"busy"), "b@x": (550, b"no")}), False),
+        (smtplib.SMTPAuthenticationError(535, b"bad credentials"), False),
+        (smtplib.SMTPSenderRefused(421, b"closing", "me@x"), True),
+        (smtplib.SMTPServerDisconnected("gone"), True),
+        (smtplib.SMTPNotSupportedError("STARTTLS"), False),
+        (TimeoutError("timed out"), True),
+        (ValueError("bad header"), False),
+    ],
+)
+def test_smtp_error_classification(exc, transient):
+    error = smtp_error(exc, "Email to a@x failed")
+    assert isinstance(error, ChannelSendException)
+    assert isinstance(error, TransientChannelError) is transient
+    assert str(error).startswith(f"Email to a@x failed: {type(exc).__name__}")
+
+
+class ZeroBackend:
+    def __init__(self, **kwargs):
+        pass
+
+    def send_messages(self, messages):
+        return 0
+
+
+@override_settings(EMAIL_BACKEND="tests.test_email.ZeroBackend")
+def test_backend_that_sends_nothing_is_failed():
+    n = MyEmailMessage.trigger(make_user())
+    with pytest.raises(ChannelSendException, match="the backend sent nothing"):
+        MyEmailMessage(n).send()
