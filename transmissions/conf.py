@@ -29,6 +29,10 @@ DEFAULTS: dict[str, Any] = {
     "TRANSMISSIONS_RETRY_MAX_DELAY": 3600,
     # Where DefaultSMSMessage hands its messages.
     "TRANSMISSIONS_SMS_BACKEND": "transmissions.channels.sms.ConsoleSMSBackend",
+    # Device types PushMessage sends to: any of "webpush", "fcm", "apns".
+    "TRANSMISSIONS_PUSH_SERVICES": ["webpush", "fcm", "apns"],
+    # Seconds a push provider keeps a message for a device that is offline.
+    "TRANSMISSIONS_PUSH_TTL": 86400,
 }
 
 # The original package's spelling, still honoured.
