@@ -83,9 +83,10 @@ def _check_library(services: list[str]) -> list[checks.CheckMessage]:
                 hint,
             )
         ]
-    from push_notifications.conf import LegacyConfig, get_manager
-
     try:
+        # Importing the module already builds django-push-notifications' config manager.
+        from push_notifications.conf import LegacyConfig, get_manager
+
         manager = get_manager()
     except ImproperlyConfigured as exc:
         return [_error(f"PUSH_NOTIFICATIONS_SETTINGS: {exc}", "transmissions.E032")]
@@ -107,11 +108,19 @@ def _check_library(services: list[str]) -> list[checks.CheckMessage]:
     return errors
 
 
+def _get(getter: Any) -> Any:
+    # The legacy config raises ImproperlyConfigured for a key deleted from its defaults.
+    try:
+        return getter(None)
+    except ImproperlyConfigured:
+        return None
+
+
 def _check_webpush(manager: Any) -> list[checks.CheckMessage]:
     from py_vapid import Vapid
 
     errors: list[checks.CheckMessage] = []
-    key = manager.get_wp_private_key(None)
+    key = _get(manager.get_wp_private_key)
     hint = "Generate a VAPID key pair (vapid --gen) and set PUSH_NOTIFICATIONS_SETTINGS['WP_PRIVATE_KEY']."
     if not key:
         errors.append(
@@ -131,7 +140,7 @@ def _check_webpush(manager: Any) -> list[checks.CheckMessage]:
                     hint,
                 )
             )
-    claims = manager.get_wp_claims(None)
+    claims = _get(manager.get_wp_claims)
     sub = claims.get("sub") if isinstance(claims, dict) else None
     if not isinstance(sub, str) or not sub.startswith(("mailto:", "https:")):
         errors.append(
@@ -148,7 +157,7 @@ def _check_webpush(manager: Any) -> list[checks.CheckMessage]:
 def _check_fcm(manager: Any) -> list[checks.CheckMessage]:
     import firebase_admin
 
-    if manager.get_firebase_app(None) is not None:
+    if _get(manager.get_firebase_app) is not None:
         return []
     try:
         firebase_admin.get_app()
@@ -166,24 +175,15 @@ def _check_fcm(manager: Any) -> list[checks.CheckMessage]:
 
 def _check_apns(manager: Any) -> list[checks.CheckMessage]:
     errors: list[checks.CheckMessage] = []
-    try:
-        topic = manager.get_apns_topic(None)
-    except ImproperlyConfigured:
-        topic = None
-    if not topic:
+    if not _get(manager.get_apns_topic):
         errors.append(
             _error(
                 "APNs needs PUSH_NOTIFICATIONS_SETTINGS['APNS_TOPIC'] (the app's bundle id).",
                 "transmissions.E036",
             )
         )
-    certificate = None
     if not manager.has_auth_token_creds(None):
-        try:
-            certificate = manager.get_apns_certificate(None)
-        except ImproperlyConfigured:
-            pass
-        if not certificate:
+        if not _get(manager.get_apns_certificate):
             errors.append(
                 _error(
                     "APNs needs credentials: APNS_AUTH_KEY_PATH, APNS_AUTH_KEY_ID and APNS_TEAM_ID, "
