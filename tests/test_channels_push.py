@@ -22,7 +22,7 @@ def test_build_takes_title_body_data_and_ttl():
     assert CommentPush(n).build() == PushPayload(
         title="New comment",
         body="Grace commented on your post",
-        data={"notification": n.uuid, "trigger_name": "push-comment", "comment_id": "7"},
+        data={"notification_uuid": n.uuid, "trigger_name": "push-comment", "comment_id": "7"},
         ttl=86400,
     )
     with override_settings(TRANSMISSIONS_PUSH_TTL=600):

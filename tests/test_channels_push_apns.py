@@ -80,8 +80,8 @@ def test_alert_data_and_expiry_reach_apns(apns):
     assert apns.topics == ["invalid.transmissions.tests"]
     assert request.device_token == "ok-1"
     assert request.message["aps"]["alert"] == {"title": "New comment", "body": "Grace commented on your post"}
-    assert {k: request.message[k] for k in ("notification", "trigger_name", "comment_id")} == {
-        "notification": n.uuid,
+    assert {k: request.message[k] for k in ("notification_uuid", "trigger_name", "comment_id")} == {
+        "notification_uuid": n.uuid,
         "trigger_name": "push-comment",
         "comment_id": 42,
     }

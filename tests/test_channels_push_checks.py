@@ -109,7 +109,9 @@ def test_per_application_settings_are_left_to_push_notifications(firebase, dpn):
     assert type(get_manager()).__name__ == "AppConfig"
 
 
-@pytest.mark.parametrize(("library", "service"), [("pywebpush", "webpush"), ("aioapns", "apns")])
+@pytest.mark.parametrize(
+    ("library", "service"), [("pywebpush", "webpush"), ("firebase_admin", "fcm"), ("aioapns", "apns")]
+)
 def test_a_missing_library(firebase, monkeypatch, library, service):
     # None in sys.modules is how Python marks a module as not importable.
     monkeypatch.setitem(sys.modules, library, None)
@@ -142,7 +144,7 @@ def test_a_key_file_and_a_certificate_are_accepted(firebase, dpn, tmp_path):
     vapid = Vapid()
     vapid.generate_keys()
     vapid.save_key(str(key_file))
-    dpn(WP_PRIVATE_KEY=str(key_file), APNS_AUTH_KEY_PATH=DELETE, APNS_CERTIFICATE="/etc/apns.pem")
+    dpn(WP_PRIVATE_KEY=key_file, APNS_AUTH_KEY_PATH=DELETE, APNS_CERTIFICATE="/etc/apns.pem")
     assert ids() == []
 
 

@@ -115,7 +115,7 @@ def test_title_body_and_data_reach_fcm(fcm):
     assert sent["token"] == "ok-1"
     assert sent["notification"] == {"title": "New comment", "body": "Grace commented on your post"}
     # FCM data values are strings: the int comment id is sent JSON-encoded.
-    assert sent["data"] == {"notification": n.uuid, "trigger_name": "push-comment", "comment_id": "42"}
+    assert sent["data"] == {"notification_uuid": n.uuid, "trigger_name": "push-comment", "comment_id": "42"}
     assert sent["android"] == {"ttl": "86400s"}
 
 

@@ -3,8 +3,10 @@
 import logging
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from django.conf import settings
 from push_notifications.models import WebPushDevice
+from py_vapid.utils import b64urlencode
 
 from tests.push_messages import CommentPush, WebOnlyPush
 from tests.push_server import PushService, vapid_public_key
@@ -52,7 +54,7 @@ def test_push_is_encrypted_signed_and_decrypted_by_the_service(push_service):
     assert got.payload == {
         "title": "New comment",
         "body": "Grace commented on your post",
-        "data": {"notification": n.uuid, "trigger_name": "push-comment", "comment_id": "42"},
+        "data": {"notification_uuid": n.uuid, "trigger_name": "push-comment", "comment_id": "42"},
     }
 
 
@@ -217,3 +219,28 @@ def test_a_subscription_of_other_keys_cannot_be_decrypted(push_service):
     [got] = push_service.received
     assert got.payload is None
     assert got.problem == "ECEException: Decryption error: InvalidTag()"
+
+
+def test_a_pem_key_file_as_vapid_generates_it(tmp_path, monkeypatch):
+    # What `vapid --gen` writes and the docs show: WP_PRIVATE_KEY as a path to a PEM file.
+    from push_notifications.settings import PUSH_NOTIFICATIONS_SETTINGS
+    from py_vapid import Vapid
+
+    vapid = Vapid()
+    vapid.generate_keys()
+    vapid.save_key(str(tmp_path / "private_key.pem"))
+    monkeypatch.setitem(PUSH_NOTIFICATIONS_SETTINGS, "WP_PRIVATE_KEY", tmp_path / "private_key.pem")
+    public = vapid.public_key.public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    with PushService(b64urlencode(public)) as service:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", service.ca_file)
+        user = make_user()
+        browser(service, user, "ok")
+        n = due(WebOnlyPush, user)
+
+        process_all_notifications()
+
+    n.refresh_from_db()
+    assert n.status == Notification.Status.SUCCESSFULLY_SENT
+    assert service.received[0].payload["title"] == "Web only"

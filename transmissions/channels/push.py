@@ -105,7 +105,7 @@ class PushMessage(BaseChannel):
         By default the notification's uuid and trigger name, so that the app can call
         back to mark it seen. FCM needs string values: others are sent JSON-encoded.
         """
-        return {"notification": str(self.notification.uuid), "trigger_name": self.trigger_name}
+        return {"notification_uuid": str(self.notification.uuid), "trigger_name": self.trigger_name}
 
     def get_services(self) -> list[str]:
         services = self.push_services

@@ -131,7 +131,8 @@ def _check_webpush(manager: Any) -> list[checks.CheckMessage]:
     else:
         try:
             # The forms pywebpush accepts: a key file, or the key as a string (raw or DER).
-            Vapid.from_file(key) if isinstance(key, str) and os.path.isfile(key) else Vapid.from_string(key)
+            is_file = isinstance(key, str | os.PathLike) and os.path.isfile(key)
+            Vapid.from_file(key) if is_file else Vapid.from_string(key)
         except Exception as exc:
             errors.append(
                 _error(
