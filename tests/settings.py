@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "push_notifications",
     "transmissions",
     "tests",
 ]
@@ -72,3 +73,26 @@ TEMPLATES = [
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 TRANSMISSIONS_SMS_BACKEND = "transmissions.channels.sms.LocmemSMSBackend"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def _vapid_private_key():
+    # A fresh VAPID key per run, in the raw base64url form pywebpush accepts; the Web Push
+    # tests read it back to verify the signature the test push service receives.
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from py_vapid.utils import b64urlencode
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    return b64urlencode(key.private_numbers().private_value.to_bytes(32, "big"))
+
+
+# django-push-notifications reads this dict once, at import: tests change it in place.
+PUSH_NOTIFICATIONS_SETTINGS = {
+    "WP_PRIVATE_KEY": _vapid_private_key(),
+    "WP_CLAIMS": {"sub": "mailto:push-tests@transmissions.invalid"},
+    "WP_ERROR_TIMEOUT": 5,
+    # APNs is never reached from the tests (no network); the checks only need these set.
+    "APNS_TOPIC": "invalid.transmissions.tests",
+    "APNS_AUTH_KEY_PATH": "/nonexistent/AuthKey_TESTS.p8",
+    "APNS_AUTH_KEY_ID": "TESTKEYID0",
+    "APNS_TEAM_ID": "TESTTEAM00",
+}

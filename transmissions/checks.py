@@ -79,6 +79,14 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     return errors
 
 
+@checks.register()
+def check_push(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    # Its own module: it looks at django-push-notifications, an optional extra.
+    from transmissions.channels.push_checks import check_push_settings
+
+    return check_push_settings()
+
+
 def _warnings() -> list[checks.CheckMessage]:
     warnings: list[checks.CheckMessage] = []
     legacy = conf.LEGACY_SERIALIZER_SETTING

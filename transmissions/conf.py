@@ -39,6 +39,10 @@ DEFAULTS: dict[str, Any] = {
     "TRANSMISSIONS_TWILIO_TIMEOUT": 10,
     # Where the Messages API lives: change only for a proxy or a local stand-in.
     "TRANSMISSIONS_TWILIO_API_URL": "https://api.twilio.com",
+    # Device types PushMessage sends to: any of "webpush", "fcm", "apns".
+    "TRANSMISSIONS_PUSH_SERVICES": ["webpush", "fcm", "apns"],
+    # Seconds a push provider keeps a message for a device that is offline.
+    "TRANSMISSIONS_PUSH_TTL": 86400,
 }
 
 # The original package's spelling, still honoured.
