@@ -110,3 +110,15 @@ class NoValidityMessage:
 
     def send(self):
         sent.append(("no-validity", self.notification.pk))
+
+
+# The inbox's text (``{% notification_text %}``): a method, an attribute, or neither.
+@message("inbox-method")
+class InboxMethodMessage(RecordingChannel):
+    def inbox_text(self):
+        return f"About {self.content.title if self.content else 'nothing'} for {self.target_user.username}"
+
+
+@message("inbox-attribute")
+class InboxAttributeMessage(RecordingChannel):
+    inbox_text = "A plain attribute"

@@ -23,8 +23,9 @@ from transmissions.querysets import NotificationQuerySet
 def inbox_queryset(user: Any) -> NotificationQuerySet:
     """Return ``user``'s sent notifications, newest first, ready to render."""
     return (
-        user.notifications.sent()
-        .select_related("trigger_user", "content_type")
+        Notification.objects.for_user(user)
+        .sent()
+        .select_related("target_user", "trigger_user", "content_type")
         .prefetch_related("content")
         .order_by("-datetime_created", "-pk")
     )
@@ -47,11 +48,11 @@ class NotificationListView(LoginRequiredMixin, ListView):
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         response = super().get(request, *args, **kwargs)
-        # Read this page's rows (with their old datetime_seen) before marking.
-        page = response.context_data["page_obj"]  # type: ignore[attr-defined]
-        if page is not None:
-            page.object_list = list(page.object_list)
-        request.user.notifications.sent().mark_seen()  # type: ignore[union-attr]
+        # Fetch the rows shown (with their old datetime_seen) before marking: the template
+        # iterates this same, now cached, queryset (the page's, when paginated).
+        len(response.context_data["object_list"])  # type: ignore[attr-defined]
+        user: Any = request.user  # signed in: LoginRequiredMixin
+        Notification.objects.for_user(user).sent().mark_seen()
         return response
 
 
@@ -65,10 +66,8 @@ class NotificationOpenView(LoginRequiredMixin, View):
     fallback_url = "transmissions:inbox"
 
     def get(self, request: HttpRequest, uuid: str) -> HttpResponseRedirect:
-        notification: Notification = get_object_or_404(
-            request.user.notifications.sent(),  # type: ignore[union-attr]
-            uuid=uuid,
-        )
+        user: Any = request.user  # signed in: LoginRequiredMixin
+        notification = get_object_or_404(Notification.objects.for_user(user).sent(), uuid=uuid)
         notification.mark_consumed()
         content = notification.content
         get_url = getattr(content, "get_absolute_url", None)

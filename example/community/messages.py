@@ -88,7 +88,8 @@ class DraftReminder(DefaultEmailMessage):
 class LikesUpdate(InAppMessage):
     def inbox_text(self):
         likes = self.data.get("likes", 0)
-        return f"Your posts now have {likes} like{'s' if likes != 1 else ''} (latest on “{_title(self.content)}”)"
+        plural = "s" if likes != 1 else ""
+        return f"Your posts now have {likes} like{plural} (latest on “{_title(self.content)}”)"
 
 
 # A one-time sign-in code: a secret, so the row is deleted once it is sent.

@@ -37,3 +37,6 @@ class Comment(models.Model):
 
     class Meta:
         ordering = ["created", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.author} on {self.post}"

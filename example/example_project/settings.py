@@ -14,7 +14,7 @@ from celery.schedules import crontab
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("EXAMPLE_DATA_DIR") or BASE_DIR)
 
-SECRET_KEY = "example-project-only-not-a-secret"  # noqa: S105 - a demo on loopback
+SECRET_KEY = "example-project-only-not-a-secret"  # a demo on loopback only
 DEBUG = os.environ.get("EXAMPLE_DEBUG", "1") == "1"
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
 

@@ -23,6 +23,7 @@ from transmissions.models import Notification
 from transmissions.tasks import process_all_notifications
 
 EXAMPLE_DIR = Path(__file__).resolve().parents[2]
+CREATED = Notification.Status.CREATED
 TICK = 1.0  # seconds between two "beats"
 
 
@@ -34,7 +35,7 @@ def check_broker(url):
         with Connection(url, connect_timeout=3) as conn:
             conn.ensure_connection(max_retries=1, timeout=3)
     except ImportError as exc:
-        raise CommandError(f"CELERY_BROKER_URL={url}: {exc}. Install the client: pip install -e '.[example]'.")
+        raise CommandError(f"CELERY_BROKER_URL={url}: {exc}. Run: pip install -e '.[example]'.") from exc
     except Exception as exc:
         raise CommandError(
             f"CELERY_BROKER_URL={url} is not reachable ({type(exc).__name__}: {exc}). "
@@ -42,12 +43,12 @@ def check_broker(url):
         ) from exc
 
 
-def start_worker():
-    """Start a Celery worker for the example project; return the process."""
+def start_worker(queue):
+    """Start a Celery worker for the example project, consuming ``queue``; return the process."""
     cmd = [
         sys.executable, "-m", "celery", "-A", "example_project", "worker",
         "--loglevel=WARNING", "--concurrency=2", "--without-gossip", "--without-mingle",
-        "--without-heartbeat", "--queues", settings.CELERY_TASK_DEFAULT_QUEUE,
+        "--without-heartbeat", "--queues", queue,
         "--hostname", f"demo-{os.getpid()}@%h",
     ]  # fmt: skip
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "")}
@@ -55,13 +56,20 @@ def start_worker():
     return subprocess.Popen(cmd, cwd=EXAMPLE_DIR, env=env, stdout=subprocess.DEVNULL)
 
 
-def stop_worker(worker):
+def stop_worker(worker, queue):
     worker.terminate()  # SIGTERM: Celery's warm shutdown finishes the running task
     try:
         worker.wait(timeout=30)
     except subprocess.TimeoutExpired:
         worker.kill()
         worker.wait()
+    # Drop the beats nobody needs any more, and the queue with them.
+    from kombu import Exchange, Queue
+
+    with process_all_notifications.app.connection_for_write() as conn:
+        bound = Queue(queue, Exchange(queue), routing_key=queue)(conn.default_channel)
+        bound.declare()  # so that the channel knows the bindings it must remove
+        bound.delete()
 
 
 class Reporter(threading.Thread):
@@ -89,13 +97,16 @@ class Reporter(threading.Thread):
 def process(since, created, progress, timeout):
     """Send the task until no notification created since ``since`` is waiting."""
     waiting = Notification.objects.filter(datetime_created__gte=since).pending()
-    worker = start_worker() if settings.CELERY_BROKER_URL else None
+    # A queue of this run's own: another demo's worker on the same broker must not
+    # take our task (it would process its own database, not ours).
+    queue = f"{settings.CELERY_TASK_DEFAULT_QUEUE}-{os.getpid()}"
+    worker = start_worker(queue) if settings.CELERY_BROKER_URL else None
     reporter = Reporter(progress, waiting, created)
     reporter.start()
     deadline = time.monotonic() + timeout
     try:
         while True:
-            next_due = waiting.filter(status=Notification.Status.CREATED).aggregate(t=Min("datetime_scheduled"))["t"]
+            next_due = waiting.filter(status=CREATED).aggregate(t=Min("datetime_scheduled"))["t"]
             if next_due is None and not waiting.exists():
                 break
             if time.monotonic() > deadline:
@@ -103,11 +114,12 @@ def process(since, created, progress, timeout):
             if worker is not None and worker.poll() is not None:
                 raise CommandError(f"The Celery worker exited with code {worker.returncode}.")
             if next_due is not None and next_due <= timezone.now():
-                process_all_notifications.delay()  # eager: runs here and now
+                # Eager (no broker): the task runs here and now.
+                process_all_notifications.apply_async(queue=queue)
             time.sleep(TICK)
     finally:
         reporter.stopped.set()
         reporter.join()
         if worker is not None:
-            stop_worker(worker)
+            stop_worker(worker, queue)
     reporter.report()

@@ -19,7 +19,7 @@ from community.messages import (
 from community.models import Comment, Post, User
 
 DEMO_USERNAME = DEMO_PASSWORD = "demo"
-FIRST_NAMES = "Ada Grace Alan Linus Barbara Ken Margaret Dennis Frances Edsger Radia Guido Katherine Tim".split()
+FIRST_NAMES = "Ada Grace Alan Linus Barbara Ken Margaret Dennis Frances Edsger Radia Guido".split()
 TOPICS = "Django SQLite Celery PostgreSQL Python queues emails caching testing migrations".split()
 IDEAS = ["Notes on", "Why I love", "A week with", "Ten tips for", "Lessons from", "Getting started with"]
 REPLIES = ["Great post!", "Thanks for sharing.", "I disagree, but nicely put.", "+1", "Bookmarked."]
@@ -79,8 +79,14 @@ def make_posts(users, rng):
     for user in users:
         for _ in range(24 if user.username == DEMO_USERNAME else rng.randint(1, 4)):
             title = f"{rng.choice(IDEAS)} {rng.choice(TOPICS)}"
-            posts.append(Post(author=user, title=title, body=f"Some thoughts about {title}.",
-                              published=rng.random() > 0.25))
+            posts.append(
+                Post(
+                    author=user,
+                    title=title,
+                    body=f"Some thoughts about {title}.",
+                    published=rng.random() > 0.25,
+                )
+            )
     Post.objects.bulk_create(posts, batch_size=500)
     return list(Post.objects.filter(pk__in=[p.pk for p in posts]).select_related("author"))
 
@@ -136,7 +142,11 @@ def simulate(users, new_users, later, rng, progress):
                     author_likes[post.author_id] += 1
                     data = {"likes": author_likes[post.author_id]}
                     tally.trigger(
-                        LikesUpdate, post.author, trigger_user=user, content=post, data=data,
+                        LikesUpdate,
+                        post.author,
+                        trigger_user=user,
+                        content=post,
+                        data=data,
                         datetime_scheduled=soon(),
                     )
         progress.update(done, f"users, {tally.created} notifications")

@@ -41,6 +41,7 @@ class Command(BaseCommand):
         if broker:
             check_broker(broker)  # before writing anything
         started = time.monotonic()
+        Path(settings.DATA_DIR).mkdir(parents=True, exist_ok=True)
         out = self.stdout
         database = settings.DATABASES["default"]["NAME"]
         out.write(f"Database {database}")
@@ -49,7 +50,8 @@ class Command(BaseCommand):
         rng = random.Random(seed)
         since = timezone.now()
         all_users, new_users = ensure_users(users, rng)
-        out.write(f"Users      {len(all_users)} ({len(new_users)} new, {len(all_users) - len(new_users)} existing)")
+        existing = len(all_users) - len(new_users)
+        out.write(f"Users      {len(all_users)} ({len(new_users)} new, {existing} existing)")
         tally = simulate(all_users, new_users, later, rng, Progress(out, "Triggering", len(all_users)))
         out.write("")
         how = f"a Celery worker on {broker}" if broker else "the Celery task, in-process (no broker set)"
