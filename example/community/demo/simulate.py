@@ -74,17 +74,21 @@ def ensure_users(count, rng):
 
 
 def make_posts(users, rng):
-    """Each user writes one to four posts (the demo user two dozen); a quarter are drafts."""
+    """Each user writes one to four posts (the demo user two dozen); a quarter are drafts.
+
+    The demo user's first two posts are drafts, so that their inbox shows a reminder.
+    """
     posts = []
     for user in users:
-        for _ in range(24 if user.username == DEMO_USERNAME else rng.randint(1, 4)):
+        is_demo = user.username == DEMO_USERNAME
+        for i in range(24 if is_demo else rng.randint(1, 4)):
             title = f"{rng.choice(IDEAS)} {rng.choice(TOPICS)}"
             posts.append(
                 Post(
                     author=user,
                     title=title,
                     body=f"Some thoughts about {title}.",
-                    published=rng.random() > 0.25,
+                    published=(i >= 2) if is_demo else rng.random() > 0.25,
                 )
             )
     Post.objects.bulk_create(posts, batch_size=500)
@@ -155,5 +159,8 @@ def simulate(users, new_users, later, rng, progress):
         for pk, n in likes.items():
             Post.objects.filter(pk=pk).update(likes=F("likes") + n)
     # Half of the drafts get published before their reminder is due: those reminders cancel.
-    Post.objects.filter(pk__in=[p.pk for p in drafts if rng.random() < 0.5]).update(published=True)
+    # (The demo user publishes their second draft and leaves the first.)
+    demo_drafts = [p for p in drafts if p.author.username == DEMO_USERNAME]
+    publish = [p for p in drafts if p not in demo_drafts and rng.random() < 0.5] + demo_drafts[:1]
+    Post.objects.filter(pk__in=[p.pk for p in publish]).update(published=True)
     return tally
