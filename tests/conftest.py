@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from tests import messages
@@ -13,3 +15,13 @@ def _clear_sent():
 
     sms.outbox.clear()
     yield
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the tests that bring their own SQLite database only in the SQLite pass."""
+    if os.environ.get("TRANSMISSIONS_TEST_DB", "sqlite") == "sqlite":
+        return
+    own = [item for item in items if item.get_closest_marker("own_database")]
+    if own:
+        config.hook.pytest_deselected(items=own)
+        items[:] = [item for item in items if not item.get_closest_marker("own_database")]

@@ -148,3 +148,15 @@ class BadgeInApp(InAppMessage):
 @message("bare-inapp")
 class BareInApp(InAppMessage):
     """Neither template_name nor get_text(): a bug that ends FAILED."""
+
+
+# The inbox's text (``{% notification_text %}``): a method, an attribute, or neither.
+@message("inbox-method")
+class InboxMethodMessage(RecordingChannel):
+    def inbox_text(self):
+        return f"About {self.content.title if self.content else 'nothing'} for {self.target_user.username}"
+
+
+@message("inbox-attribute")
+class InboxAttributeMessage(RecordingChannel):
+    inbox_text = "A plain attribute"

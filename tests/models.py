@@ -13,6 +13,9 @@ class Article(models.Model):
 
     title = models.CharField(max_length=100)
 
+    def get_absolute_url(self):
+        return f"/articles/{self.pk}/"
+
 
 class Document(models.Model):
     """Content with a UUID primary key."""

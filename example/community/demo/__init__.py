@@ -1,0 +1,1 @@
+"""The pieces of ``manage.py demo``: simulate a community, process, report."""

@@ -1,0 +1,81 @@
+"""``python example/manage.py demo``: a community's worth of notifications, sent for real."""
+
+import os
+import random
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from community.demo.process import check_broker, process
+from community.demo.progress import Progress
+from community.demo.report import format_table, summary_rows
+from community.demo.simulate import DEMO_PASSWORD, DEMO_USERNAME, ensure_users, simulate
+
+
+class Command(BaseCommand):
+    help = (
+        "Migrate, create demo users, trigger thousands of notifications of every kind, process "
+        "them through the Celery task (a real worker when CELERY_BROKER_URL is set, in-process "
+        "otherwise), wait for the scheduled ones, and print a summary. Safe to run again."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--users", type=int, default=200, help="Users to simulate (default 200).")
+        parser.add_argument(
+            "--later", type=float, default=10.0,
+            help="Seconds ahead the scheduled notifications are due, at most (default 10).",
+        )  # fmt: skip
+        parser.add_argument("--seed", type=int, default=None, help="Random seed, for a repeatable run.")
+        parser.add_argument("--timeout", type=float, default=300.0, help="Give up processing after this.")
+
+    def handle(self, *args, users, later, seed, timeout, **options):
+        if users < 2:
+            raise CommandError("--users must be at least 2.")
+        if not 0 <= later <= 3600:
+            raise CommandError("--later must be between 0 and 3600 seconds.")
+        broker = settings.CELERY_BROKER_URL
+        if broker:
+            check_broker(broker)  # before writing anything
+        started = time.monotonic()
+        Path(settings.DATA_DIR).mkdir(parents=True, exist_ok=True)
+        out = self.stdout
+        database = settings.DATABASES["default"]["NAME"]
+        out.write(f"Database {database}")
+        call_command("migrate", interactive=False, verbosity=0)
+
+        rng = random.Random(seed)
+        since = timezone.now()
+        all_users, new_users = ensure_users(users, rng)
+        existing = len(all_users) - len(new_users)
+        out.write(f"Users      {len(all_users)} ({len(new_users)} new, {existing} existing)")
+        tally = simulate(all_users, new_users, later, rng, Progress(out, "Triggering", len(all_users)))
+        out.write("")
+        how = f"a Celery worker on {broker}" if broker else "the Celery task, in-process (no broker set)"
+        out.write(f"Processing {tally.created} notifications with {how}")
+        progress = Progress(out, "Processing", tally.created)
+        process(since, tally.created, progress, timeout)
+        progress.finish()
+        out.write("")
+        out.write(format_table(summary_rows(since, tally)))
+        self.where_to_look(time.monotonic() - started)
+
+    def where_to_look(self, elapsed):
+        emails = Path(settings.EMAIL_FILE_PATH)
+        files = list(emails.glob("*.log")) if emails.exists() else []
+        # The file backend ends every message with a line of 79 dashes.
+        n_emails = sum(f.read_text(encoding="utf-8").count("\n" + "-" * 79 + "\n") for f in files)
+        sms = Path(settings.SMS_FILE_PATH)
+        n_sms = sum(1 for _ in sms.open(encoding="utf-8")) if sms.exists() else 0
+        self.stdout.write(
+            f"""
+Done in {elapsed:.1f}s. Where to look:
+  emails   {emails}/  ({n_emails} emails in {len(files)} files in all)
+  SMS      {sms}  ({n_sms} lines in all)
+  inbox    python {os.path.relpath(Path(__file__).resolve().parents[3] / "manage.py")} runserver
+           then open http://127.0.0.1:8000/notifications/ and sign in as {DEMO_USERNAME} / {DEMO_PASSWORD}
+  admin    http://127.0.0.1:8000/admin/transmissions/notification/ (same login)"""
+        )

@@ -1,0 +1,101 @@
+"""Every message the community sends; transmissions imports this module at start-up.
+
+Each class has an ``inbox_text()`` used by the inbox (``{% notification_text %}``).
+"""
+
+from django.utils.text import Truncator
+
+from transmissions import TriggerBehavior, message
+from transmissions.channels.base import BaseChannel
+from transmissions.channels.email import DefaultEmailMessage
+from transmissions.channels.sms import DefaultSMSMessage
+
+
+def _name(user):
+    return (user.get_full_name() or user.get_username()) if user is not None else "Someone"
+
+
+def _title(post):
+    return Truncator(post.title).chars(60) if post is not None else "a deleted post"
+
+
+class InAppMessage(BaseChannel):
+    """Shown only in the inbox: the notification row is the delivery, nothing to transmit."""
+
+    def send(self):
+        return None
+
+
+# Sign-up: a welcome email (sent every time it is triggered) ...
+@message("welcome-email", subject="Welcome to the community!")
+class WelcomeEmail(DefaultEmailMessage):
+    def send(self):
+        self.body = (
+            f"Hi {_name(self.target_user)},\n\nThanks for joining. Write your first post, "
+            "and we'll tell you when people comment on it.\n"
+        )
+        super().send()
+
+    def inbox_text(self):
+        return "Welcome to the community! We emailed you a few tips."
+
+
+# ... and a welcome SMS that is only ever sent once, however often sign-up is submitted.
+@message("welcome-sms", behavior=TriggerBehavior.SEND_ONCE)
+class WelcomeSMS(DefaultSMSMessage):
+    def create_message(self):
+        return f"Hey {self.target_user.first_name or self.target_user.username}, welcome to the community!"
+
+    def inbox_text(self):
+        return "We texted you a welcome message."
+
+
+# Comments: one pending email per post, however many comments arrive before it is sent.
+@message(
+    "new-comment", behavior=TriggerBehavior.TRIGGER_ONCE_PER_CONTENT, subject="New comments on your post"
+)
+class NewCommentEmail(DefaultEmailMessage):
+    def send(self):
+        post = self.content
+        count = post.comments.count()
+        self.body = f"{_name(self.trigger_user)} commented on “{post.title}” ({count} comments so far)."
+        super().send()
+
+    def check_validity(self):
+        return self.content is not None and super().check_validity()
+
+    def inbox_text(self):
+        return f"{_name(self.trigger_user)} commented on your post “{_title(self.content)}”"
+
+
+# A reminder scheduled for later, cancelled if the draft was published meanwhile.
+@message("draft-reminder", subject="Your draft is waiting")
+class DraftReminder(DefaultEmailMessage):
+    def check_validity(self):
+        post = self.content
+        return post is not None and not post.published and super().check_validity()
+
+    def send(self):
+        self.body = f"You started “{self.content.title}” but haven't published it yet."
+        super().send()
+
+    def inbox_text(self):
+        return f"Reminder: your draft “{_title(self.content)}” is still unpublished."
+
+
+# A status update: only the latest one matters, so a new one replaces the waiting one.
+@message("likes-update", behavior=TriggerBehavior.LAST_ONLY)
+class LikesUpdate(InAppMessage):
+    def inbox_text(self):
+        likes = self.data.get("likes", 0)
+        plural = "s" if likes != 1 else ""
+        return f"Your posts now have {likes} like{plural} (latest on “{_title(self.content)}”)"
+
+
+# A one-time sign-in code: a secret, so the row is deleted once it is sent.
+@message("login-code", behavior=TriggerBehavior.DELETE_AFTER_PROCESSING)
+class LoginCodeSMS(DefaultSMSMessage):
+    def create_message(self):
+        return f"Your sign-in code is {self.data['code']}. It expires in 10 minutes."
+
+    inbox_text = "A sign-in code was sent to your phone."

@@ -1,0 +1,107 @@
+"""Settings of the example project: SQLite, no server to install.
+
+EXAMPLE_DATA_DIR (default: this ``example/`` folder) holds the database, the emails
+(``sent_emails/``) and the SMS log (``sent_sms.log``). CELERY_BROKER_URL, when set
+(e.g. ``redis://127.0.0.1:6379/0``), makes ``demo`` start a real Celery worker;
+unset, tasks run in-process (``CELERY_TASK_ALWAYS_EAGER``).
+"""
+
+import os
+from pathlib import Path
+
+from celery.schedules import crontab
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(os.environ.get("EXAMPLE_DATA_DIR") or BASE_DIR)
+
+SECRET_KEY = "example-project-only-not-a-secret"  # a demo on loopback only
+DEBUG = os.environ.get("EXAMPLE_DEBUG", "1") == "1"
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "community",
+]
+# As the README says:
+INSTALLED_APPS += ("transmissions",)
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+ROOT_URLCONF = "example_project.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        # Project templates first: they override transmissions/base.html.
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": DATA_DIR / "db.sqlite3",
+        "OPTIONS": {
+            # WAL lets the inbox read while a worker writes; IMMEDIATE takes the write
+            # lock up front, so two writers queue instead of failing with "locked".
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+        },
+    }
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "community.User"
+LOGIN_REDIRECT_URL = "transmissions:inbox"
+LOGOUT_REDIRECT_URL = "home"
+
+USE_TZ = True
+TIME_ZONE = "UTC"
+STATIC_URL = "static/"
+
+# Emails are files you can open: one per message in sent_emails/.
+EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+EMAIL_FILE_PATH = DATA_DIR / "sent_emails"
+DEFAULT_FROM_EMAIL = "community@example.com"
+# SMS lines are appended to sent_sms.log.
+TRANSMISSIONS_SMS_BACKEND = "community.sms.FileSMSBackend"
+SMS_FILE_PATH = DATA_DIR / "sent_sms.log"
+
+# Celery, as in production; the beat entry is the README's.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+# Our own queue, so that no other project's worker on the same broker takes our tasks.
+CELERY_TASK_DEFAULT_QUEUE = "transmissions-example"
+CELERY_BEAT_SCHEDULE = {
+    "minutely_process_all_notifications": {
+        "task": "transmissions.tasks.process_all_notifications",
+        "schedule": crontab(minute="*"),
+    }
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # The demo fails a few SMS on purpose; their tracebacks would bury the summary.
+    "loggers": {"transmissions": {"handlers": ["console"], "level": "CRITICAL", "propagate": False}},
+}

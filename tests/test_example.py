@@ -1,0 +1,119 @@
+"""The example project's ``demo`` command, run as a user runs it: ``python example/manage.py demo``.
+
+Each run is a real process on its own SQLite file in a temporary EXAMPLE_DATA_DIR.
+"""
+
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+MANAGE = Path(__file__).resolve().parents[1] / "example" / "manage.py"
+REDIS = ("127.0.0.1", 6379)
+
+# The example uses its own SQLite database whatever TRANSMISSIONS_TEST_DB says, so the
+# PostgreSQL pass deselects these (see conftest.py): the SQLite pass runs them.
+pytestmark = pytest.mark.own_database
+
+
+def demo(data_dir, *args, broker=None):
+    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "CELERY_BROKER_URL")}
+    env.update(EXAMPLE_DATA_DIR=str(data_dir), PYTHONWARNINGS="error::DeprecationWarning")
+    if broker:
+        env["CELERY_BROKER_URL"] = broker
+    return subprocess.run(
+        [sys.executable, str(MANAGE), "demo", *args],
+        env=env, capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+
+
+def query(data_dir, sql):
+    with sqlite3.connect(data_dir / "db.sqlite3") as db:
+        return db.execute(sql).fetchall()
+
+
+def statuses(data_dir):
+    return dict(query(data_dir, "SELECT status, COUNT(*) FROM transmissions_notification GROUP BY status"))
+
+
+def summary_total(stdout):
+    """The numbers of the summary's total row: triggered, refused, sent, ..., waiting."""
+    line = next(line for line in stdout.splitlines() if line.startswith("total "))
+    return [int(x) for x in line.split()[1:]]
+
+
+def test_demo_runs_twice_on_the_same_database(tmp_path):
+    first = demo(tmp_path, "--users", "6", "--later", "1", "--seed", "1")
+    assert first.returncode == 0, first.stderr
+    out = first.stdout
+    assert "Users      6 (6 new, 0 existing)" in out
+    assert "the Celery task, in-process (no broker set)" in out
+    for name in ("welcome-email", "welcome-sms", "new-comment", "draft-reminder", "likes-update"):
+        assert name in out
+    assert "login-code" in out
+    assert "http://127.0.0.1:8000/notifications/" in out and "sign in as demo / demo" in out
+    triggered, refused, sent, cancelled, failed, broken, deleted, waiting = summary_total(out)
+    assert waiting == 0 and broken == 0 and sent > 0 and deleted > 0
+    assert triggered - refused == sent + cancelled + failed + broken + deleted
+    rows = statuses(tmp_path)
+    assert set(rows) <= {1, -1, -2}  # sent, failed, cancelled: nothing left waiting
+    assert sum(rows.values()) == triggered - refused - deleted
+    emails = list((tmp_path / "sent_emails").glob("*.log"))
+    assert emails and "Subject: Welcome to the community!" in "".join(p.read_text() for p in emails)
+    assert "welcome to the community!" in (tmp_path / "sent_sms.log").read_text()
+    # DELETE_AFTER_PROCESSING: the sign-in codes went out, and their rows are gone.
+    assert "Your sign-in code is" in (tmp_path / "sent_sms.log").read_text()
+    assert query(tmp_path, "SELECT COUNT(*) FROM transmissions_notification WHERE status = 1 "
+                 "AND trigger_name = 'login-code'") == [(0,)]  # fmt: skip
+
+    second = demo(tmp_path, "--users", "6", "--later", "1", "--seed", "2")
+    assert second.returncode == 0, second.stderr
+    assert "Users      6 (0 new, 6 existing)" in second.stdout
+    assert query(tmp_path, "SELECT COUNT(*) FROM community_user") == [(6,)]
+    # Sign-up happened once: one welcome email per user in all.
+    assert query(tmp_path, "SELECT COUNT(*) FROM transmissions_notification "
+                 "WHERE trigger_name = 'welcome-email'") == [(6,)]  # fmt: skip
+    assert summary_total(second.stdout)[-1] == 0
+    assert sum(statuses(tmp_path).values()) > sum(rows.values())
+
+
+def test_bad_arguments_fail_clearly_and_write_nothing(tmp_path):
+    result = demo(tmp_path, "--users", "1")
+    assert result.returncode != 0 and "--users must be at least 2" in result.stderr
+    result = demo(tmp_path, "--later", "-1")
+    assert result.returncode != 0 and "--later must be between" in result.stderr
+    assert not (tmp_path / "db.sqlite3").exists()
+
+
+def test_unreachable_broker_fails_before_writing(tmp_path):
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = demo(tmp_path, "--users", "2", broker=f"redis://127.0.0.1:{port}/0")
+    assert result.returncode != 0
+    assert f"CELERY_BROKER_URL=redis://127.0.0.1:{port}/0 is not reachable" in result.stderr
+    assert not (tmp_path / "db.sqlite3").exists()
+
+
+def _redis_up():
+    try:
+        socket.create_connection(REDIS, timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+def test_demo_with_a_real_celery_worker(tmp_path):
+    if not _redis_up():
+        if os.environ.get("TRANSMISSIONS_REQUIRE_SERVICES") == "1":
+            pytest.fail("Redis is not running on 127.0.0.1:6379")
+        pytest.skip("Redis is not running on 127.0.0.1:6379")
+    result = demo(tmp_path, "--users", "8", "--later", "2", broker="redis://127.0.0.1:6379/14")
+    assert result.returncode == 0, result.stderr
+    assert "with a Celery worker on redis://127.0.0.1:6379/14" in result.stdout
+    assert summary_total(result.stdout)[-1] == 0
+    assert set(statuses(tmp_path)) <= {1, -1, -2}
