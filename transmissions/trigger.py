@@ -17,6 +17,7 @@ from django.db import IntegrityError, models, router, transaction
 from django.utils import timezone
 
 from transmissions.behaviors import TriggerBehavior
+from transmissions.dispatch import after_trigger
 from transmissions.exceptions import DuplicateNotification, InvalidTrigger, MessageRegistrationError
 from transmissions.models import Notification
 
@@ -24,6 +25,7 @@ from transmissions.models import Notification
 LAST_ONLY_ATTEMPTS = 10
 
 
+@after_trigger  # TRANSMISSIONS_DISPATCH_ON_COMMIT: queue the task at commit
 def trigger(
     message_cls: Any,
     target_user: Any,
