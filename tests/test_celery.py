@@ -118,7 +118,9 @@ def trigger_from_view(client, user, count):
 
 
 def all_sent(celery, pks):
-    return set(pks) <= set(read_send_log(celery.log))
+    """Sent (in the log) and recorded (the log line is written before the status)."""
+    done = Notification.objects.filter(pk__in=pks, datetime_processed__isnull=False).count()
+    return set(pks) <= set(read_send_log(celery.log)) and done == len(pks)
 
 
 def test_beat_and_worker_deliver(client, celery):
