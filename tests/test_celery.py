@@ -17,18 +17,12 @@ from django.test.utils import override_settings
 
 from tests.celery_app import REDIS_URL, app
 from tests.child import ROOT, child_env
+from tests.markers import server_db
 from tests.notifications import SEND_LOG_ENV, read_send_log
 from tests.utils import make_user
 from transmissions.models import Notification
 
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.skipif(
-        os.environ.get("TRANSMISSIONS_TEST_DB", "sqlite") == "sqlite",
-        reason="the worker is another process: needs TRANSMISSIONS_TEST_DB=postgres",
-    ),
-    pytest.mark.django_db(transaction=True),
-]
+pytestmark = server_db
 TIMEOUT = 30
 
 

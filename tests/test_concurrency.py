@@ -9,7 +9,6 @@ the database setup: these tests error, they are never skipped.
 
 import collections
 import datetime
-import os
 import signal
 import time
 
@@ -18,18 +17,12 @@ from django.db import connection
 from django.utils import timezone
 
 from tests.child import child_env, release, results, spawn, stop
+from tests.markers import server_db
 from tests.notifications import SEND_DELAY_ENV, SEND_LOG_ENV, read_send_log
 from tests.utils import make_user
 from transmissions.models import Notification
 
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.skipif(
-        os.environ.get("TRANSMISSIONS_TEST_DB", "sqlite") == "sqlite",
-        reason="needs several processes on one server database: TRANSMISSIONS_TEST_DB=postgres",
-    ),
-    pytest.mark.django_db(transaction=True),
-]
+pytestmark = server_db
 S = Notification.Status
 FINAL = {S.SUCCESSFULLY_SENT, S.FAILED, S.CANCELLED, S.BROKEN}
 
@@ -64,7 +57,7 @@ def run_together(tmp_path, env, argvs, timeout=120):
 def test_racing_triggers_leave_one_pending_row(tmp_path):
     user = make_user()
     names = "trigger-once,send-once,last-only"
-    argv = ["trigger", "--user", str(user.pk), "--names", names, "--rounds", "5"]
+    argv = ["trigger", "--user", str(user.pk), "--names", names, "--rounds", "10"]
     out = run_together(tmp_path, child_env(db_name()), [argv] * 8)
 
     created = collections.Counter()
