@@ -7,10 +7,13 @@ a kill survives it). The file is named by the environment variable below.
 """
 
 import os
+import smtplib
 import time
 
 from transmissions import TriggerBehavior, message
 from transmissions.channels.base import BaseChannel
+from transmissions.channels.email import DefaultEmailMessage
+from transmissions.exceptions import ChannelSendException, TransientChannelError
 
 SEND_LOG_ENV = "TRANSMISSIONS_TEST_SEND_LOG"
 # Seconds each send sleeps after it is recorded: a slow provider, so a kill lands mid-batch.
@@ -51,3 +54,23 @@ def read_send_log(path):
         return []
     with open(path) as f:
         return [int(line.split()[0]) for line in f if line.strip()]
+
+
+# The README's "Delivery guarantees" example, verbatim (tests/test_readme_delivery.py).
+@message("order-shipped", subject="Your order shipped")
+class OrderShipped(DefaultEmailMessage):
+    body = "It is on its way."
+
+    def transmit(self, payload):
+        try:
+            return payload.send(fail_silently=False)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code = min(code for code, _ in exc.recipients.values())
+            error = TransientChannelError if code < 500 else ChannelSendException
+            raise error(f"SMTP {code} for {', '.join(exc.recipients)}") from exc
+        except smtplib.SMTPResponseException as exc:
+            # 4xx: try again later; 5xx: the server refuses for good.
+            error = TransientChannelError if exc.smtp_code < 500 else ChannelSendException
+            raise error(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}") from exc
+        except OSError as exc:  # refused, reset, timed out, disconnected
+            raise TransientChannelError(str(exc)) from exc
