@@ -33,6 +33,8 @@ def test_defaults_pass():
         ({"TRANSMISSIONS_RETRY_MAX_DELAY": 0}, "transmissions.E008"),
         ({"TRANSMISSIONS_SMS_BACKEND": "no.such.Backend"}, "transmissions.E009"),
         ({"TRANSMISSIONS_SMS_BACKEND": "transmissions.channels.sms.SMS"}, "transmissions.E009"),
+        ({"TRANSMISSIONS_DISPATCH_ON_COMMIT": "yes"}, "transmissions.E010"),
+        ({"TRANSMISSIONS_DISPATCH_ON_COMMIT": 1}, "transmissions.E010"),
         (
             {
                 "TRANSMISSIONS_SERIALIZER": "transmissions.serializers.JSONSerializer",

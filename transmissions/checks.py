@@ -75,6 +75,14 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         lambda cls: isinstance(cls, type) and callable(getattr(cls, "send_messages", None)),
         "a class with send_messages()",
     )
+    dispatch = conf.get("TRANSMISSIONS_DISPATCH_ON_COMMIT")
+    if not isinstance(dispatch, bool):
+        errors.append(
+            _error(
+                f"TRANSMISSIONS_DISPATCH_ON_COMMIT must be True or False, not {dispatch!r}.",
+                "transmissions.E010",
+            )
+        )
     errors += _warnings()
     return errors
 

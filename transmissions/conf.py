@@ -27,6 +27,9 @@ DEFAULTS: dict[str, Any] = {
     # Backoff after a transient error: RETRY_DELAY * 2**(attempt-1), at most RETRY_MAX_DELAY.
     "TRANSMISSIONS_RETRY_DELAY": 60,
     "TRANSMISSIONS_RETRY_MAX_DELAY": 3600,
+    # Queue the processing task when a due notification is committed (see dispatch.py),
+    # instead of waiting for the next beat run.
+    "TRANSMISSIONS_DISPATCH_ON_COMMIT": False,
     # Where DefaultSMSMessage hands its messages.
     "TRANSMISSIONS_SMS_BACKEND": "transmissions.channels.sms.ConsoleSMSBackend",
     # transmissions.channels.twilio.TwilioSMSBackend: credentials and sender. Set

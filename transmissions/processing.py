@@ -59,12 +59,13 @@ def recover_expired_claims(now: datetime.datetime | None = None) -> int:
     """Apply the expired-lease policy to claims whose worker never came back."""
     now = now or timezone.now()
     expired = Notification.objects.filter(status=Status.PROCESSING, claimed_until__lt=now)
+    count = 0
     if conf.get("TRANSMISSIONS_EXPIRED_LEASE_POLICY") == "retry":
-        count = expired.update(status=Status.CREATED, claimed_until=None)
-    else:
-        count = expired.update(
-            status=Status.BROKEN, datetime_processed=now, claimed_until=None, dedup_key=None
-        )
+        # A row that took down its worker MAX_ATTEMPTS times is not queued again (it
+        # would kill workers forever); it ends BROKEN with the rest below.
+        retry = expired.filter(attempts__lt=conf.get("TRANSMISSIONS_MAX_ATTEMPTS"))
+        count = retry.update(status=Status.CREATED, claimed_until=None)
+    count += expired.update(status=Status.BROKEN, datetime_processed=now, claimed_until=None, dedup_key=None)
     if count:
         logger.warning("Took back %d notification(s) whose claim had expired.", count)
     return count

@@ -13,10 +13,11 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
-from django.db import IntegrityError, models, router, transaction
+from django.db import IntegrityError, connections, models, router, transaction
 from django.utils import timezone
 
 from transmissions.behaviors import TriggerBehavior
+from transmissions.dispatch import after_trigger
 from transmissions.exceptions import DuplicateNotification, InvalidTrigger, MessageRegistrationError
 from transmissions.models import Notification
 
@@ -24,6 +25,7 @@ from transmissions.models import Notification
 LAST_ONLY_ATTEMPTS = 10
 
 
+@after_trigger  # TRANSMISSIONS_DISPATCH_ON_COMMIT: queue the task at commit
 def trigger(
     message_cls: Any,
     target_user: Any,
@@ -155,6 +157,7 @@ def _trigger_last_only(notification: Notification) -> Notification:
     for _ in range(LAST_ONLY_ATTEMPTS):
         try:
             with transaction.atomic(using=using):
+                _lock_target_user(notification, using)
                 waiting.update(
                     status=Notification.Status.CANCELLED,
                     datetime_processed=timezone.now(),
@@ -169,4 +172,23 @@ def _trigger_last_only(notification: Notification) -> Notification:
             notification.pk = None
     raise DuplicateNotification(
         f"{notification.trigger_name!r}: gave up after {LAST_ONLY_ATTEMPTS} concurrent replacements."
+    )
+
+
+def _lock_target_user(notification: Notification, using: str) -> None:
+    # LAST_ONLY triggers for one user queue on the user's row, so each one cancels
+    # what the previous one inserted. Without it, concurrent triggers collide on the
+    # key and retry, and under load one gave up after LAST_ONLY_ATTEMPTS (seen with 8
+    # processes). NO KEY UPDATE (PostgreSQL) leaves other inserts' foreign-key checks
+    # on the user unblocked. SQLite has a single writer and needs no lock.
+    features = connections[using].features
+    if not features.has_select_for_update:
+        return
+    no_key = features.has_select_for_no_key_update
+    list(
+        get_user_model()
+        ._default_manager.using(using)
+        .select_for_update(no_key=no_key)
+        .filter(pk=notification.target_user_id)
+        .values_list("pk", flat=True)
     )

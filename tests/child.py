@@ -1,0 +1,170 @@
+"""Real OS processes for the multi-process tests: each one a fresh Django on the test database.
+
+A child runs ``python -m tests.child ROLE [options]``. The parent passes the name of
+the database pytest-django created in ``TRANSMISSIONS_CHILD_DB_NAME`` and extra settings
+(lease, policy...) as JSON in ``TRANSMISSIONS_CHILD_SETTINGS``. Children that must start
+together wait on a file barrier: each touches ``ready-<pid>`` in the barrier directory,
+then waits for ``go``, which the parent writes once all are ready.
+The child prints one JSON line with its result on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DB_NAME_ENV = "TRANSMISSIONS_CHILD_DB_NAME"
+SETTINGS_ENV = "TRANSMISSIONS_CHILD_SETTINGS"
+BARRIER_TIMEOUT = 60
+
+
+def configure_django() -> None:
+    """Set up Django on the database the parent names, with the parent's extra settings."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+    import django
+    from django.conf import settings
+
+    name = os.environ.get(DB_NAME_ENV)
+    if name:
+        # Before django.setup(): connections are built lazily from this dict.
+        settings.DATABASES["default"]["NAME"] = name
+    for key, value in json.loads(os.environ.get(SETTINGS_ENV) or "{}").items():
+        setattr(settings, key, value)
+    django.setup()
+
+
+def _wait_for_go(barrier: str | None) -> None:
+    if not barrier:
+        return
+    from django.db import connection
+
+    connection.ensure_connection()  # connect before the start, so all start on equal terms
+    Path(barrier, f"ready-{os.getpid()}").touch()
+    deadline = time.monotonic() + BARRIER_TIMEOUT
+    while not Path(barrier, "go").exists():
+        if time.monotonic() > deadline:
+            raise SystemExit("barrier: no go within the timeout")
+        time.sleep(0.001)
+
+
+def _trigger(args: argparse.Namespace) -> dict:
+    from tests.models import User
+    from transmissions.registry import registry
+
+    user = User.objects.get(pk=args.user)
+    classes = [registry.get(name) for name in args.names.split(",")]
+    _wait_for_go(args.barrier)
+    created = {cls.trigger_name: 0 for cls in classes}
+    for _ in range(args.rounds):
+        for cls in classes:
+            if cls.trigger(user) is not None:
+                created[cls.trigger_name] += 1
+    return {"created": created}
+
+
+def _process(args: argparse.Namespace) -> dict:
+    from transmissions import processing, tasks
+
+    _wait_for_go(args.barrier)
+    start = time.time()
+    taken = runs = 0
+    while True:
+        # --task runs the Celery task's body, as a worker does when beat fires.
+        if args.task:
+            got = tasks.process_all_notifications()
+        else:
+            got = processing.process_all_notifications(batch_size=args.batch_size)
+        taken += got
+        runs += 1
+        if not args.loop or (got == 0 and (not args.stop or Path(args.stop).exists())):
+            break
+        if got == 0:
+            time.sleep(0.05)
+    return {"taken": taken, "runs": runs, "start": start, "end": time.time()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("role", choices=["trigger", "process"])
+    parser.add_argument("--barrier")
+    parser.add_argument("--user", type=int)
+    parser.add_argument("--names", default="")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--task", action="store_true")
+    parser.add_argument("--loop", action="store_true", help="run until a run finds nothing due")
+    parser.add_argument("--stop", help="with --loop: keep polling until this file exists")
+    args = parser.parse_args(argv)
+    configure_django()
+    result = _trigger(args) if args.role == "trigger" else _process(args)
+    print(json.dumps(result), flush=True)
+
+
+# --- parent side ----------------------------------------------------------------------
+
+
+def child_env(db_name: str, settings: dict | None = None, **extra: str) -> dict[str, str]:
+    """Return the environment for a child on ``db_name`` with extra ``settings``."""
+    env = dict(os.environ, **extra)
+    env[DB_NAME_ENV] = db_name
+    env[SETTINGS_ENV] = json.dumps(settings or {})
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def spawn(env: dict[str, str], *args: str) -> subprocess.Popen:
+    """Start ``python -m tests.child *args`` as a new process."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.child", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def release(barrier: Path, procs: list[subprocess.Popen], timeout: float = BARRIER_TIMEOUT) -> None:
+    """Wait until every child is at the barrier, then let them all go at once."""
+    deadline = time.monotonic() + timeout
+    while len(list(barrier.glob("ready-*"))) < len(procs):
+        dead = [p for p in procs if p.poll() is not None]
+        if dead or time.monotonic() > deadline:
+            stop(procs)
+            errors = "\n".join(p.stderr.read() for p in dead if p.stderr)
+            raise AssertionError(f"children did not reach the barrier:\n{errors}")
+        time.sleep(0.01)
+    (barrier / "go").touch()
+
+
+def results(procs: list[subprocess.Popen], timeout: float = 120) -> list[dict]:
+    """Wait for every child (bounded); return their JSON results; fail on any error."""
+    deadline = time.monotonic() + timeout
+    out = []
+    try:
+        for p in procs:
+            stdout, stderr = p.communicate(timeout=max(deadline - time.monotonic(), 0.1))
+            if p.returncode != 0:
+                raise AssertionError(f"child {p.args[3:]} exited {p.returncode}:\n{stderr}")
+            out.append(json.loads(stdout.strip().splitlines()[-1]))
+    finally:
+        stop(procs)
+    return out
+
+
+def stop(procs: list[subprocess.Popen]) -> None:
+    """Kill the children that are still running (only these processes, by their id)."""
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+        p.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""Messages for the multi-process and Celery tests, autodiscovered like ``messages``.
+
+Their sends must be counted across processes, including ones killed with SIGKILL,
+so each send appends one line to a file opened with O_APPEND (one ``write()`` per
+line: lines from concurrent processes never interleave, and a line written before
+a kill survives it). The file is named by the environment variable below.
+"""
+
+import os
+import time
+
+from transmissions import TriggerBehavior, message
+from transmissions.channels.base import BaseChannel
+from transmissions.channels.email import DefaultEmailMessage
+
+SEND_LOG_ENV = "TRANSMISSIONS_TEST_SEND_LOG"
+# Seconds each send sleeps after it is recorded: a slow provider, so a kill lands mid-batch.
+SEND_DELAY_ENV = "TRANSMISSIONS_TEST_SEND_DELAY"
+
+
+class DurableRecordingChannel(BaseChannel):
+    def send(self):
+        line = f"{self.notification.pk} {os.getpid()} {time.time():.6f}\n".encode()
+        fd = os.open(os.environ[SEND_LOG_ENV], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+        delay = float(os.environ.get(SEND_DELAY_ENV) or 0)
+        if delay:
+            time.sleep(delay)
+
+
+@message("durable", behavior=TriggerBehavior.DEFAULT)
+class DurableMessage(DurableRecordingChannel):
+    pass
+
+
+@message("counted", behavior=TriggerBehavior.DEFAULT)
+class CountedMessage(BaseChannel):
+    """Keeps only a count, so a long run's memory does not grow with what it sent."""
+
+    count = 0
+
+    def send(self):
+        type(self).count += 1
+
+
+def read_send_log(path):
+    """Return the notification ids in the send log, one per recorded send, in order."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [int(line.split()[0]) for line in f if line.strip()]
+
+
+# The README's "Delivery guarantees" example, verbatim (tests/test_readme_delivery.py):
+# DefaultEmailMessage itself tells a 4xx (retried) from a 5xx (FAILED).
+@message("order-shipped", subject="Your order shipped")
+class OrderShipped(DefaultEmailMessage):
+    body = "It is on its way."

@@ -1,0 +1,152 @@
+"""Several real OS processes on one server database: triggers race, workers and beats overlap, a
+worker is SIGKILLed mid-batch. Each child (``tests/child.py``) is a fresh Django connected to
+the database pytest-django created; sends are counted in an O_APPEND file
+(``tests/notifications.py``) so a killed process's sends are counted too.
+
+Runs when TRANSMISSIONS_TEST_DB is postgres (or mysql). An unreachable server then fails
+the database setup: these tests error, they are never skipped.
+"""
+
+import collections
+import datetime
+import signal
+import time
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from tests.child import child_env, release, results, spawn, stop
+from tests.markers import server_db
+from tests.notifications import SEND_DELAY_ENV, SEND_LOG_ENV, read_send_log
+from tests.utils import make_user
+from transmissions.models import Notification
+
+pytestmark = server_db
+S = Notification.Status
+FINAL = {S.SUCCESSFULLY_SENT, S.FAILED, S.CANCELLED, S.BROKEN}
+
+
+def db_name():
+    return connection.settings_dict["NAME"]
+
+
+def backlog(user, count, name="durable"):
+    """Insert ``count`` due notifications in one statement (the backlog, not the subject)."""
+    now = timezone.now()
+    Notification.objects.bulk_create(
+        Notification(
+            trigger_name=name,
+            target_user=user,
+            datetime_created=now,
+            datetime_scheduled=now - datetime.timedelta(seconds=count - i),
+        )
+        for i in range(count)
+    )
+    return set(Notification.objects.values_list("pk", flat=True))
+
+
+def run_together(tmp_path, env, argvs, timeout=120):
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    procs = [spawn(env, *argv, "--barrier", str(barrier)) for argv in argvs]
+    release(barrier, procs)
+    return results(procs, timeout=timeout)
+
+
+def test_racing_triggers_leave_one_pending_row(tmp_path):
+    user = make_user()
+    names = "trigger-once,send-once,last-only"
+    argv = ["trigger", "--user", str(user.pk), "--names", names, "--rounds", "10"]
+    out = run_together(tmp_path, child_env(db_name()), [argv] * 8)
+
+    created = collections.Counter()
+    for result in out:
+        created.update(result["created"])
+    assert created["trigger-once"] == 1
+    assert created["send-once"] == 1
+    assert created["last-only"] >= 8  # never refused: every process replaced the row at least once
+    rows = Notification.objects.filter(target_user=user)
+    for name in ("trigger-once", "send-once"):
+        assert rows.filter(trigger_name=name).count() == 1
+        assert rows.filter(trigger_name=name, status=S.CREATED).count() == 1
+    last = rows.filter(trigger_name="last-only")
+    assert last.count() == created["last-only"]
+    assert last.filter(status=S.CREATED).count() == 1
+    assert last.filter(status=S.CANCELLED).count() == created["last-only"] - 1
+
+
+@pytest.mark.parametrize(("workers", "task"), [(4, False), (2, True)], ids=["workers", "beats"])
+def test_overlapping_workers_send_each_notification_once(tmp_path, workers, task):
+    """4 workers on one backlog; and two overlapping beat runs of the Celery task."""
+    user = make_user()
+    ids = backlog(user, 2000)
+    log = tmp_path / "sends.log"
+    settings = {"TRANSMISSIONS_BATCH_SIZE": 20}
+    # The beat runs send slowly enough that the two surely overlap.
+    delay = "0.0005" if task else "0"
+    env = child_env(db_name(), settings, **{SEND_LOG_ENV: str(log), SEND_DELAY_ENV: delay})
+    argv = ["process", "--batch-size", "20"] + (["--task"] if task else [])
+    out = run_together(tmp_path, env, [argv] * workers)
+
+    sent = read_send_log(log)
+    assert len(sent) == len(ids) and set(sent) == ids  # each exactly once
+    assert sum(r["taken"] for r in out) == len(ids)
+    assert all(r["taken"] > 0 for r in out), out  # every process took part
+    assert max(r["start"] for r in out) < min(r["end"] for r in out)  # they really overlapped
+    assert set(Notification.objects.values_list("status", flat=True)) == {S.SUCCESSFULLY_SENT}
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("policy", ["broken", "retry"])
+def test_worker_killed_mid_batch(tmp_path, policy):
+    user = make_user()
+    ids = backlog(user, 60)
+    log = tmp_path / "sends.log"
+    lease = 5  # long enough for the "early" worker below to run inside it
+    settings = {"TRANSMISSIONS_LEASE_SECONDS": lease, "TRANSMISSIONS_EXPIRED_LEASE_POLICY": policy}
+    slow = child_env(db_name(), settings, **{SEND_LOG_ENV: str(log), SEND_DELAY_ENV: "0.2"})
+    victim = spawn(slow, "process", "--batch-size", "20")
+    try:
+        wait_for(lambda: len(read_send_log(log)) >= 3, 60, "the worker to send part of its batch")
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=10)
+    finally:
+        stop([victim])
+    assert victim.returncode == -signal.SIGKILL
+    held = set(Notification.objects.filter(status=S.PROCESSING).values_list("pk", flat=True))
+    sent_before = read_send_log(log)
+    assert len(held) == 20 and set(sent_before) < held  # killed holding its batch, part of it sent
+
+    # A worker that starts while the lease runs leaves the held rows alone...
+    env = child_env(db_name(), settings, **{SEND_LOG_ENV: str(log)})
+    [early] = results([spawn(env, "process", "--batch-size", "20", "--loop")])
+    assert early["taken"] == len(ids) - 20
+    assert set(Notification.objects.filter(status=S.PROCESSING).values_list("pk", flat=True)) == held
+    # ...and the next one after the lease expired takes them back by the policy.
+    lease_end = Notification.objects.filter(pk__in=held).latest("claimed_until").claimed_until
+    time.sleep(max((lease_end - timezone.now()).total_seconds(), 0) + 0.1)
+    [late] = results([spawn(env, "process", "--batch-size", "20", "--loop")])
+
+    sent = collections.Counter(read_send_log(log))
+    statuses = dict(Notification.objects.values_list("pk", "status"))
+    assert set(statuses.values()) <= FINAL  # nothing stuck
+    assert set(statuses) == ids
+    duplicates = {pk for pk, n in sent.items() if n > 1}
+    if policy == "broken":
+        # At most once: the held rows end BROKEN, none is sent again.
+        assert late["taken"] == 0 and not duplicates
+        assert {pk for pk, s in statuses.items() if s == S.BROKEN} == held
+        assert set(sent) == (ids - held) | set(sent_before)
+    else:
+        # At least once: the held rows are sent again; only those sent before the kill twice.
+        assert late["taken"] == 20
+        assert set(statuses.values()) == {S.SUCCESSFULLY_SENT} and set(sent) == ids
+        assert duplicates == set(sent_before) and duplicates <= held
