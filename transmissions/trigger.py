@@ -16,12 +16,15 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, models, router, transaction
 from django.utils import timezone
 
+from transmissions import inserts
 from transmissions.behaviors import TriggerBehavior
 from transmissions.exceptions import DuplicateNotification, InvalidTrigger, MessageRegistrationError
 from transmissions.models import Notification
 
 # LAST_ONLY retries when a concurrent trigger took the key between its cancel and insert.
 LAST_ONLY_ATTEMPTS = 10
+_TARGET_USER = Notification._meta.get_field("target_user")
+_TRIGGER_USER = Notification._meta.get_field("trigger_user")
 
 
 def trigger(
@@ -45,13 +48,19 @@ def trigger(
         message_cls, target_user, trigger_user, datetime_scheduled, content, data
     )
     key = behavior.dedup_key(message_cls.trigger_name, target_user.pk, _content_key(notification))
-    if key is None:
-        notification.save(force_insert=True)
-        return notification
     notification.dedup_key = key
-    if behavior is TriggerBehavior.LAST_ONLY:
+    using = router.db_for_write(Notification)
+    if inserts.fast_path(using):
+        if behavior is TriggerBehavior.LAST_ONLY:
+            return _replace_fast(notification, using)
+        if _insert_fast(notification, using, skip_conflicts=key is not None):
+            return notification
+    elif key is None:
+        notification.save(force_insert=True, using=using)
+        return notification
+    elif behavior is TriggerBehavior.LAST_ONLY:
         return _trigger_last_only(notification)
-    if _insert_unless_duplicate(notification):
+    elif _insert_unless_duplicate(notification):
         return notification
     if silent:
         return None
@@ -88,13 +97,18 @@ def build_notification(
         raise InvalidTrigger(
             f"{message_cls.trigger_name!r} is {message_cls.behavior.name}: give it a saved content."
         )
-    notification = Notification(
-        trigger_name=message_cls.trigger_name,
-        target_user=target_user,
-        trigger_user=trigger_user,
-        datetime_created=now,
-        datetime_scheduled=datetime_scheduled,
+    notification = inserts.new_notification(
+        {
+            "trigger_name": message_cls.trigger_name,
+            "target_user_id": target_user.pk,
+            "trigger_user_id": None if trigger_user is None else trigger_user.pk,
+            "datetime_created": now,
+            "datetime_scheduled": datetime_scheduled,
+        }
     )
+    # As Notification(target_user=...) would: reading them back costs no query.
+    _TARGET_USER.set_cached_value(notification, target_user)
+    _TRIGGER_USER.set_cached_value(notification, trigger_user)
     notification.data = data  # serialized now: unstorable data fails before anything is written
     if content is not None:
         notification.content_type = ContentType.objects.get_for_model(content, for_concrete_model=False)
@@ -124,6 +138,38 @@ def _content_key(notification: Notification) -> tuple[int, str] | None:
     if notification.content_type_id is None:
         return None
     return notification.content_type_id, notification.object_id or ""
+
+
+def _insert_fast(notification: Notification, using: str, skip_conflicts: bool) -> bool:
+    """One INSERT (... ON CONFLICT (dedup_key) DO NOTHING) RETURNING; False when refused."""
+    row = inserts.row_of(notification)
+    inserted = inserts.insert_rows(using, [row], skip_conflicts)
+    if not inserted:
+        return False
+    inserts.mark_saved(notification, inserted[notification.uuid], using)
+    return True
+
+
+def _replace_fast(notification: Notification, using: str) -> Notification:
+    """LAST_ONLY in two statements: cancel the waiting rows, insert unless a racer got in."""
+    for _ in range(LAST_ONLY_ATTEMPTS):
+        with transaction.atomic(using=using):
+            cancel_waiting(using, notification.trigger_name, [notification.target_user_id])
+            if _insert_fast(notification, using, skip_conflicts=True):
+                return notification
+        # Another process inserted its row in between: cancel that one too.
+    raise DuplicateNotification(
+        f"{notification.trigger_name!r}: gave up after {LAST_ONLY_ATTEMPTS} concurrent replacements."
+    )
+
+
+def cancel_waiting(using: str, trigger_name: str, user_ids: list[Any]) -> int:
+    """Cancel the not-yet-claimed rows of ``trigger_name`` for these users (LAST_ONLY)."""
+    return (
+        Notification.objects.using(using)
+        .filter(trigger_name=trigger_name, target_user_id__in=user_ids, status=Notification.Status.CREATED)
+        .update(status=Notification.Status.CANCELLED, datetime_processed=timezone.now(), dedup_key=None)
+    )
 
 
 def _insert_unless_duplicate(notification: Notification) -> bool:
