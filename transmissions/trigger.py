@@ -41,9 +41,7 @@ def trigger(
     When the behaviour refuses the trigger, return None if ``silent``, else raise
     DuplicateNotification. Bad input raises InvalidTrigger and writes nothing.
     """
-    behavior: TriggerBehavior | None = getattr(message_cls, "behavior", None)
-    if behavior is None or getattr(message_cls, "trigger_name", None) is None:
-        raise MessageRegistrationError(f"{message_cls.__qualname__} is not registered with @message.")
+    behavior = _registered_behavior(message_cls)
     notification = build_notification(
         message_cls, target_user, trigger_user, datetime_scheduled, content, data
     )
@@ -69,6 +67,13 @@ def trigger(
         + (" or sent" if behavior.keeps_key_when_sent else "")
         + f" for user {target_user.pk}."
     )
+
+
+def _registered_behavior(message_cls: Any) -> TriggerBehavior:
+    behavior: TriggerBehavior | None = getattr(message_cls, "behavior", None)
+    if behavior is None or getattr(message_cls, "trigger_name", None) is None:
+        raise MessageRegistrationError(f"{message_cls.__qualname__} is not registered with @message.")
+    return behavior
 
 
 def build_notification(

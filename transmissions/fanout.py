@@ -1,0 +1,138 @@
+"""``trigger_many()``: one message to many users, a few statements per chunk of users.
+
+Each user gets what ``trigger()`` would give them, behaviour included: the dedup
+behaviours skip users who already hold a blocking row (``INSERT ... ON CONFLICT
+(dedup_key) DO NOTHING``), LAST_ONLY cancels each user's waiting rows first. The
+whole call is one transaction: bad input, or an error half-way, writes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import connections, models, router, transaction
+
+from transmissions import inserts
+from transmissions.behaviors import TriggerBehavior
+from transmissions.exceptions import DuplicateNotification, InvalidTrigger
+from transmissions.models import Notification
+from transmissions.trigger import (
+    LAST_ONLY_ATTEMPTS,
+    _check_user,
+    _content_key,
+    _registered_behavior,
+    build_notification,
+    cancel_waiting,
+    trigger,
+)
+
+# Users per INSERT statement.
+CHUNK_SIZE = 1000
+_TARGET_USER = Notification._meta.get_field("target_user")
+_TRIGGER_USER = Notification._meta.get_field("trigger_user")
+
+
+def trigger_many(
+    message_cls: Any,
+    users: Iterable[Any],
+    trigger_user: Any = None,
+    datetime_scheduled: datetime.datetime | None = None,
+    content: models.Model | None = None,
+    data: Any = None,
+) -> list[Notification]:
+    """Create a CREATED notification of ``message_cls`` for each of ``users``; return those created.
+
+    The message's behaviour applies to each user as in ``trigger()``; the users it
+    refuses are left out of the result (a user listed twice is notified once when
+    the behaviour deduplicates). ``trigger_user``, ``datetime_scheduled``,
+    ``content`` and ``data`` are the same for every user. Bad input raises
+    InvalidTrigger and writes nothing. Like ``bulk_create``, no ``pre_save`` or
+    ``post_save`` signal is sent, except on databases without ``RETURNING``
+    (MySQL), where each user goes through ``trigger()``.
+    """
+    behavior = _registered_behavior(message_cls)
+    if isinstance(users, (models.Model, str, bytes)) or not isinstance(users, Iterable):
+        raise InvalidTrigger(
+            f"users must be an iterable of users, not {type(users).__name__}; "
+            "for one user, use trigger()."
+        )
+    users = list(users)
+    for user in users:
+        _check_user(user, "each of users")
+    if not users:
+        return []
+    # Validates the arguments shared by every row, and serializes data once.
+    template = build_notification(message_cls, users[0], trigger_user, datetime_scheduled, content, data)
+    using = router.db_for_write(Notification)
+    if not inserts.fast_path(using):
+        with transaction.atomic(using=using):
+            made = [trigger(message_cls, u, trigger_user, datetime_scheduled, content, data) for u in users]
+        return [n for n in made if n is not None]
+    keyed = behavior.key_prefix is not None
+    if keyed:
+        seen: set[Any] = set()
+        users = [u for u in users if not (u.pk in seen or seen.add(u.pk))]  # first of each user
+    content_key = _content_key(template)
+    chunk = CHUNK_SIZE
+    max_params = connections[using].features.max_query_params
+    if max_params:
+        chunk = min(chunk, max_params // len(inserts.COLUMNS))
+    created: list[Notification] = []
+    with transaction.atomic(using=using):
+        for start in range(0, len(users), chunk):
+            part = users[start : start + chunk]
+            rows = []
+            for user in part:
+                template.uuid = inserts.short_uuid()
+                template.target_user_id = user.pk
+                template.dedup_key = behavior.dedup_key(template.trigger_name, user.pk, content_key)
+                rows.append(inserts.row_of(template))
+            inserted = _insert_chunk(using, template.trigger_name, behavior, rows)
+            created += _notifications(template, trigger_user, part, rows, inserted, using)
+    return created
+
+
+def _insert_chunk(
+    using: str, trigger_name: str, behavior: TriggerBehavior, rows: list[list[Any]]
+) -> dict[str, int]:
+    keyed = behavior.key_prefix is not None
+    if behavior is not TriggerBehavior.LAST_ONLY:
+        return inserts.insert_rows(using, rows, skip_conflicts=keyed)
+    user_at = inserts.COLUMNS.index("target_user_id")
+    inserted: dict[str, int] = {}
+    todo = rows
+    for _ in range(LAST_ONLY_ATTEMPTS):
+        cancel_waiting(using, trigger_name, [row[user_at] for row in todo])
+        inserted.update(inserts.insert_rows(using, todo, skip_conflicts=True))
+        # A row is missing only when a concurrent trigger took its key in between.
+        todo = [row for row in todo if row[0] not in inserted]
+        if not todo:
+            return inserted
+    raise DuplicateNotification(f"{trigger_name!r}: gave up after {LAST_ONLY_ATTEMPTS} concurrent replacements.")
+
+
+def _notifications(
+    template: Notification,
+    trigger_user: Any,
+    users: list[Any],
+    rows: list[list[Any]],
+    inserted: dict[str, int],
+    using: str,
+) -> list[Notification]:
+    shared = {name: getattr(template, name) for name in inserts.COLUMNS}
+    made = []
+    for user, row in zip(users, rows, strict=True):
+        pk = inserted.get(row[0])
+        if pk is None:
+            continue
+        values = dict(zip(inserts.COLUMNS, row, strict=True))
+        notification = inserts.new_notification({**shared, **values, "id": pk})
+        notification._state.adding = False
+        notification._state.db = using
+        # As Notification(target_user=...) would: reading them back costs no query.
+        _TARGET_USER.set_cached_value(notification, user)  # type: ignore[union-attr]
+        _TRIGGER_USER.set_cached_value(notification, trigger_user)  # type: ignore[union-attr]
+        made.append(notification)
+    return made
