@@ -23,7 +23,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Case, DateTimeField, F, Value, When
 from django.utils import timezone
 
-from transmissions import conf
+from transmissions import conf, loading
 from transmissions.behaviors import RELEASED_ON_CLAIM_PREFIX, TriggerBehavior
 from transmissions.exceptions import TransientChannelError, UnknownTriggerException
 from transmissions.models import Notification
@@ -77,30 +77,19 @@ def claim_batch(batch_size: int, now: datetime.datetime | None = None) -> list[N
     connection = connections[using]
     lease = now + datetime.timedelta(seconds=conf.get("TRANSMISSIONS_LEASE_SECONDS"))
     if connection.vendor in ("postgresql", "sqlite") and connection.features.can_return_columns_from_insert:
-        claimed = _claim_returning(connection, batch_size, now, lease)
-    else:
-        claimed = _claim_select_then_update(using, batch_size, now, lease)
-    if not claimed:
+        return loading.notifications_from_rows(using, _claim_returning(connection, batch_size, now, lease))
+    ids = _claim_select_then_update(using, batch_size, now, lease)
+    if not ids:
         return []
-    rows = Notification.objects.using(using).filter(pk__in=[pk for pk, _, _ in claimed])
-    # Join or prefetch only what some row of the batch has: most notifications have
-    # no trigger_user and no content, and each costs per-row work when asked for.
-    if any(trigger_user_id is not None for _, trigger_user_id, _ in claimed):
-        rows = rows.select_related("target_user", "trigger_user")
-    else:
-        rows = rows.select_related("target_user")
-    if any(content_type_id is not None for _, _, content_type_id in claimed):
-        rows = rows.prefetch_related("content")
-    return list(rows.order_by("datetime_scheduled", "pk"))
-
-
-# What a claim returns of each row: (id, trigger_user_id, content_type_id).
-Claimed = list[tuple[int, Any, Any]]
+    batch = list(Notification.objects.using(using).filter(pk__in=ids).order_by("datetime_scheduled", "pk"))
+    loading.attach_related(using, batch)
+    return batch
 
 
 def _claim_returning(
     connection: BaseDatabaseWrapper, batch_size: int, now: datetime.datetime, lease: datetime.datetime
-) -> Claimed:
+) -> list[tuple[Any, ...]]:
+    """Claim a batch in one statement; return every column of the claimed rows."""
     # One statement. On SQLite it is atomic (single writer). On PostgreSQL the
     # materialized CTE runs once and its row locks skip what another worker holds;
     # a row that another worker claimed meanwhile fails the re-checked status.
@@ -121,7 +110,7 @@ def _claim_returning(
             f"WITH claim AS MATERIALIZED ({due} FOR UPDATE SKIP LOCKED) "  # noqa: S608
             f"UPDATE {table} AS n SET {set_clause} FROM claim "
             f"WHERE n.id = claim.id AND n.status = %s "
-            "RETURNING n.id, n.trigger_user_id, n.content_type_id"
+            f"RETURNING {loading.returning_columns(connection, 'n')}"
         )
         order = ["due", "set", "status"]
     else:
@@ -130,7 +119,7 @@ def _claim_returning(
         # the ids the subquery chose.
         sql = (
             f"UPDATE {table} SET {set_clause} WHERE +status = %s AND id IN ({due}) "  # noqa: S608
-            "RETURNING id, trigger_user_id, content_type_id"
+            f"RETURNING {loading.returning_columns(connection)}"
         )
         order = ["set", "status", "due"]
     adapt = connection.ops.adapt_datetimefield_value
@@ -142,21 +131,20 @@ def _claim_returning(
     params = [p for name in order for p in groups[name]]
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return [tuple(row) for row in cursor.fetchall()]
+        return cursor.fetchall()
 
 
 def _claim_select_then_update(
     using: str, batch_size: int, now: datetime.datetime, lease: datetime.datetime
-) -> Claimed:
+) -> list[int]:
     with transaction.atomic(using=using):
-        claimed: Claimed = list(
+        ids = list(
             Notification.objects.using(using)
             .due(now)
             .order_by("datetime_scheduled")
             .select_for_update(skip_locked=True)
-            .values_list("pk", "trigger_user_id", "content_type_id")[:batch_size]
+            .values_list("pk", flat=True)[:batch_size]
         )
-        ids = [pk for pk, _, _ in claimed]
         if ids:
             Notification.objects.using(using).filter(pk__in=ids, status=Status.CREATED).update(
                 status=Status.PROCESSING,
@@ -167,7 +155,7 @@ def _claim_select_then_update(
                     default=F("dedup_key"),
                 ),
             )
-    return claimed
+    return ids
 
 
 @dataclass
