@@ -308,3 +308,20 @@ def test_signal_listeners_see_every_trigger(user, save_listener):
         assert TriggerOnceMessage.trigger(user) is None
         assert DefaultMessage.trigger(user)
     assert Notification.objects.count() == 5
+
+
+def test_init_listeners_see_triggered_notifications(user):
+    from django.db.models.signals import post_init
+
+    seen = []
+
+    def listener(sender, instance, **kwargs):
+        seen.append(instance.trigger_name)
+
+    post_init.connect(listener, sender=Notification)
+    try:
+        n = DefaultMessage.trigger(user, data={"a": 1})
+    finally:
+        post_init.disconnect(listener, sender=Notification)
+    assert seen == ["default"]
+    assert n.pk and n.data == {"a": 1} and n.status == S.CREATED and n.target_user == user

@@ -9,6 +9,7 @@ whole call is one transaction: bad input, or an error half-way, writes nothing.
 from __future__ import annotations
 
 import datetime
+import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
@@ -75,10 +76,7 @@ def trigger_many(
         seen: set[Any] = set()
         users = [u for u in users if not (u.pk in seen or seen.add(u.pk))]  # first of each user
     content_key = _content_key(template)
-    chunk = CHUNK_SIZE
-    max_params = connections[using].features.max_query_params
-    if max_params:
-        chunk = min(chunk, max_params // len(inserts.COLUMNS))
+    chunk = max(1, min(CHUNK_SIZE, _max_params(using) // len(inserts.COLUMNS)))
     created: list[Notification] = []
     with transaction.atomic(using=using):
         for start in range(0, len(users), chunk):
@@ -92,6 +90,17 @@ def trigger_many(
             inserted = _insert_chunk(using, template.trigger_name, behavior, rows)
             created += _notifications(template, trigger_user, part, rows, inserted, using)
     return created
+
+
+def _max_params(using: str) -> int:
+    connection = connections[using]
+    if connection.vendor == "sqlite":
+        # Django assumes SQLite's old limit of 999; ask the library (Python >= 3.11).
+        connection.ensure_connection()
+        getlimit = getattr(connection.connection, "getlimit", None)
+        if getlimit is not None:
+            return int(getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+    return connection.features.max_query_params or 65535
 
 
 def _insert_chunk(

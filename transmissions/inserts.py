@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db import connections
-from django.db.models.signals import post_save, pre_save
+from django.db.models.base import ModelState
+from django.db.models.signals import post_init, post_save, pre_init, pre_save
 
 from transmissions.models import Notification
 
@@ -63,8 +64,18 @@ def fast_path(using: str) -> bool:
 
 
 def new_notification(values: dict[str, Any]) -> Notification:
-    """Build an unsaved Notification from attribute values, skipping keyword-argument overhead."""
-    return Notification(*(values.get(name, _DEFAULTS.get(name)) for name in _ATTNAMES))
+    """Build an unsaved Notification from attribute values (defaults for the others).
+
+    Skips ``Model.__init__``'s per-field loop unless someone listens to Notification's
+    pre_init/post_init signals; the result is the same instance either way.
+    """
+    row = {name: values.get(name, _DEFAULTS.get(name)) for name in _ATTNAMES}
+    if pre_init.has_listeners(Notification) or post_init.has_listeners(Notification):
+        return Notification(*row.values())
+    notification = Notification.__new__(Notification)
+    notification._state = ModelState()
+    notification.__dict__.update(row)
+    return notification
 
 
 _ATTNAMES = [f.attname for f in Notification._meta.concrete_fields]
