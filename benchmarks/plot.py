@@ -42,8 +42,12 @@ def draw(conn: Any, db: str, ids: list[int], n: int, path: Path) -> None:
     left.legend()
     left.grid(True, alpha=0.3)
     right.plot(WORKERS, by_workers, "o-", label="transmissions, batch 100")
-    right.set(xlabel="worker processes", ylabel="notifications/s", xticks=WORKERS,
-              title=f"vs worker processes ({db}, {run.machine()})")
+    right.set(
+        xlabel="worker processes",
+        ylabel="notifications/s",
+        xticks=WORKERS,
+        title=f"vs worker processes ({db}, {run.machine()})",
+    )
     right.set_ylim(bottom=0)
     right.legend()
     right.grid(True, alpha=0.3)

@@ -25,7 +25,7 @@ def _now(db: str) -> Any:
 def single_inserts(conn: Any, db: str, trigger_name: str, user_ids: list[int], keyed: bool) -> None:
     """One INSERT per row, each its own transaction (autocommit)."""
     p = _ph(db)
-    sql = f"INSERT INTO {TABLE} ({COLUMNS}) VALUES ({', '.join([p] * 8)})"  # noqa: S608
+    sql = f"INSERT INTO {TABLE} ({COLUMNS}) VALUES ({', '.join([p] * 8)})"
     for i, user_id in enumerate(user_ids):
         now = _now(db)
         key = f"s:{trigger_name}:{user_id}:{i}" if keyed else None
@@ -33,7 +33,12 @@ def single_inserts(conn: Any, db: str, trigger_name: str, user_ids: list[int], k
 
 
 def multi_row_insert(
-    conn: Any, db: str, trigger_name: str, user_ids: list[int], scheduled: Any = None, status: int = 0,
+    conn: Any,
+    db: str,
+    trigger_name: str,
+    user_ids: list[int],
+    scheduled: Any = None,
+    status: int = 0,
     chunk: int = 500,
 ) -> None:
     """Multi-row INSERTs of ``chunk`` rows, all in one transaction."""
@@ -44,7 +49,7 @@ def multi_row_insert(
     conn.execute("BEGIN")
     for start in range(0, len(user_ids), chunk):
         part = user_ids[start : start + chunk]
-        sql = f"INSERT INTO {TABLE} ({COLUMNS}) VALUES {', '.join([row] * len(part))}"  # noqa: S608
+        sql = f"INSERT INTO {TABLE} ({COLUMNS}) VALUES {', '.join([row] * len(part))}"
         params: list[Any] = []
         for user_id in part:
             params += [uuid.uuid4().hex[:22], trigger_name, user_id, now, scheduled, status, 0, None]
@@ -57,7 +62,7 @@ def claim_and_mark(conn: Any, db: str, batch_size: int) -> int:
     p = _ph(db)
     lock = " FOR UPDATE SKIP LOCKED" if db == "postgres" else ""
     claim = (
-        f"UPDATE {TABLE} SET status = 2, attempts = attempts + 1 WHERE id IN ("  # noqa: S608
+        f"UPDATE {TABLE} SET status = 2, attempts = attempts + 1 WHERE id IN ("
         f"SELECT id FROM {TABLE} WHERE status = 0 AND datetime_scheduled <= {p} "
         f"ORDER BY datetime_scheduled LIMIT {p}{lock}) RETURNING id"
     )
@@ -68,7 +73,7 @@ def claim_and_mark(conn: Any, db: str, batch_size: int) -> int:
             return total
         marks = ", ".join([p] * len(ids))
         conn.execute(
-            f"UPDATE {TABLE} SET status = 1, datetime_processed = {p} WHERE id IN ({marks})",  # noqa: S608
+            f"UPDATE {TABLE} SET status = 1, datetime_processed = {p} WHERE id IN ({marks})",
             [_now(db), *ids],
         )
         total += len(ids)
@@ -80,7 +85,7 @@ def due_query_ms(conn: Any, db: str, batch_size: int, repeat: int) -> list[float
 
     p = _ph(db)
     sql = (
-        f"SELECT id FROM {TABLE} WHERE status = 0 AND datetime_scheduled <= {p} "  # noqa: S608
+        f"SELECT id FROM {TABLE} WHERE status = 0 AND datetime_scheduled <= {p} "
         f"ORDER BY datetime_scheduled LIMIT {p}"
     )
     times = []
@@ -100,7 +105,7 @@ def seed_processed(conn: Any, db: str, count: int, user_id: int) -> None:
     """Insert ``count`` processed rows (SUCCESSFULLY_SENT, a day old) in one statement."""
     if db == "postgres":
         conn.execute(
-            f"INSERT INTO {TABLE} ({COLUMNS}, datetime_processed) "  # noqa: S608
+            f"INSERT INTO {TABLE} ({COLUMNS}, datetime_processed) "
             "SELECT md5(g::text), 'bench-noop', %s, now() - interval '1 day', "
             "now() - interval '1 day' + g * interval '1 ms', 1, 1, NULL, now() "
             "FROM generate_series(1, %s) AS g",
@@ -108,7 +113,7 @@ def seed_processed(conn: Any, db: str, count: int, user_id: int) -> None:
         )
     else:
         conn.execute(
-            f"WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < ?) "  # noqa: S608
+            f"WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < ?) "
             f"INSERT INTO {TABLE} ({COLUMNS}, datetime_processed) "
             "SELECT 'p' || x, 'bench-noop', ?, datetime('now', '-1 day'), "
             "strftime('%Y-%m-%d %H:%M:%f', 'now', '-1 day'), 1, 1, NULL, datetime('now') FROM g",

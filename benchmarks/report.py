@@ -64,7 +64,10 @@ def run(args: Any, cli: str) -> None:
     ids = [u.pk for u in users]
     queue_n = min(n, 5000)
     table = Table()
-    print(f"{cli}: {db}, n={n}, {rounds} round(s), {runner.machine()}, Django {django.get_version()}", flush=True)
+    print(
+        f"{cli}: {db}, n={n}, {rounds} round(s), {runner.machine()}, Django {django.get_version()}",
+        flush=True,
+    )
 
     def clear() -> None:
         w.clear(db)
@@ -72,49 +75,139 @@ def run(args: Any, cli: str) -> None:
     def seeded(name: str, count: int) -> Any:
         return lambda: (clear(), w.seed_due(conn, db, name, ids, count))
 
-    ours, base = rates(rounds, n, [(clear, lambda: w.trigger_default(users, n)),
-                                   (clear, lambda: w.raw_single_inserts(conn, db, ids, n, keyed=False))])
-    table.add("trigger, DEFAULT, one call per notification", "notifications/s", ours,
-              "raw single-row INSERT, one transaction each", base, ours / base)
+    ours, base = rates(
+        rounds,
+        n,
+        [
+            (clear, lambda: w.trigger_default(users, n)),
+            (clear, lambda: w.raw_single_inserts(conn, db, ids, n, keyed=False)),
+        ],
+    )
+    table.add(
+        "trigger, DEFAULT, one call per notification",
+        "notifications/s",
+        ours,
+        "raw single-row INSERT, one transaction each",
+        base,
+        ours / base,
+    )
 
-    ours, base = rates(rounds, n, [(clear, lambda: w.trigger_dedup(users, n)),
-                                   (clear, lambda: w.raw_single_inserts(conn, db, ids, n, keyed=True))])
-    table.add("trigger, SEND_ONCE and TRIGGER_ONCE_PER_CONTENT", "notifications/s", ours,
-              "the same raw INSERT (with its dedup key)", base, ours / base)
+    ours, base = rates(
+        rounds,
+        n,
+        [
+            (clear, lambda: w.trigger_dedup(users, n)),
+            (clear, lambda: w.raw_single_inserts(conn, db, ids, n, keyed=True)),
+        ],
+    )
+    table.add(
+        "trigger, SEND_ONCE and TRIGGER_ONCE_PER_CONTENT",
+        "notifications/s",
+        ours,
+        "the same raw INSERT (with its dedup key)",
+        base,
+        ours / base,
+    )
 
-    ours, base = (1, 1) if not hasattr(w.m.NoopMessage, "trigger_many") else rates(rounds, fan_out, [(clear, lambda: w.fan_out(users[:fan_out])),
-                                         (clear, lambda: w.raw_fan_out(conn, db, ids[:fan_out]))])
-    table.add(f"fan-out: one message to {fan_out:,} users in one call (DEFAULT)", "notifications/s", ours,
-              "raw multi-row INSERT", base, ours / base)
-    ours, = (1,) if not hasattr(w.m.NoopMessage, "trigger_many") else rates(rounds, fan_out, [(clear, lambda: w.fan_out(users[:fan_out], w.m.SendOnceMessage))])
-    table.add(f"fan-out: one message to {fan_out:,} users in one call (SEND_ONCE)", "notifications/s", ours,
-              "raw multi-row INSERT", base, ours / base)
+    ours, base = rates(
+        rounds,
+        fan_out,
+        [
+            (clear, lambda: w.fan_out(users[:fan_out])),
+            (clear, lambda: w.raw_fan_out(conn, db, ids[:fan_out])),
+        ],
+    )
+    table.add(
+        f"fan-out: one message to {fan_out:,} users in one call (DEFAULT)",
+        "notifications/s",
+        ours,
+        "raw multi-row INSERT",
+        base,
+        ours / base,
+    )
+    (ours,) = rates(rounds, fan_out, [(clear, lambda: w.fan_out(users[:fan_out], w.m.SendOnceMessage))])
+    table.add(
+        f"fan-out: one message to {fan_out:,} users in one call (SEND_ONCE)",
+        "notifications/s",
+        ours,
+        "raw multi-row INSERT",
+        base,
+        ours / base,
+    )
 
-    ours, base = rates(rounds, n, [(seeded("bench-noop", n), lambda: w.process(n)),
-                                   (seeded("bench-noop", n), lambda: w.raw_claim_and_mark(conn, db, n))])
-    table.add("processing a due backlog through a no-op channel, batch 100", "notifications/s", ours,
-              "raw SQL claim-and-mark, batches of 100", base, ours / base)
+    ours, base = rates(
+        rounds,
+        n,
+        [
+            (seeded("bench-noop", n), lambda: w.process(n)),
+            (seeded("bench-noop", n), lambda: w.raw_claim_and_mark(conn, db, n)),
+        ],
+    )
+    table.add(
+        "processing a due backlog through a no-op channel, batch 100",
+        "notifications/s",
+        ours,
+        "raw SQL claim-and-mark, batches of 100",
+        base,
+        ours / base,
+    )
 
     def seed_po() -> None:
         clear()
         w.seed_post_office(users, n)
 
-    ours, po, bare = rates(rounds, n, [(seeded("bench-email", n), lambda: w.process_emails(n)),
-                                       (seed_po, lambda: w.post_office_send_queued(n)),
-                                       (clear, lambda: w.bare_emails(users, n))])
-    table.add("processing the backlog of emails through locmem", "emails/s", ours,
-              "django-post-office send_queued", po, ours / po)
-    table.add("processing the backlog of emails through locmem", "emails/s", ours,
-              "bare ceiling: EmailMessage.send() to locmem, no database", bare, ours / bare)
+    ours, po, bare = rates(
+        rounds,
+        n,
+        [
+            (seeded("bench-email", n), lambda: w.process_emails(n)),
+            (seed_po, lambda: w.post_office_send_queued(n)),
+            (clear, lambda: w.bare_emails(users, n)),
+        ],
+    )
+    table.add(
+        "processing the backlog of emails through locmem",
+        "emails/s",
+        ours,
+        "django-post-office send_queued",
+        po,
+        ours / po,
+    )
+    table.add(
+        "processing the backlog of emails through locmem",
+        "emails/s",
+        ours,
+        "bare ceiling: EmailMessage.send() to locmem, no database",
+        bare,
+        ours / bare,
+    )
 
-    ours, po = rates(rounds, queue_n, [(clear, lambda: w.queue_emails(users, queue_n)),
-                                       (clear, lambda: w.post_office_mail_send(users, queue_n))])
-    table.add("queueing those emails, one call at a time", "emails/s", ours,
-              "django-post-office mail.send", po, ours / po)
+    ours, po = rates(
+        rounds,
+        queue_n,
+        [
+            (clear, lambda: w.queue_emails(users, queue_n)),
+            (clear, lambda: w.post_office_mail_send(users, queue_n)),
+        ],
+    )
+    table.add(
+        "queueing those emails, one call at a time",
+        "emails/s",
+        ours,
+        "django-post-office mail.send",
+        po,
+        ours / po,
+    )
 
     full, empty, processed_rows = due_query(conn, db, ids, args.smoke)
-    table.add(f"due-query, batch 100, {processed_rows:,} processed rows in the table", "ms per batch", full,
-              "the same with no processed rows", empty, full / empty)
+    table.add(
+        f"due-query, batch 100, {processed_rows:,} processed rows in the table",
+        "ms per batch",
+        full,
+        "the same with no processed rows",
+        empty,
+        full / empty,
+    )
 
     extras = [*queries_per_notification(db, users, conn, ids), *memory(conn, db, ids, args.smoke)]
     md = "\n".join(
@@ -172,7 +265,7 @@ def queries_per_notification(db: str, users: list[Any], conn: Any, ids: list[int
         lines.append(f"{label}: {_statements(ctx) / count:.2f} queries per notification")
     w.clear(db)
     with CaptureQueriesContext(connection) as ctx:
-        getattr(w.m.NoopMessage, "trigger_many", len)(users[:1000])
+        w.m.NoopMessage.trigger_many(users[:1000])
     lines.append(f"trigger_many, 1,000 users: {_statements(ctx)} queries in all")
     w.clear(db)
     w.seed_due(conn, db, "bench-noop", ids, 1000)
@@ -197,8 +290,9 @@ def memory(conn: Any, db: str, ids: list[int], smoke: bool) -> list[str]:
         assert report["count"] == size, report
         growth = (report["rss_kib_after"] - report["rss_kib_before"]) / 1024
         lines.append(
-            f"peak memory processing a {size:,}-row backlog (batch 100): {report['rss_kib_after'] / 1024:.0f} "
-            f"MiB peak RSS of the worker, {growth:.1f} MiB above its RSS before processing"
+            f"peak memory processing a {size:,}-row backlog (batch 100): "
+            f"{report['rss_kib_after'] / 1024:.0f} MiB peak RSS of the worker, "
+            f"{growth:.1f} MiB above its RSS before processing"
         )
     w.clear(db)
     return lines

@@ -25,7 +25,7 @@ def clear(db: str) -> None:
             cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
         else:
             for table in tables:
-                cursor.execute(f"DELETE FROM {table}")  # noqa: S608
+                cursor.execute(f"DELETE FROM {table}")
     mail.outbox = []
 
 
@@ -114,7 +114,7 @@ def process_emails(n: int) -> float:
 
 
 def seed_post_office(users: list[Any], n: int) -> None:
-    from post_office.models import STATUS, Email, PRIORITY
+    from post_office.models import PRIORITY, STATUS, Email
 
     Email.objects.bulk_create(
         [

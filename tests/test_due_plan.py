@@ -37,7 +37,9 @@ def seed(user, processed, due):
         for i in range(processed)
     ]
     rows += [
-        Notification(uuid=f"d{i}", trigger_name="default", target_user=user, datetime_scheduled=earlier(seconds=i))
+        Notification(
+            uuid=f"d{i}", trigger_name="default", target_user=user, datetime_scheduled=earlier(seconds=i)
+        )
         for i in range(due)
     ]
     Notification.objects.bulk_create(rows, batch_size=500)

@@ -19,8 +19,12 @@ def batch_rows():
     article, document = Article.objects.create(title="a"), Document.objects.create(title="d")
     made = [
         DefaultMessage.trigger(ada, datetime_scheduled=earlier(minutes=1)),
-        DefaultMessage.trigger(bob, trigger_user=ada, content=article, data={"x": [1, 2]}, datetime_scheduled=earlier(minutes=3)),
-        DefaultMessage.trigger(ada, trigger_user=bob, content=document, datetime_scheduled=earlier(minutes=2)),
+        DefaultMessage.trigger(
+            bob, trigger_user=ada, content=article, data={"x": [1, 2]}, datetime_scheduled=earlier(minutes=3)
+        ),
+        DefaultMessage.trigger(
+            ada, trigger_user=bob, content=document, datetime_scheduled=earlier(minutes=2)
+        ),
     ]
     return made
 
@@ -35,7 +39,9 @@ def test_claimed_batch_reads_like_the_orm(batch_rows):
         assert n.status == Notification.Status.PROCESSING and n.attempts == 1
         assert not n._state.adding and n._state.db == "default"
     with CaptureQueriesContext(connection) as ctx:
-        seen = [(n.target_user.username, n.trigger_user and n.trigger_user.username, n.content) for n in batch]
+        seen = [
+            (n.target_user.username, n.trigger_user and n.trigger_user.username, n.content) for n in batch
+        ]
         data = [n.data for n in batch]
     assert ctx.captured_queries == []  # everything was attached in the batch's few queries
     assert seen == [

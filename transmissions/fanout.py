@@ -56,8 +56,7 @@ def trigger_many(
     behavior = _registered_behavior(message_cls)
     if isinstance(users, (models.Model, str, bytes)) or not isinstance(users, Iterable):
         raise InvalidTrigger(
-            f"users must be an iterable of users, not {type(users).__name__}; "
-            "for one user, use trigger()."
+            f"users must be an iterable of users, not {type(users).__name__}; for one user, use trigger()."
         )
     users = list(users)
     for user in users:
@@ -73,8 +72,10 @@ def trigger_many(
         return [n for n in made if n is not None]
     keyed = behavior.key_prefix is not None
     if keyed:
-        seen: set[Any] = set()
-        users = [u for u in users if not (u.pk in seen or seen.add(u.pk))]  # first of each user
+        firsts: dict[Any, Any] = {}
+        for user in users:
+            firsts.setdefault(user.pk, user)
+        users = list(firsts.values())  # each user once, in order of first appearance
     content_key = _content_key(template)
     chunk = max(1, min(CHUNK_SIZE, _max_params(using) // len(inserts.COLUMNS)))
     created: list[Notification] = []
@@ -119,7 +120,9 @@ def _insert_chunk(
         todo = [row for row in todo if row[0] not in inserted]
         if not todo:
             return inserted
-    raise DuplicateNotification(f"{trigger_name!r}: gave up after {LAST_ONLY_ATTEMPTS} concurrent replacements.")
+    raise DuplicateNotification(
+        f"{trigger_name!r}: gave up after {LAST_ONLY_ATTEMPTS} concurrent replacements."
+    )
 
 
 def _notifications(
@@ -141,7 +144,7 @@ def _notifications(
         notification._state.adding = False
         notification._state.db = using
         # As Notification(target_user=...) would: reading them back costs no query.
-        _TARGET_USER.set_cached_value(notification, user)  # type: ignore[union-attr]
-        _TRIGGER_USER.set_cached_value(notification, trigger_user)  # type: ignore[union-attr]
+        _TARGET_USER.set_cached_value(notification, user)
+        _TRIGGER_USER.set_cached_value(notification, trigger_user)
         made.append(notification)
     return made

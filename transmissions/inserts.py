@@ -94,7 +94,8 @@ def _sql(alias: str, vendor: str, rows: int, skip_conflicts: bool) -> str:
     connection = connections[alias]
     quote = connection.ops.quote_name
     opts = Notification._meta
-    columns = ", ".join(quote(opts.get_field(name).column) for name in COLUMNS)
+    by_attname = {field.attname: str(field.column) for field in opts.concrete_fields}
+    columns = ", ".join(quote(by_attname[name]) for name in COLUMNS)
     one = "(" + ", ".join(["%s"] * len(COLUMNS)) + ")"
     conflict = f" ON CONFLICT ({quote('dedup_key')}) DO NOTHING" if skip_conflicts else ""
     return (

@@ -59,7 +59,7 @@ def build(using: str, values: list[Any]) -> Notification:
     state = ModelState()
     state.adding, state.db = False, using
     notification._state = state
-    notification.__dict__.update(zip(ATTNAMES, values))
+    notification.__dict__.update(zip(ATTNAMES, values, strict=True))
     return notification
 
 
@@ -91,9 +91,9 @@ def attach_related(using: str, batch: list[Notification]) -> None:
     for n in batch:
         target = users.get(n.target_user_id)
         if target is not None:
-            _TARGET_USER.set_cached_value(n, target)  # type: ignore[union-attr]
+            _TARGET_USER.set_cached_value(n, target)
         trigger_user = None if n.trigger_user_id is None else users.get(n.trigger_user_id)
         if trigger_user is not None or n.trigger_user_id is None:
-            _TRIGGER_USER.set_cached_value(n, trigger_user)  # type: ignore[union-attr]
+            _TRIGGER_USER.set_cached_value(n, trigger_user)
     if any(n.content_type_id is not None for n in batch):
         prefetch_related_objects(batch, "content")
