@@ -106,7 +106,7 @@ def seed_processed(conn: Any, db: str, count: int, user_id: int) -> None:
     if db == "postgres":
         conn.execute(
             f"INSERT INTO {TABLE} ({COLUMNS}, datetime_processed) "
-            "SELECT md5(g::text), 'bench-noop', %s, now() - interval '1 day', "
+            "SELECT 'p' || g, 'bench-noop', %s, now() - interval '1 day', "
             "now() - interval '1 day' + g * interval '1 ms', 1, 1, NULL, now() "
             "FROM generate_series(1, %s) AS g",
             (user_id, count),

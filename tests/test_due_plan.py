@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 
 from tests.utils import earlier, make_user
 from transmissions.models import Notification
-from transmissions.processing import claim_batch
+from transmissions.processing import claim_batch, process_batch
 
 pytestmark = pytest.mark.django_db(transaction=True)
 TABLE = Notification._meta.db_table
@@ -72,3 +72,19 @@ def test_sqlite_claim_looks_up_the_chosen_ids_and_scans_the_due_index_in_order()
     # ... and the subquery reads the due index in order: no temporary B-tree to sort.
     assert "USING COVERING INDEX transmissions_due_idx (status=? AND datetime_scheduled<?)" in plan, plan
     assert "TEMP B-TREE" not in plan, plan
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite plan")
+def test_sqlite_outcome_update_looks_up_ids_not_every_processing_row():
+    user = make_user()
+    seed(user, processed=0, due=300)
+    claim_batch(200)  # another worker's batch, still held
+    batch = claim_batch(10)
+    with CaptureQueriesContext(connection) as ctx:
+        process_batch(batch)
+    [sql] = [q["sql"] for q in ctx.captured_queries if "datetime_processed" in q["sql"]]
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN QUERY PLAN " + sql)
+        plan = "\n".join(str(row[-1]) for row in cursor.fetchall())
+    assert "INTEGER PRIMARY KEY" in plan and "transmissions_due_idx" not in plan, plan
+    assert Notification.objects.filter(status=Notification.Status.SUCCESSFULLY_SENT).count() == 10

@@ -247,13 +247,9 @@ def record_outcomes(outcomes: Outcomes, using: str) -> None:
     held = Notification.objects.using(using).filter(status=Status.PROCESSING)
     with transaction.atomic(using=using):
         for status, ids in outcomes.final.items():
-            held.filter(pk__in=ids).update(
-                status=status, datetime_processed=now, claimed_until=None, dedup_key=None
-            )
+            _finish(using, ids, status, now, release_key=True)
         if outcomes.sent_keeping_key:
-            held.filter(pk__in=outcomes.sent_keeping_key).update(
-                status=Status.SUCCESSFULLY_SENT, datetime_processed=now, claimed_until=None
-            )
+            _finish(using, outcomes.sent_keeping_key, Status.SUCCESSFULLY_SENT, now, release_key=False)
         if outcomes.retry_at:
             held.filter(pk__in=list(outcomes.retry_at)).update(
                 status=Status.CREATED,
@@ -265,3 +261,21 @@ def record_outcomes(outcomes: Outcomes, using: str) -> None:
             )
         if outcomes.delete:
             Notification.objects.using(using).filter(pk__in=outcomes.delete).delete()
+
+
+def _finish(using: str, ids: list[int], status: int, now: datetime.datetime, release_key: bool) -> None:
+    """Write a final status on the rows of ``ids`` this worker still holds, in one UPDATE."""
+    connection = connections[using]
+    table = connection.ops.quote_name(Notification._meta.db_table)
+    # "+status" keeps SQLite on the primary key rather than scanning every PROCESSING row
+    # of the due index (all workers' batches) for each outcome.
+    held = "+status" if connection.vendor == "sqlite" else "status"
+    release = ", dedup_key = NULL" if release_key else ""
+    marks = ", ".join(["%s"] * len(ids))
+    # Only quoted names and placeholders are formatted in; every value is a parameter.
+    sql = (
+        f"UPDATE {table} SET status = %s, datetime_processed = %s, claimed_until = NULL{release} "  # noqa: S608
+        f"WHERE {held} = %s AND id IN ({marks})"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [status, connection.ops.adapt_datetimefield_value(now), Status.PROCESSING, *ids])
