@@ -222,12 +222,27 @@ def run(args: Any, cli: str) -> None:
     )
     print("\n" + md)
     if not args.smoke:
-        (HERE / "results.md").write_text(md + "\n")
+        write_results(db, md)
         from benchmarks import plot
 
         plot.draw(conn, db, ids, n, HERE / "results.png")
         print(f"\nwrote {HERE / 'results.md'} and {HERE / 'results.png'}")
     clear()
+
+
+def write_results(db: str, md: str) -> None:
+    """Replace this database's section of results.md, keeping the others'."""
+    path = HERE / "results.md"
+    sections = {}
+    if path.exists():
+        for part in path.read_text().split("\n## ")[1:]:
+            name, _, body = part.partition("\n")
+            sections[name.strip()] = body.strip()
+    sections[db] = md
+    path.write_text(
+        "# Benchmark results\n\nWritten by `benchmarks/run.py`; see docs/benchmarks.md.\n"
+        + "".join(f"\n## {name}\n\n{body}\n" for name, body in sorted(sections.items(), reverse=True))
+    )
 
 
 def due_query(conn: Any, db: str, ids: list[int], smoke: bool) -> tuple[float, float, int]:
