@@ -33,6 +33,7 @@ from transmissions.trigger import (
 CHUNK_SIZE = 1000
 _TARGET_USER = Notification._meta.get_field("target_user")
 _TRIGGER_USER = Notification._meta.get_field("trigger_user")
+_UUID, _USER, _KEY = (inserts.COLUMNS.index(c) for c in ("uuid", "target_user_id", "dedup_key"))
 
 
 def trigger_many(
@@ -78,17 +79,21 @@ def trigger_many(
         users = list(firsts.values())  # each user once, in order of first appearance
     content_key = _content_key(template)
     chunk = max(1, min(CHUNK_SIZE, _max_params(using) // len(inserts.COLUMNS)))
+    # Every row is the template's with its own uuid, user and key: adapt the rest once.
+    base = inserts.adapt_row(using, inserts.row_of(template))
+    name = template.trigger_name
     created: list[Notification] = []
     with transaction.atomic(using=using):
         for start in range(0, len(users), chunk):
             part = users[start : start + chunk]
             rows = []
             for user in part:
-                template.uuid = inserts.short_uuid()
-                template.target_user_id = user.pk
-                template.dedup_key = behavior.dedup_key(template.trigger_name, user.pk, content_key)
-                rows.append(inserts.row_of(template))
-            inserted = _insert_chunk(using, template.trigger_name, behavior, rows)
+                row = base.copy()
+                row[_UUID], row[_USER] = inserts.short_uuid(), user.pk
+                if keyed:
+                    row[_KEY] = behavior.dedup_key(name, user.pk, content_key)
+                rows.append(row)
+            inserted = _insert_chunk(using, name, behavior, rows)
             created += _notifications(template, trigger_user, part, rows, inserted, using)
     return created
 
@@ -109,13 +114,12 @@ def _insert_chunk(
 ) -> dict[str, int]:
     keyed = behavior.key_prefix is not None
     if behavior is not TriggerBehavior.LAST_ONLY:
-        return inserts.insert_rows(using, rows, skip_conflicts=keyed)
-    user_at = inserts.COLUMNS.index("target_user_id")
+        return inserts.insert_rows(using, rows, skip_conflicts=keyed, adapted=True)
     inserted: dict[str, int] = {}
     todo = rows
     for _ in range(LAST_ONLY_ATTEMPTS):
-        cancel_waiting(using, trigger_name, [row[user_at] for row in todo])
-        inserted.update(inserts.insert_rows(using, todo, skip_conflicts=True))
+        cancel_waiting(using, trigger_name, [row[_USER] for row in todo])
+        inserted.update(inserts.insert_rows(using, todo, skip_conflicts=True, adapted=True))
         # A row is missing only when a concurrent trigger took its key in between.
         todo = [row for row in todo if row[0] not in inserted]
         if not todo:
@@ -133,16 +137,16 @@ def _notifications(
     inserted: dict[str, int],
     using: str,
 ) -> list[Notification]:
-    shared = {name: getattr(template, name) for name in inserts.COLUMNS}
+    # The instances get the template's own (unadapted) values, with each row's changes.
+    shared = {name: getattr(template, name) for name in inserts.ATTNAMES}
     made = []
     for user, row in zip(users, rows, strict=True):
-        pk = inserted.get(row[0])
+        pk = inserted.get(row[_UUID])
         if pk is None:
             continue
-        values = dict(zip(inserts.COLUMNS, row, strict=True))
-        notification = inserts.new_notification({**shared, **values, "id": pk})
-        notification._state.adding = False
-        notification._state.db = using
+        values = shared.copy()
+        values.update(id=pk, uuid=row[_UUID], target_user_id=user.pk, dedup_key=row[_KEY])
+        notification = inserts.new_notification(values, using=using)
         # As Notification(target_user=...) would: reading them back costs no query.
         _TARGET_USER.set_cached_value(notification, user)
         _TRIGGER_USER.set_cached_value(notification, trigger_user)
