@@ -17,16 +17,28 @@ def _clear_sent():
     yield
 
 
+_VENDORS = {"sqlite": "sqlite", "postgres": "postgresql", "mysql": "mysql"}
+
+
+def _unwanted(item, on_sqlite, vendor):
+    if item.get_closest_marker("postgres" if on_sqlite else "own_database"):
+        return True
+    only, not_on = item.get_closest_marker("only_on"), item.get_closest_marker("not_on")
+    return (only is not None and only.args[0] != vendor) or (not_on is not None and not_on.args[0] == vendor)
+
+
 def pytest_collection_modifyitems(config, items):
     """Deselect, never skip, the tests that cannot run on this pass's database.
 
     ``own_database`` tests bring their own SQLite file: the SQLite pass runs them.
     ``postgres`` tests need several processes on one server database: the PostgreSQL
-    and MariaDB passes run them (``.ci/run`` runs all three passes).
+    and MariaDB passes run them. ``only_on(vendor)`` tests (query plans) run on that
+    vendor's pass, ``not_on(vendor)`` tests on the others. ``.ci/run`` runs all three
+    passes, so each test runs somewhere.
     """
-    on_sqlite = os.environ.get("TRANSMISSIONS_TEST_DB", "sqlite") == "sqlite"
-    unwanted = "postgres" if on_sqlite else "own_database"
-    drop = [item for item in items if item.get_closest_marker(unwanted)]
+    db = os.environ.get("TRANSMISSIONS_TEST_DB", "sqlite")
+    on_sqlite, vendor = db == "sqlite", _VENDORS.get(db, db)
+    drop = [item for item in items if _unwanted(item, on_sqlite, vendor)]
     if drop:
         config.hook.pytest_deselected(items=drop)
-        items[:] = [item for item in items if not item.get_closest_marker(unwanted)]
+        items[:] = [item for item in items if not _unwanted(item, on_sqlite, vendor)]

@@ -23,7 +23,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Case, DateTimeField, F, Value, When
 from django.utils import timezone
 
-from transmissions import conf
+from transmissions import conf, loading
 from transmissions.behaviors import RELEASED_ON_CLAIM_PREFIX, TriggerBehavior
 from transmissions.exceptions import TransientChannelError, UnknownTriggerException
 from transmissions.models import Notification
@@ -78,23 +78,19 @@ def claim_batch(batch_size: int, now: datetime.datetime | None = None) -> list[N
     connection = connections[using]
     lease = now + datetime.timedelta(seconds=conf.get("TRANSMISSIONS_LEASE_SECONDS"))
     if connection.vendor in ("postgresql", "sqlite") and connection.features.can_return_columns_from_insert:
-        ids = _claim_returning(connection, batch_size, now, lease)
-    else:
-        ids = _claim_select_then_update(using, batch_size, now, lease)
+        return loading.notifications_from_rows(using, _claim_returning(connection, batch_size, now, lease))
+    ids = _claim_select_then_update(using, batch_size, now, lease)
     if not ids:
         return []
-    return list(
-        Notification.objects.using(using)
-        .filter(pk__in=ids)
-        .select_related("target_user", "trigger_user")
-        .prefetch_related("content")
-        .order_by("datetime_scheduled", "pk")
-    )
+    batch = list(Notification.objects.using(using).filter(pk__in=ids).order_by("datetime_scheduled", "pk"))
+    loading.attach_related(using, batch)
+    return batch
 
 
 def _claim_returning(
     connection: BaseDatabaseWrapper, batch_size: int, now: datetime.datetime, lease: datetime.datetime
-) -> list[int]:
+) -> list[tuple[Any, ...]]:
+    """Claim a batch in one statement; return every column of the claimed rows."""
     # One statement. On SQLite it is atomic (single writer). On PostgreSQL the
     # materialized CTE runs once and its row locks skip what another worker holds;
     # a row that another worker claimed meanwhile fails the re-checked status.
@@ -114,11 +110,18 @@ def _claim_returning(
         sql = (
             f"WITH claim AS MATERIALIZED ({due} FOR UPDATE SKIP LOCKED) "  # noqa: S608
             f"UPDATE {table} AS n SET {set_clause} FROM claim "
-            f"WHERE n.id = claim.id AND n.status = %s RETURNING n.id"
+            f"WHERE n.id = claim.id AND n.status = %s "
+            f"RETURNING {loading.returning_columns(connection, 'n')}"
         )
         order = ["due", "set", "status"]
     else:
-        sql = f"UPDATE {table} SET {set_clause} WHERE status = %s AND id IN ({due}) RETURNING id"  # noqa: S608
+        # "+status" keeps SQLite off the due index for the outer WHERE: with it, each
+        # claim scanned every waiting row (O(backlog) per batch) instead of looking up
+        # the ids the subquery chose.
+        sql = (
+            f"UPDATE {table} SET {set_clause} WHERE +status = %s AND id IN ({due}) "  # noqa: S608
+            f"RETURNING {loading.returning_columns(connection)}"
+        )
         order = ["set", "status", "due"]
     adapt = connection.ops.adapt_datetimefield_value
     groups: dict[str, list[Any]] = {
@@ -129,7 +132,7 @@ def _claim_returning(
     params = [p for name in order for p in groups[name]]
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return [row[0] for row in cursor.fetchall()]
+        return cursor.fetchall()
 
 
 def _claim_select_then_update(
@@ -245,13 +248,9 @@ def record_outcomes(outcomes: Outcomes, using: str) -> None:
     held = Notification.objects.using(using).filter(status=Status.PROCESSING)
     with transaction.atomic(using=using):
         for status, ids in outcomes.final.items():
-            held.filter(pk__in=ids).update(
-                status=status, datetime_processed=now, claimed_until=None, dedup_key=None
-            )
+            _finish(using, ids, status, now, release_key=True)
         if outcomes.sent_keeping_key:
-            held.filter(pk__in=outcomes.sent_keeping_key).update(
-                status=Status.SUCCESSFULLY_SENT, datetime_processed=now, claimed_until=None
-            )
+            _finish(using, outcomes.sent_keeping_key, Status.SUCCESSFULLY_SENT, now, release_key=False)
         if outcomes.retry_at:
             held.filter(pk__in=list(outcomes.retry_at)).update(
                 status=Status.CREATED,
@@ -263,3 +262,21 @@ def record_outcomes(outcomes: Outcomes, using: str) -> None:
             )
         if outcomes.delete:
             Notification.objects.using(using).filter(pk__in=outcomes.delete).delete()
+
+
+def _finish(using: str, ids: list[int], status: int, now: datetime.datetime, release_key: bool) -> None:
+    """Write a final status on the rows of ``ids`` this worker still holds, in one UPDATE."""
+    connection = connections[using]
+    table = connection.ops.quote_name(Notification._meta.db_table)
+    # "+status" keeps SQLite on the primary key rather than scanning every PROCESSING row
+    # of the due index (all workers' batches) for each outcome.
+    held = "+status" if connection.vendor == "sqlite" else "status"
+    release = ", dedup_key = NULL" if release_key else ""
+    marks = ", ".join(["%s"] * len(ids))
+    # Only quoted names and placeholders are formatted in; every value is a parameter.
+    sql = (
+        f"UPDATE {table} SET status = %s, datetime_processed = %s, claimed_until = NULL{release} "  # noqa: S608
+        f"WHERE {held} = %s AND id IN ({marks})"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [status, connection.ops.adapt_datetimefield_value(now), Status.PROCESSING, *ids])

@@ -103,6 +103,10 @@ def message(
             from transmissions.channels.base import BaseChannel
 
             cls.trigger = classmethod(BaseChannel.trigger.__func__)  # type: ignore[attr-defined]
+        if not hasattr(cls, "trigger_many"):
+            from transmissions.channels.base import BaseChannel
+
+            cls.trigger_many = classmethod(BaseChannel.trigger_many.__func__)  # type: ignore[attr-defined]
         return cls
 
     return decorator

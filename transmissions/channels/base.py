@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from transmissions.behaviors import TriggerBehavior
@@ -97,6 +97,28 @@ class BaseChannel:
             content=content,
             data=data,
             silent=silent,
+        )
+
+    @classmethod
+    def trigger_many(
+        cls,
+        users: Iterable[Any],
+        trigger_user: Any = None,
+        datetime_scheduled: datetime.datetime | None = None,
+        content: Model | None = None,
+        data: Any = None,
+    ) -> list[Notification]:
+        """Create a notification of this message for each of ``users``, in a few statements per
+        thousand users; return those created. See ``transmissions.fanout.trigger_many``."""
+        from transmissions.fanout import trigger_many
+
+        return trigger_many(
+            cls,
+            users,
+            trigger_user=trigger_user,
+            datetime_scheduled=datetime_scheduled,
+            content=content,
+            data=data,
         )
 
 

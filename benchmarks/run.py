@@ -1,0 +1,104 @@
+#!/usr/bin/env python
+"""Benchmark transmissions against the bare database and against django-post-office.
+
+    python benchmarks/run.py [--db sqlite|postgres] [--n 20000] [--rounds 5] [--smoke]
+
+Each workload runs next to its baseline on the same database, in one process and one
+run; the table shows the median of ``--rounds`` rounds and the ratio. Writes
+``benchmarks/results.md`` and ``benchmarks/results.png`` (unless ``--smoke``).
+See docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import setup_db  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--n", type=int, default=20000, help="notifications per workload")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, one round: checks it runs")
+    parser.add_argument("--child", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--child-start", type=float, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args.db, args.child, args.child_start)
+    if args.smoke:
+        args.n, args.rounds = 1000, 1
+    setup_db.configure(args.db)
+    from benchmarks import report
+
+    report.run(args, cli=" ".join(["python benchmarks/run.py", *sys.argv[1:]]))
+
+
+def child(db: str, batch_size: int, start_at: float) -> None:
+    """Process the backlog another process seeded; print count, time and peak memory."""
+    setup_db.configure(db, fresh=False)
+    from benchmarks import bench_messages  # noqa: F401 - registers the messages
+    from transmissions.processing import process_all_notifications
+
+    # Workers started together begin together, once each has set Django up.
+    time.sleep(max(0.0, start_at - time.time()))
+    before = _rss_kib("VmRSS")
+    # Reset the peak RSS so it reports processing only, not imports and setup.
+    Path("/proc/self/clear_refs").write_text("5")
+    started = time.time()
+    t0 = time.perf_counter()
+    total = 0
+    while taken := process_all_notifications(batch_size=batch_size, time_limit=3600):
+        total += taken
+    seconds = time.perf_counter() - t0
+    after = _rss_kib("VmHWM")
+    report = {"count": total, "seconds": seconds, "started": started, "ended": started + seconds}
+    print(json.dumps({**report, "rss_kib_before": before, "rss_kib_after": after}))
+
+
+def _rss_kib(name: str) -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(f"{name}:"))
+
+
+def run_children(db: str, workers: int, batch_size: int) -> tuple[float, list[dict[str, Any]]]:
+    """Start ``workers`` processes on the seeded backlog; return the time from the first
+    one's start of processing to the last one's end (not counting Django's start-up),
+    and their reports."""
+    start_at = time.time() + 3 + workers  # time enough for every worker's Django set-up
+    cmd = [sys.executable, str(Path(__file__)), "--db", db, "--child", str(batch_size)]
+    cmd += ["--child-start", str(start_at)]
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env, text=True) for _ in range(workers)]
+    outs = [p.communicate()[0] for p in procs]
+    if any(p.returncode for p in procs):
+        raise SystemExit(f"a benchmark worker failed: {outs}")
+    reports = [json.loads(o.strip().splitlines()[-1]) for o in outs]
+    return max(r["ended"] for r in reports) - min(r["started"] for r in reports), reports
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def machine() -> str:
+    return f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} cores"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""Configure Django for the benchmark and open raw driver connections to the same database.
+
+SQLite: ``benchmarks/bench.sqlite3`` (git-ignored), WAL with synchronous=NORMAL for
+Django and for the raw sqlite3 baseline alike. PostgreSQL: the ``bench_tx`` database on
+127.0.0.1:5432 (user postgres), created when missing; never the test databases.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import django
+from django.conf import settings
+
+HERE = Path(__file__).resolve().parent
+SQLITE_FILE = HERE / "bench.sqlite3"
+PG = {
+    "NAME": os.environ.get("TRANSMISSIONS_BENCH_DB_NAME", "bench_tx"),
+    "USER": os.environ.get("PGUSER", "postgres"),
+    "HOST": os.environ.get("PGHOST", "127.0.0.1"),
+    "PORT": os.environ.get("PGPORT", "5432"),
+}
+SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL")
+
+
+def configure(db: str, fresh: bool = True) -> None:
+    """Point Django at the benchmark database, set it up and migrate it."""
+    if db == "sqlite":
+        if fresh:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{SQLITE_FILE}{suffix}").unlink(missing_ok=True)
+        database: dict[str, Any] = {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(SQLITE_FILE),
+            "OPTIONS": {"init_command": ";".join(SQLITE_PRAGMAS), "timeout": 60},
+        }
+    elif db == "postgres":
+        if fresh:
+            _recreate_pg_database()
+        database = {"ENGINE": "django.db.backends.postgresql", **PG}
+    else:
+        raise SystemExit(f"--db {db!r}: use sqlite or postgres.")
+    settings.configure(
+        SECRET_KEY="benchmark-only",
+        USE_TZ=True,
+        TIME_ZONE="UTC",
+        DEBUG=False,
+        DATABASES={"default": database},
+        DEFAULT_AUTO_FIELD="django.db.models.AutoField",
+        INSTALLED_APPS=[
+            "django.contrib.auth",
+            "django.contrib.contenttypes",
+            "transmissions",
+            "post_office",
+        ],
+        EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
+        DEFAULT_FROM_EMAIL="bench@example.com",
+        TEMPLATES=[{"BACKEND": "django.template.backends.django.DjangoTemplates"}],
+        # post-office's own defaults, except: deliver to locmem, and log only failures
+        # (its default also writes one Log row per sent email; this is the cheaper setup).
+        POST_OFFICE={
+            "BACKENDS": {"default": "django.core.mail.backends.locmem.EmailBackend"},
+            "LOG_LEVEL": 1,
+            "BATCH_SIZE": 100,
+        },
+    )
+    django.setup()
+    # post-office logs every batch at INFO; keep the benchmark's output readable.
+    logging.getLogger("post_office").setLevel(logging.WARNING)
+    if fresh:
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+
+
+def _recreate_pg_database() -> None:
+    import psycopg
+
+    admin = {**PG, "NAME": "postgres"}
+    with psycopg.connect(_dsn(admin), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{PG["NAME"]}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{PG["NAME"]}"')
+
+
+def _dsn(params: dict[str, str]) -> str:
+    return f"dbname={params['NAME']} user={params['USER']} host={params['HOST']} port={params['PORT']}"
+
+
+def raw_connection(db: str) -> Any:
+    """A driver connection (psycopg / sqlite3) in autocommit: one transaction per statement."""
+    if db == "sqlite":
+        conn = sqlite3.connect(str(SQLITE_FILE), isolation_level=None, timeout=60)
+        # Django turns foreign key checks on for its SQLite connections: the same work here.
+        for pragma in (*SQLITE_PRAGMAS, "PRAGMA foreign_keys = ON"):
+            conn.execute(pragma)
+        return conn
+    import psycopg
+
+    return psycopg.connect(_dsn(PG), autocommit=True)

@@ -1,0 +1,186 @@
+"""Each workload, timed: the transmissions side and its baseline on the same database.
+
+Every function returns ``(count, seconds)``; the tables are emptied before each run.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.core import mail
+from django.core.mail import EmailMessage
+from django.db import connection
+
+from benchmarks import bench_messages as m
+from benchmarks import raw
+from transmissions.models import Notification
+from transmissions.processing import process_all_notifications
+
+
+def clear(db: str) -> None:
+    tables = ["transmissions_notification", "post_office_email", "post_office_log"]
+    with connection.cursor() as cursor:
+        if db == "postgres":
+            cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+        else:
+            for table in tables:
+                cursor.execute(f"DELETE FROM {table}")
+    mail.outbox = []
+
+
+def timed(fn: Any, *args: Any) -> float:
+    t0 = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - t0
+
+
+# -- trigger -------------------------------------------------------------------------------
+
+
+def trigger_default(users: list[Any], n: int) -> float:
+    def run() -> None:
+        for i in range(n):
+            m.NoopMessage.trigger(users[i % len(users)])
+
+    return timed(run)
+
+
+def trigger_dedup(users: list[Any], n: int) -> float:
+    """Half SEND_ONCE (one per user), half TRIGGER_ONCE_PER_CONTENT (one per content)."""
+
+    def run() -> None:
+        half = n // 2
+        for i in range(half):
+            assert m.SendOnceMessage.trigger(users[i]) is not None
+        for i in range(n - half):
+            assert m.OncePerContentMessage.trigger(users[0], content=users[i]) is not None
+
+    return timed(run)
+
+
+def raw_single_inserts(conn: Any, db: str, user_ids: list[int], n: int, keyed: bool) -> float:
+    ids = [user_ids[i % len(user_ids)] for i in range(n)]
+    return timed(raw.single_inserts, conn, db, "bench-noop", ids, keyed)
+
+
+# -- fan-out -------------------------------------------------------------------------------
+
+
+def fan_out(users: list[Any], cls: Any = m.NoopMessage) -> float:
+    def run() -> None:
+        created = cls.trigger_many(users)
+        assert len(created) == len(users), len(created)
+
+    return timed(run)
+
+
+def raw_fan_out(conn: Any, db: str, user_ids: list[int]) -> float:
+    return timed(raw.multi_row_insert, conn, db, "bench-noop", user_ids)
+
+
+# -- processing ----------------------------------------------------------------------------
+
+
+def seed_due(conn: Any, db: str, trigger_name: str, user_ids: list[int], n: int) -> None:
+    ids = [user_ids[i % len(user_ids)] for i in range(n)]
+    raw.multi_row_insert(conn, db, trigger_name, ids)
+
+
+def process(n: int, batch_size: int = 100) -> float:
+    def run() -> None:
+        done = 0
+        while True:
+            taken = process_all_notifications(batch_size=batch_size, time_limit=3600)
+            if not taken:
+                break
+            done += taken
+        assert done == n, (done, n)
+
+    return timed(run)
+
+
+def raw_claim_and_mark(conn: Any, db: str, n: int, batch_size: int = 100) -> float:
+    def run() -> None:
+        assert raw.claim_and_mark(conn, db, batch_size) == n
+
+    return timed(run)
+
+
+def process_emails(n: int) -> float:
+    seconds = process(n)
+    assert len(mail.outbox) == n, len(mail.outbox)
+    return seconds
+
+
+def seed_post_office(users: list[Any], n: int) -> None:
+    from post_office.models import PRIORITY, STATUS, Email
+
+    Email.objects.bulk_create(
+        [
+            Email(
+                from_email="bench@example.com",
+                to=[users[i % len(users)].email],
+                subject=m.SUBJECT,
+                message=m.BODY,
+                status=STATUS.queued,
+                priority=PRIORITY.medium,
+            )
+            for i in range(n)
+        ],
+        batch_size=500,
+    )
+
+
+def post_office_send_queued(n: int) -> float:
+    from post_office.mail import send_queued
+
+    def run() -> None:
+        while True:
+            sent, failed, _ = send_queued(processes=1)
+            assert not failed
+            if not sent:
+                break
+        assert len(mail.outbox) == n, len(mail.outbox)
+
+    return timed(run)
+
+
+def bare_emails(users: list[Any], n: int) -> float:
+    def run() -> None:
+        for i in range(n):
+            to = [users[i % len(users)].email]
+            EmailMessage(subject=m.SUBJECT, body=m.BODY, from_email=None, to=to).send()
+        assert len(mail.outbox) == n
+
+    return timed(run)
+
+
+# -- queueing emails -----------------------------------------------------------------------
+
+
+def queue_emails(users: list[Any], n: int) -> float:
+    def run() -> None:
+        for i in range(n):
+            m.DigestEmail.trigger(users[i % len(users)])
+
+    return timed(run)
+
+
+def post_office_mail_send(users: list[Any], n: int) -> float:
+    from post_office import mail as po_mail
+
+    def run() -> None:
+        for i in range(n):
+            po_mail.send(
+                recipients=[users[i % len(users)].email],
+                sender="bench@example.com",
+                subject=m.SUBJECT,
+                message=m.BODY,
+            )
+
+    return timed(run)
+
+
+def count_notifications() -> int:
+    return Notification.objects.count()

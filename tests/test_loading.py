@@ -1,0 +1,66 @@
+import pytest
+from django.db import connection
+from django.db.models.signals import post_init
+from django.test.utils import CaptureQueriesContext
+
+from tests.messages import DefaultMessage
+from tests.models import Article, Document
+from tests.utils import earlier, make_user
+from transmissions.models import Notification
+from transmissions.processing import claim_batch
+
+pytestmark = pytest.mark.django_db
+FIELDS = [f.attname for f in Notification._meta.concrete_fields]
+
+
+@pytest.fixture
+def batch_rows():
+    ada, bob = make_user("ada"), make_user("bob")
+    article, document = Article.objects.create(title="a"), Document.objects.create(title="d")
+    made = [
+        DefaultMessage.trigger(ada, datetime_scheduled=earlier(minutes=1)),
+        DefaultMessage.trigger(
+            bob, trigger_user=ada, content=article, data={"x": [1, 2]}, datetime_scheduled=earlier(minutes=3)
+        ),
+        DefaultMessage.trigger(
+            ada, trigger_user=bob, content=document, datetime_scheduled=earlier(minutes=2)
+        ),
+    ]
+    return made
+
+
+def test_claimed_batch_reads_like_the_orm(batch_rows):
+    batch = claim_batch(10)
+    # Oldest schedule first, as the due-query orders them.
+    assert [n.pk for n in batch] == [batch_rows[i].pk for i in (1, 2, 0)]
+    for n in batch:
+        fresh = Notification.objects.get(pk=n.pk)
+        assert [getattr(n, f) for f in FIELDS] == [getattr(fresh, f) for f in FIELDS]
+        assert n.status == Notification.Status.PROCESSING and n.attempts == 1
+        assert not n._state.adding and n._state.db == "default"
+    with CaptureQueriesContext(connection) as ctx:
+        seen = [
+            (n.target_user.username, n.trigger_user and n.trigger_user.username, n.content) for n in batch
+        ]
+        data = [n.data for n in batch]
+    assert ctx.captured_queries == []  # everything was attached in the batch's few queries
+    assert seen == [
+        ("bob", "ada", Article.objects.get()),
+        ("ada", "bob", Document.objects.get()),
+        ("ada", None, None),
+    ]
+    assert data == [{"x": [1, 2]}, {}, {}]
+
+
+def test_post_init_listeners_still_run(batch_rows):
+    seen = []
+
+    def listener(sender, instance, **kwargs):
+        seen.append(instance.pk)
+
+    post_init.connect(listener, sender=Notification)
+    try:
+        batch = claim_batch(10)
+    finally:
+        post_init.disconnect(listener, sender=Notification)
+    assert sorted(seen) == sorted(n.pk for n in batch) and len(batch) == 3
