@@ -266,3 +266,34 @@ def test_batch_query_count_does_not_grow_with_size(size):
     # MySQL/MariaDB claim ids in two statements (SELECT ... FOR UPDATE SKIP LOCKED, UPDATE),
     # then fetch the rows: PostgreSQL and SQLite get them from the claim's RETURNING.
     assert len(statements(ctx)) == 9 + 2 * (connection.vendor == "mysql"), statements(ctx)
+
+
+@override_settings(TRANSMISSIONS_EXPIRED_LEASE_POLICY="retry")
+def test_a_late_worker_never_overwrites_a_row_claimed_again(user):
+    from transmissions.processing import process_batch
+
+    n = DefaultMessage.trigger(user)
+    slow = claim_batch(10)  # worker A claims, then stalls past its lease
+    Notification.objects.filter(pk=n.pk).update(trigger_name="always-fails")
+    for x in slow:
+        x.trigger_name = "always-fails"
+    with time_machine.travel(later(minutes=11)):
+        recover_expired_claims()
+        again = claim_batch(10)  # worker B claims the same row with a new lease
+        assert [x.pk for x in again] == [n.pk]
+        process_batch(slow)  # A comes back: its FAILED must not land on B's claim
+        assert status_of(n) == S.PROCESSING
+        process_batch(again)  # B's outcome lands
+    assert status_of(n) == S.FAILED
+
+
+@override_settings(TRANSMISSIONS_EXPIRED_LEASE_POLICY="retry")
+def test_a_late_worker_does_not_undo_a_row_queued_again(user):
+    from transmissions.processing import process_batch
+
+    n = DefaultMessage.trigger(user)
+    slow = claim_batch(10)
+    with time_machine.travel(later(minutes=11)):
+        recover_expired_claims()
+        process_batch(slow)
+    assert status_of(n) == S.CREATED

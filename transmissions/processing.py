@@ -167,11 +167,16 @@ class Outcomes:
     sent_keeping_key: list[int] = field(default_factory=list)
     retry_at: dict[int, datetime.datetime] = field(default_factory=dict)
     delete: list[int] = field(default_factory=list)
+    # The batch's lease, which doubles as its claim token: an outcome is written only
+    # where ``claimed_until`` still holds it. A row whose lease expired and that another
+    # worker claimed again carries that worker's lease, so a slow worker that comes
+    # back late never overwrites it.
+    lease: datetime.datetime | None = None
 
 
 def process_batch(batch: list[Notification]) -> Outcomes:
     """Send every claimed notification of ``batch`` and record the outcomes."""
-    outcomes = Outcomes()
+    outcomes = Outcomes(lease=batch[0].claimed_until if batch else None)
     using = router.db_for_write(Notification)
     in_transaction = connections[using].in_atomic_block
     for notification in batch:
@@ -244,13 +249,17 @@ def retry_delay(attempts: int) -> datetime.timedelta:
 def record_outcomes(outcomes: Outcomes, using: str) -> None:
     """Write the outcomes of a batch: one UPDATE per outcome, one DELETE."""
     now = timezone.now()
-    # Only rows still held: a claim taken back after its lease expired is not overwritten.
+    # Only rows this claim still holds: one taken back after its lease expired is not
+    # overwritten, whether it is BROKEN, waiting again, or held by another worker now.
     held = Notification.objects.using(using).filter(status=Status.PROCESSING)
+    if outcomes.lease is not None:
+        held = held.filter(claimed_until=outcomes.lease)
+    lease = outcomes.lease
     with transaction.atomic(using=using):
         for status, ids in outcomes.final.items():
-            _finish(using, ids, status, now, release_key=True)
+            _finish(using, ids, status, now, lease, release_key=True)
         if outcomes.sent_keeping_key:
-            _finish(using, outcomes.sent_keeping_key, Status.SUCCESSFULLY_SENT, now, release_key=False)
+            _finish(using, outcomes.sent_keeping_key, Status.SUCCESSFULLY_SENT, now, lease, release_key=False)
         if outcomes.retry_at:
             held.filter(pk__in=list(outcomes.retry_at)).update(
                 status=Status.CREATED,
@@ -264,7 +273,14 @@ def record_outcomes(outcomes: Outcomes, using: str) -> None:
             Notification.objects.using(using).filter(pk__in=outcomes.delete).delete()
 
 
-def _finish(using: str, ids: list[int], status: int, now: datetime.datetime, release_key: bool) -> None:
+def _finish(
+    using: str,
+    ids: list[int],
+    status: int,
+    now: datetime.datetime,
+    lease: datetime.datetime | None,
+    release_key: bool,
+) -> None:
     """Write a final status on the rows of ``ids`` this worker still holds, in one UPDATE."""
     connection = connections[using]
     table = connection.ops.quote_name(Notification._meta.db_table)
@@ -273,10 +289,15 @@ def _finish(using: str, ids: list[int], status: int, now: datetime.datetime, rel
     held = "+status" if connection.vendor == "sqlite" else "status"
     release = ", dedup_key = NULL" if release_key else ""
     marks = ", ".join(["%s"] * len(ids))
+    adapt = connection.ops.adapt_datetimefield_value
+    claim, params = "", [status, adapt(now), Status.PROCESSING]
+    if lease is not None:
+        claim = " AND claimed_until = %s"
+        params.append(adapt(lease))
     # Only quoted names and placeholders are formatted in; every value is a parameter.
     sql = (
         f"UPDATE {table} SET status = %s, datetime_processed = %s, claimed_until = NULL{release} "  # noqa: S608
-        f"WHERE {held} = %s AND id IN ({marks})"
+        f"WHERE {held} = %s{claim} AND id IN ({marks})"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [status, connection.ops.adapt_datetimefield_value(now), Status.PROCESSING, *ids])
+        cursor.execute(sql, [*params, *ids])
