@@ -201,22 +201,13 @@ def _insert_unless_duplicate(notification: Notification) -> bool:
 
 
 def _trigger_last_only(notification: Notification) -> Notification:
-    """Cancel the user's waiting rows of this trigger, then insert; one transaction."""
+    """LAST_ONLY through ``save()``: lock the user, cancel the waiting rows, insert."""
     using = router.db_for_write(Notification)
-    waiting = Notification.objects.using(using).filter(
-        trigger_name=notification.trigger_name,
-        target_user_id=notification.target_user_id,
-        status=Notification.Status.CREATED,
-    )
     for _ in range(LAST_ONLY_ATTEMPTS):
         try:
             with transaction.atomic(using=using):
                 lock_users(using, [notification.target_user_id])
-                waiting.update(
-                    status=Notification.Status.CANCELLED,
-                    datetime_processed=timezone.now(),
-                    dedup_key=None,
-                )
+                cancel_waiting(using, notification.trigger_name, [notification.target_user_id])
                 notification.save(force_insert=True, using=using)
             return notification
         except IntegrityError:
