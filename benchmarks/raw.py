@@ -17,7 +17,7 @@ def _ph(db: str) -> str:
 
 
 def _now(db: str) -> Any:
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     # Django stores SQLite datetimes as naive UTC text.
     return now.replace(tzinfo=None).isoformat(" ") if db == "sqlite" else now
 

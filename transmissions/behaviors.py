@@ -12,7 +12,7 @@ from django.core.exceptions import ImproperlyConfigured
 MAX_KEY_LENGTH = 255
 
 
-class TriggerBehavior(str, enum.Enum):
+class TriggerBehavior(enum.StrEnum):
     """How a message reacts when it is triggered again for the same user.
 
     The behaviours that refuse or replace a trigger do so through a unique
