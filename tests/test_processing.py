@@ -297,3 +297,18 @@ def test_a_late_worker_does_not_undo_a_row_queued_again(user):
         recover_expired_claims()
         process_batch(slow)
     assert status_of(n) == S.CREATED
+
+
+@override_settings(TRANSMISSIONS_EXPIRED_LEASE_POLICY="retry")
+def test_a_late_worker_never_deletes_a_row_claimed_again(user):
+    from transmissions.processing import process_batch
+
+    n = DeleteAfterMessage.trigger(user)
+    slow = claim_batch(10)  # worker A claims, then stalls past its lease
+    with time_machine.travel(later(minutes=11)):
+        recover_expired_claims()
+        again = claim_batch(10)  # worker B holds the row now
+        process_batch(slow)  # A's send succeeded: DELETE_AFTER_PROCESSING would delete it
+        assert status_of(n) == S.PROCESSING  # still there, still B's
+        process_batch(again)
+    assert not Notification.objects.filter(pk=n.pk).exists()

@@ -247,7 +247,7 @@ def retry_delay(attempts: int) -> datetime.timedelta:
 
 
 def record_outcomes(outcomes: Outcomes, using: str) -> None:
-    """Write the outcomes of a batch: one UPDATE per outcome, one DELETE."""
+    """Write the outcomes of a batch: one DELETE, one UPDATE per outcome."""
     now = timezone.now()
     # Only rows this claim still holds: one taken back after its lease expired is not
     # overwritten, whether it is BROKEN, waiting again, or held by another worker now.
@@ -256,6 +256,10 @@ def record_outcomes(outcomes: Outcomes, using: str) -> None:
         held = held.filter(claimed_until=outcomes.lease)
     lease = outcomes.lease
     with transaction.atomic(using=using):
+        if outcomes.delete:
+            # First, while the claim still marks them as this worker's: afterwards the
+            # UPDATEs below find them gone, and a row claimed again meanwhile is kept.
+            held.filter(pk__in=outcomes.delete).delete()
         for status, ids in outcomes.final.items():
             _finish(using, ids, status, now, lease, release_key=True)
         if outcomes.sent_keeping_key:
@@ -269,8 +273,6 @@ def record_outcomes(outcomes: Outcomes, using: str) -> None:
                     output_field=DateTimeField(),
                 ),
             )
-        if outcomes.delete:
-            Notification.objects.using(using).filter(pk__in=outcomes.delete).delete()
 
 
 def _finish(
