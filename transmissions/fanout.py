@@ -15,7 +15,7 @@ from typing import Any
 
 from django.db import connections, models, router, transaction
 
-from transmissions import inserts
+from transmissions import inserts, loading
 from transmissions.behaviors import TriggerBehavior
 from transmissions.exceptions import DuplicateNotification, InvalidTrigger
 from transmissions.models import Notification
@@ -141,7 +141,7 @@ def _notifications(
     using: str,
 ) -> list[Notification]:
     # The instances get the template's own (unadapted) values, with each row's changes.
-    shared = {name: getattr(template, name) for name in inserts.ATTNAMES}
+    shared = {name: getattr(template, name) for name in loading.ATTNAMES}
     made = []
     for user, row in zip(users, rows, strict=True):
         pk = inserted.get(row[_UUID])

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db import connections
-from django.db.models.base import ModelState
-from django.db.models.signals import post_init, post_save, pre_init, pre_save
+from django.db.models.signals import post_save, pre_save
 
+from transmissions import loading
 from transmissions.models import Notification
 
 # The columns a trigger sets; the others start NULL.
@@ -65,24 +65,10 @@ def fast_path(using: str) -> bool:
 
 def new_notification(values: dict[str, Any], using: str | None = None) -> Notification:
     """Build a Notification from attribute values (defaults for the others); with ``using``,
-    one already saved there.
-
-    Skips ``Model.__init__``'s per-field loop unless someone listens to Notification's
-    pre_init/post_init signals; the result is the same instance either way.
-    """
-    row = {name: values.get(name, _DEFAULTS.get(name)) for name in ATTNAMES}
-    if pre_init.has_listeners(Notification) or post_init.has_listeners(Notification):
-        notification = Notification(*row.values())
-    else:
-        notification = Notification.__new__(Notification)
-        notification._state = ModelState()
-        notification.__dict__.update(row)
-    if using is not None:
-        notification._state.adding, notification._state.db = False, using
-    return notification
+    one already saved there."""
+    return loading.build(using, [values.get(name, _DEFAULTS.get(name)) for name in loading.ATTNAMES])
 
 
-ATTNAMES = [f.attname for f in Notification._meta.concrete_fields]
 _DEFAULTS = {"status": Notification.Status.CREATED, "attempts": 0}
 
 

@@ -50,14 +50,22 @@ def _converters(alias: str, vendor: str) -> list[tuple[int, list[tuple[Converter
     return out
 
 
-def build(using: str, values: list[Any]) -> Notification:
-    """``Notification.from_db(using, ATTNAMES, values)``, without its per-field setattr loop
-    when nothing listens to Notification's pre_init/post_init signals."""
+def build(using: str | None, values: list[Any]) -> Notification:
+    """A Notification from ``values`` in ``ATTNAMES`` order: loaded from ``using``, or
+    unsaved when ``using`` is None.
+
+    The same instance ``Model.from_db`` (or ``Notification(*values)``) gives, without
+    their per-field setattr loop when nothing listens to Notification's
+    pre_init/post_init signals.
+    """
     if pre_init.has_listeners(Notification) or post_init.has_listeners(Notification):
+        if using is None:
+            return Notification(*values)
         return Notification.from_db(using, ATTNAMES, values)
     notification = Notification.__new__(Notification)
     state = ModelState()
-    state.adding, state.db = False, using
+    if using is not None:
+        state.adding, state.db = False, using
     notification._state = state
     notification.__dict__.update(zip(ATTNAMES, values, strict=True))
     return notification
