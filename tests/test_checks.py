@@ -20,7 +20,7 @@ def test_defaults_pass():
     [
         ({"TRANSMISSIONS_SERIALIZER": "no.such.Class"}, "transmissions.E001"),
         ({"TRANSMISSION_SERIALIZER": "no.such.Class"}, "transmissions.E001"),
-        ({"TRANSMISSIONS_SERIALIZER": "transmissions.conf.get"}, "transmissions.E001"),
+        ({"TRANSMISSIONS_SERIALIZER": "transmissions.conf.conf"}, "transmissions.E001"),
         ({"TRANSMISSIONS_SERIALIZER": 3}, "transmissions.E001"),
         ({"TRANSMISSIONS_BATCH_SIZE": 0}, "transmissions.E002"),
         ({"TRANSMISSIONS_BATCH_SIZE": "100"}, "transmissions.E002"),

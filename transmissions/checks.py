@@ -9,8 +9,8 @@ from django.conf import settings
 from django.core import checks
 from django.utils.module_loading import import_string
 
-from transmissions import conf
 from transmissions.channels import checks as channel_checks  # noqa: F401 - registers its checks
+from transmissions.conf import LEGACY_SERIALIZER_SETTING, conf
 
 
 def _error(msg: str, id: str, hint: str | None = None) -> checks.Error:
@@ -18,7 +18,7 @@ def _error(msg: str, id: str, hint: str | None = None) -> checks.Error:
 
 
 def _positive_number(name: str, id: str, integer: bool = True) -> list[checks.CheckMessage]:
-    value: Any = conf.get(name)
+    value: Any = getattr(conf, name)
     number = isinstance(value, int | float) and not isinstance(value, bool)
     if not number or (integer and not isinstance(value, int)) or value <= 0:
         kind = "integer" if integer else "number"
@@ -57,7 +57,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     errors += _positive_number("TRANSMISSIONS_BATCH_SIZE", "transmissions.E002")
     errors += _positive_number("TRANSMISSIONS_TIME_LIMIT", "transmissions.E003", integer=False)
     errors += _positive_number("TRANSMISSIONS_LEASE_SECONDS", "transmissions.E004", integer=False)
-    policy = conf.get("TRANSMISSIONS_EXPIRED_LEASE_POLICY")
+    policy = conf.TRANSMISSIONS_EXPIRED_LEASE_POLICY
     if policy not in ("broken", "retry"):
         errors.append(
             _error(
@@ -70,12 +70,12 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     errors += _positive_number("TRANSMISSIONS_RETRY_MAX_DELAY", "transmissions.E008", integer=False)
     errors += _importable(
         "TRANSMISSIONS_SMS_BACKEND",
-        conf.get("TRANSMISSIONS_SMS_BACKEND"),
+        conf.TRANSMISSIONS_SMS_BACKEND,
         "transmissions.E009",
         lambda cls: isinstance(cls, type) and callable(getattr(cls, "send_messages", None)),
         "a class with send_messages()",
     )
-    dispatch = conf.get("TRANSMISSIONS_DISPATCH_ON_COMMIT")
+    dispatch = conf.TRANSMISSIONS_DISPATCH_ON_COMMIT
     if not isinstance(dispatch, bool):
         errors.append(
             _error(
@@ -97,7 +97,7 @@ def check_push(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessa
 
 def _warnings() -> list[checks.CheckMessage]:
     warnings: list[checks.CheckMessage] = []
-    legacy = conf.LEGACY_SERIALIZER_SETTING
+    legacy = LEGACY_SERIALIZER_SETTING
     if hasattr(settings, legacy) and hasattr(settings, "TRANSMISSIONS_SERIALIZER"):
         if getattr(settings, legacy) != getattr(settings, "TRANSMISSIONS_SERIALIZER"):  # noqa: B009
             warnings.append(
@@ -108,7 +108,7 @@ def _warnings() -> list[checks.CheckMessage]:
                     id="transmissions.W001",
                 )
             )
-    time_limit, lease = conf.get("TRANSMISSIONS_TIME_LIMIT"), conf.get("TRANSMISSIONS_LEASE_SECONDS")
+    time_limit, lease = conf.TRANSMISSIONS_TIME_LIMIT, conf.TRANSMISSIONS_LEASE_SECONDS
     numbers = (int, float)
     if isinstance(time_limit, numbers) and time_limit >= 60:
         warnings.append(

@@ -1,6 +1,9 @@
-"""Settings, read lazily so that ``override_settings`` just works.
+"""Settings, read lazily through one typed property each, so ``override_settings`` just works.
 
-Every setting is optional; the defaults are below. ``checks.py`` validates them.
+As in django-cors-headers: ``from transmissions.conf import conf`` then
+``conf.TRANSMISSIONS_BATCH_SIZE``. A misspelt name is an attribute error that mypy
+catches, not a run-time ``KeyError``. Every setting is optional; the defaults are
+below. ``checks.py`` validates them.
 """
 
 from __future__ import annotations
@@ -9,59 +12,116 @@ from typing import Any
 
 from django.conf import settings
 
-DEFAULTS: dict[str, Any] = {
-    # Dotted path of the class that stores ``Notification.data``.
-    "TRANSMISSIONS_SERIALIZER": "transmissions.serializers.PickleSerializer",
-    # Notifications claimed per query by a worker.
-    "TRANSMISSIONS_BATCH_SIZE": 100,
-    # Seconds one ``process_all_notifications`` run may keep claiming batches;
-    # keep it well under the beat interval (60 s) so runs never pile up.
-    "TRANSMISSIONS_TIME_LIMIT": 45,
-    # Seconds a worker holds a claimed notification before it counts as abandoned.
-    "TRANSMISSIONS_LEASE_SECONDS": 600,
-    # What happens to a notification whose lease expired: "broken" (never sent
-    # twice: at-most-once) or "retry" (queued again: at-least-once).
-    "TRANSMISSIONS_EXPIRED_LEASE_POLICY": "broken",
-    # Attempts (including the first) before a transient channel error is FAILED.
-    "TRANSMISSIONS_MAX_ATTEMPTS": 5,
-    # Backoff after a transient error: RETRY_DELAY * 2**(attempt-1), at most RETRY_MAX_DELAY.
-    "TRANSMISSIONS_RETRY_DELAY": 60,
-    "TRANSMISSIONS_RETRY_MAX_DELAY": 3600,
-    # Queue the processing task when a due notification is committed (see dispatch.py),
-    # instead of waiting for the next beat run.
-    "TRANSMISSIONS_DISPATCH_ON_COMMIT": False,
-    # Where DefaultSMSMessage hands its messages.
-    "TRANSMISSIONS_SMS_BACKEND": "transmissions.channels.sms.ConsoleSMSBackend",
-    # transmissions.channels.twilio.TwilioSMSBackend: credentials and sender. Set
-    # FROM_NUMBER (E.164 or an alphanumeric sender id) or MESSAGING_SERVICE_SID ("MG...").
-    "TRANSMISSIONS_TWILIO_ACCOUNT_SID": None,
-    "TRANSMISSIONS_TWILIO_AUTH_TOKEN": None,
-    "TRANSMISSIONS_TWILIO_FROM_NUMBER": None,
-    "TRANSMISSIONS_TWILIO_MESSAGING_SERVICE_SID": None,
-    # Seconds to wait for Twilio; a timeout is retried with backoff.
-    "TRANSMISSIONS_TWILIO_TIMEOUT": 10,
-    # Where the Messages API lives: change only for a proxy or a local stand-in.
-    "TRANSMISSIONS_TWILIO_API_URL": "https://api.twilio.com",
-    # Device types PushMessage sends to: any of "webpush", "fcm", "apns".
-    "TRANSMISSIONS_PUSH_SERVICES": ["webpush", "fcm", "apns"],
-    # Seconds a push provider keeps a message for a device that is offline.
-    "TRANSMISSIONS_PUSH_TTL": 86400,
-}
-
-# The original package's spelling, still honoured.
+# The original package's spelling of the serializer setting, still honoured.
 LEGACY_SERIALIZER_SETTING = "TRANSMISSION_SERIALIZER"
+DEFAULT_SERIALIZER = "transmissions.serializers.PickleSerializer"
 
 
-def get(name: str) -> Any:
-    """Return the setting ``name``, or its default."""
-    if name == "TRANSMISSIONS_SERIALIZER":
-        return serializer_setting()[1]
-    return getattr(settings, name, DEFAULTS[name])
+class Settings:
+    """The ``TRANSMISSIONS_*`` settings, each with its default."""
+
+    @property
+    def TRANSMISSIONS_SERIALIZER(self) -> Any:
+        """Dotted path of the class that stores ``Notification.data``."""
+        return self.serializer_setting()[1]
+
+    def serializer_setting(self) -> tuple[str, Any]:
+        """Return ``(setting name, value)`` of the serializer setting in force."""
+        for name in ("TRANSMISSIONS_SERIALIZER", LEGACY_SERIALIZER_SETTING):
+            if hasattr(settings, name):
+                return name, getattr(settings, name)
+        return "TRANSMISSIONS_SERIALIZER", DEFAULT_SERIALIZER
+
+    @property
+    def TRANSMISSIONS_BATCH_SIZE(self) -> Any:
+        """Notifications claimed per query by a worker."""
+        return getattr(settings, "TRANSMISSIONS_BATCH_SIZE", 100)
+
+    @property
+    def TRANSMISSIONS_TIME_LIMIT(self) -> Any:
+        """Seconds one ``process_all_notifications`` run may keep claiming batches; keep it
+        well under the beat interval (60 s) so runs never pile up."""
+        return getattr(settings, "TRANSMISSIONS_TIME_LIMIT", 45)
+
+    @property
+    def TRANSMISSIONS_LEASE_SECONDS(self) -> Any:
+        """Seconds a worker holds a claimed notification before it counts as abandoned."""
+        return getattr(settings, "TRANSMISSIONS_LEASE_SECONDS", 600)
+
+    @property
+    def TRANSMISSIONS_EXPIRED_LEASE_POLICY(self) -> Any:
+        """What happens to a notification whose lease expired: "broken" (never sent twice:
+        at-most-once) or "retry" (queued again: at-least-once)."""
+        return getattr(settings, "TRANSMISSIONS_EXPIRED_LEASE_POLICY", "broken")
+
+    @property
+    def TRANSMISSIONS_MAX_ATTEMPTS(self) -> Any:
+        """Attempts (including the first) before a transient channel error is FAILED."""
+        return getattr(settings, "TRANSMISSIONS_MAX_ATTEMPTS", 5)
+
+    @property
+    def TRANSMISSIONS_RETRY_DELAY(self) -> Any:
+        """Backoff after a transient error: RETRY_DELAY * 2**(attempt-1), at most RETRY_MAX_DELAY."""
+        return getattr(settings, "TRANSMISSIONS_RETRY_DELAY", 60)
+
+    @property
+    def TRANSMISSIONS_RETRY_MAX_DELAY(self) -> Any:
+        return getattr(settings, "TRANSMISSIONS_RETRY_MAX_DELAY", 3600)
+
+    @property
+    def TRANSMISSIONS_DISPATCH_ON_COMMIT(self) -> Any:
+        """Queue the processing task when a due notification is committed (``wakeup.py``),
+        instead of waiting for the next beat run."""
+        return getattr(settings, "TRANSMISSIONS_DISPATCH_ON_COMMIT", False)
+
+    @property
+    def TRANSMISSIONS_SMS_BACKEND(self) -> Any:
+        """Where DefaultSMSMessage hands its messages."""
+        return getattr(settings, "TRANSMISSIONS_SMS_BACKEND", "transmissions.channels.sms.ConsoleSMSBackend")
+
+    @property
+    def TRANSMISSIONS_TWILIO_ACCOUNT_SID(self) -> Any:
+        """TwilioSMSBackend's credentials and sender: set FROM_NUMBER (E.164 or an alphanumeric
+        sender id) or MESSAGING_SERVICE_SID ("MG...")."""
+        return getattr(settings, "TRANSMISSIONS_TWILIO_ACCOUNT_SID", None)
+
+    @property
+    def TRANSMISSIONS_TWILIO_AUTH_TOKEN(self) -> Any:
+        return getattr(settings, "TRANSMISSIONS_TWILIO_AUTH_TOKEN", None)
+
+    @property
+    def TRANSMISSIONS_TWILIO_FROM_NUMBER(self) -> Any:
+        return getattr(settings, "TRANSMISSIONS_TWILIO_FROM_NUMBER", None)
+
+    @property
+    def TRANSMISSIONS_TWILIO_MESSAGING_SERVICE_SID(self) -> Any:
+        return getattr(settings, "TRANSMISSIONS_TWILIO_MESSAGING_SERVICE_SID", None)
+
+    @property
+    def TRANSMISSIONS_TWILIO_TIMEOUT(self) -> Any:
+        """Seconds to wait for Twilio; a timeout is retried with backoff."""
+        return getattr(settings, "TRANSMISSIONS_TWILIO_TIMEOUT", 10)
+
+    @property
+    def TRANSMISSIONS_TWILIO_API_URL(self) -> Any:
+        """Where the Messages API lives: change only for a proxy or a local stand-in."""
+        return getattr(settings, "TRANSMISSIONS_TWILIO_API_URL", "https://api.twilio.com")
+
+    @property
+    def TRANSMISSIONS_PUSH_SERVICES(self) -> Any:
+        """Device types PushMessage sends to: any of "webpush", "fcm", "apns"."""
+        return getattr(settings, "TRANSMISSIONS_PUSH_SERVICES", ["webpush", "fcm", "apns"])
+
+    @property
+    def TRANSMISSIONS_PUSH_TTL(self) -> Any:
+        """Seconds a push provider keeps a message for a device that is offline."""
+        return getattr(settings, "TRANSMISSIONS_PUSH_TTL", 86400)
+
+    @property
+    def TRANSMISSIONS_FAST_PATH(self) -> Any:
+        """Use the shortcuts in ``internals.py`` that lean on Django internals (on by default).
+        Turn off if a Django release breaks them: everything then goes through public APIs."""
+        return getattr(settings, "TRANSMISSIONS_FAST_PATH", True)
 
 
-def serializer_setting() -> tuple[str, Any]:
-    """Return ``(setting name, value)`` of the serializer setting in force."""
-    for name in ("TRANSMISSIONS_SERIALIZER", LEGACY_SERIALIZER_SETTING):
-        if hasattr(settings, name):
-            return name, getattr(settings, name)
-    return "TRANSMISSIONS_SERIALIZER", DEFAULTS["TRANSMISSIONS_SERIALIZER"]
+conf = Settings()

@@ -26,7 +26,7 @@ from typing import ParamSpec, TypeVar
 from django.db import router, transaction
 from django.utils import timezone
 
-from transmissions import conf
+from transmissions.conf import conf
 from transmissions.models import Notification
 
 logger = logging.getLogger("transmissions")
@@ -52,7 +52,7 @@ def schedule_dispatch(notification: Notification) -> bool:
     """Queue one ``dispatch()`` for when the current transaction commits; return whether
     this call added it (False when the setting is off, the notification is not due yet,
     or this transaction already has one)."""
-    if not conf.get("TRANSMISSIONS_DISPATCH_ON_COMMIT"):
+    if not conf.TRANSMISSIONS_DISPATCH_ON_COMMIT:
         return False
     if notification.datetime_scheduled is None or notification.datetime_scheduled > timezone.now():
         return False

@@ -23,8 +23,9 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Case, DateTimeField, F, Value, When
 from django.utils import timezone
 
-from transmissions import conf, loading
+from transmissions import loading
 from transmissions.behaviors import RELEASED_ON_CLAIM_PREFIX, TriggerBehavior
+from transmissions.conf import conf
 from transmissions.exceptions import TransientChannelError, UnknownTriggerException
 from transmissions.models import Notification
 from transmissions.registry import registry
@@ -39,8 +40,8 @@ def process_all_notifications(batch_size: int | None = None, time_limit: float |
     Stops when nothing is due or once ``time_limit`` seconds (default
     ``TRANSMISSIONS_TIME_LIMIT``) are spent.
     """
-    batch_size = batch_size or conf.get("TRANSMISSIONS_BATCH_SIZE")
-    limit = conf.get("TRANSMISSIONS_TIME_LIMIT") if time_limit is None else time_limit
+    batch_size = batch_size or conf.TRANSMISSIONS_BATCH_SIZE
+    limit = conf.TRANSMISSIONS_TIME_LIMIT if time_limit is None else time_limit
     deadline = time.monotonic() + limit
     recover_expired_claims()
     total = 0
@@ -60,10 +61,10 @@ def recover_expired_claims(now: datetime.datetime | None = None) -> int:
     now = now or timezone.now()
     expired = Notification.objects.filter(status=Status.PROCESSING, claimed_until__lt=now)
     count = 0
-    if conf.get("TRANSMISSIONS_EXPIRED_LEASE_POLICY") == "retry":
+    if conf.TRANSMISSIONS_EXPIRED_LEASE_POLICY == "retry":
         # A row that took down its worker MAX_ATTEMPTS times is not queued again (it
         # would kill workers forever); it ends BROKEN with the rest below.
-        retry = expired.filter(attempts__lt=conf.get("TRANSMISSIONS_MAX_ATTEMPTS"))
+        retry = expired.filter(attempts__lt=conf.TRANSMISSIONS_MAX_ATTEMPTS)
         count = retry.update(status=Status.CREATED, claimed_until=None)
     count += expired.update(status=Status.BROKEN, datetime_processed=now, claimed_until=None, dedup_key=None)
     if count:
@@ -76,7 +77,7 @@ def claim_batch(batch_size: int, now: datetime.datetime | None = None) -> list[N
     now = now or timezone.now()
     using = router.db_for_write(Notification)
     connection = connections[using]
-    lease = now + datetime.timedelta(seconds=conf.get("TRANSMISSIONS_LEASE_SECONDS"))
+    lease = now + datetime.timedelta(seconds=conf.TRANSMISSIONS_LEASE_SECONDS)
     if connection.vendor in ("postgresql", "sqlite") and connection.features.can_return_columns_from_insert:
         return loading.notifications_from_rows(using, _claim_returning(connection, batch_size, now, lease))
     ids = _claim_select_then_update(using, batch_size, now, lease)
@@ -228,7 +229,7 @@ def _send(notification: Notification) -> tuple[int | None, type | None]:
     try:
         channel.send()
     except TransientChannelError:
-        if notification.attempts < conf.get("TRANSMISSIONS_MAX_ATTEMPTS"):
+        if notification.attempts < conf.TRANSMISSIONS_MAX_ATTEMPTS:
             logger.warning("Retrying %s after a transient error.", label, exc_info=True)
             return None, message_cls
         logger.exception("Failed %s after %d attempts.", label, notification.attempts)
@@ -241,8 +242,8 @@ def _send(notification: Notification) -> tuple[int | None, type | None]:
 
 def retry_delay(attempts: int) -> datetime.timedelta:
     """Exponential backoff with jitter: between half and all of base * 2**(attempts-1)."""
-    base = conf.get("TRANSMISSIONS_RETRY_DELAY")
-    ceiling = min(conf.get("TRANSMISSIONS_RETRY_MAX_DELAY"), base * 2 ** max(attempts - 1, 0))
+    base = conf.TRANSMISSIONS_RETRY_DELAY
+    ceiling = min(conf.TRANSMISSIONS_RETRY_MAX_DELAY, base * 2 ** max(attempts - 1, 0))
     return datetime.timedelta(seconds=ceiling / 2 + random.uniform(0, ceiling / 2))  # noqa: S311
 
 

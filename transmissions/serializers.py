@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from transmissions import conf
+from transmissions.conf import conf
 
 
 class Serializer(Protocol):
@@ -101,4 +101,4 @@ def _load(path: str) -> Serializer:
 
 def get_serializer() -> Serializer:
     """Return the serializer the settings name (``ImproperlyConfigured`` if it cannot load)."""
-    return _load(conf.get("TRANSMISSIONS_SERIALIZER"))
+    return _load(conf.TRANSMISSIONS_SERIALIZER)

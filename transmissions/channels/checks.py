@@ -15,8 +15,8 @@ from django.template import TemplateDoesNotExist, TemplateSyntaxError
 from django.template.loader import get_template
 from django.utils.module_loading import import_string
 
-from transmissions import conf
 from transmissions.channels.sms import is_e164
+from transmissions.conf import conf
 
 # Twilio's alphanumeric sender id: up to 11 letters, digits and spaces, one letter at least.
 _ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}\Z")
@@ -27,7 +27,7 @@ def _uses_twilio() -> bool:
     from transmissions.channels.twilio import TwilioSMSBackend
 
     try:
-        backend = import_string(conf.get("TRANSMISSIONS_SMS_BACKEND"))
+        backend = import_string(conf.TRANSMISSIONS_SMS_BACKEND)
     except (ImportError, TypeError, ValueError):
         return False  # transmissions.E009 reports it
     return isinstance(backend, type) and issubclass(backend, TwilioSMSBackend)
@@ -50,19 +50,19 @@ def _twilio_errors() -> list[checks.CheckMessage]:
                 id="transmissions.E020",
             )
         )
-    sid = conf.get("TRANSMISSIONS_TWILIO_ACCOUNT_SID")
+    sid = conf.TRANSMISSIONS_TWILIO_ACCOUNT_SID
     if not _is_sid(sid, "AC"):
         msg = (
             f"TRANSMISSIONS_TWILIO_ACCOUNT_SID must be an account SID ('AC' and 32 hex digits), not {sid!r}."
         )
         errors.append(checks.Error(msg, hint=hint, id="transmissions.E021"))
-    token = conf.get("TRANSMISSIONS_TWILIO_AUTH_TOKEN")
+    token = conf.TRANSMISSIONS_TWILIO_AUTH_TOKEN
     if not isinstance(token, str) or not token:
         errors.append(
             checks.Error("TRANSMISSIONS_TWILIO_AUTH_TOKEN must be set.", hint=hint, id="transmissions.E022")
         )
-    sender = conf.get("TRANSMISSIONS_TWILIO_FROM_NUMBER")
-    service = conf.get("TRANSMISSIONS_TWILIO_MESSAGING_SERVICE_SID")
+    sender = conf.TRANSMISSIONS_TWILIO_FROM_NUMBER
+    service = conf.TRANSMISSIONS_TWILIO_MESSAGING_SERVICE_SID
     if not sender and not service:
         msg = "Set TRANSMISSIONS_TWILIO_FROM_NUMBER or TRANSMISSIONS_TWILIO_MESSAGING_SERVICE_SID."
         errors.append(checks.Error(msg, hint=hint, id="transmissions.E023"))
@@ -75,11 +75,11 @@ def _twilio_errors() -> list[checks.CheckMessage]:
     if service and not _is_sid(service, "MG"):
         msg = f"TRANSMISSIONS_TWILIO_MESSAGING_SERVICE_SID must be 'MG' and 32 hex digits, not {service!r}."
         errors.append(checks.Error(msg, id="transmissions.E025"))
-    timeout = conf.get("TRANSMISSIONS_TWILIO_TIMEOUT")
+    timeout = conf.TRANSMISSIONS_TWILIO_TIMEOUT
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
         msg = f"TRANSMISSIONS_TWILIO_TIMEOUT must be a positive number of seconds, not {timeout!r}."
         errors.append(checks.Error(msg, id="transmissions.E026"))
-    errors += _api_url_errors(conf.get("TRANSMISSIONS_TWILIO_API_URL"))
+    errors += _api_url_errors(conf.TRANSMISSIONS_TWILIO_API_URL)
     return errors
 
 

@@ -16,8 +16,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from transmissions import conf
 from transmissions.channels.base import BaseChannel
+from transmissions.conf import conf
 from transmissions.exceptions import ChannelSendException, TransientChannelError
 
 logger = logging.getLogger("transmissions.channels.push")
@@ -109,7 +109,7 @@ class PushMessage(BaseChannel):
 
     def get_services(self) -> list[str]:
         services = self.push_services
-        return list(conf.get("TRANSMISSIONS_PUSH_SERVICES") if services is None else services)
+        return list(conf.TRANSMISSIONS_PUSH_SERVICES if services is None else services)
 
     def get_devices(self) -> dict[str, list[Any]]:
         """Return the user's active devices by service, services without one left out."""
@@ -134,7 +134,7 @@ class PushMessage(BaseChannel):
         )
 
     def build(self) -> PushPayload:
-        ttl = self.ttl if self.ttl is not None else conf.get("TRANSMISSIONS_PUSH_TTL")
+        ttl = self.ttl if self.ttl is not None else conf.TRANSMISSIONS_PUSH_TTL
         return PushPayload(self.get_title(), self.get_body(), dict(self.get_push_data()), ttl)
 
     def transmit(self, payload: Any) -> list[DeviceResult]:

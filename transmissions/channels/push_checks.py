@@ -16,8 +16,8 @@ from django.apps import apps
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
-from transmissions import conf
 from transmissions.channels.push import SERVICES, PushMessage
+from transmissions.conf import conf
 from transmissions.registry import registry
 
 _LIBRARIES = {"webpush": "pywebpush", "fcm": "firebase_admin", "apns": "aioapns"}
@@ -39,7 +39,7 @@ def check_push_settings() -> list[checks.CheckMessage]:
     from transmissions.checks import _positive_number
 
     errors: list[checks.CheckMessage] = []
-    services = conf.get("TRANSMISSIONS_PUSH_SERVICES")
+    services = conf.TRANSMISSIONS_PUSH_SERVICES
     if _bad_services(services):
         errors.append(
             _error(

@@ -15,8 +15,8 @@ from typing import Any
 
 from django.utils.module_loading import import_string
 
-from transmissions import conf
 from transmissions.channels.base import BaseChannel
+from transmissions.conf import conf
 from transmissions.exceptions import ChannelSendException
 
 logger = logging.getLogger("transmissions")
@@ -62,7 +62,7 @@ class LocmemSMSBackend:
 
 def get_sms_backend() -> Any:
     """Return an instance of the backend ``TRANSMISSIONS_SMS_BACKEND`` names."""
-    return import_string(conf.get("TRANSMISSIONS_SMS_BACKEND"))()
+    return import_string(conf.TRANSMISSIONS_SMS_BACKEND)()
 
 
 class DefaultSMSMessage(BaseChannel):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from transmissions import conf
+from transmissions.conf import conf
 from transmissions.exceptions import ChannelSendException, TransientChannelError
 
 if TYPE_CHECKING:
@@ -40,18 +40,18 @@ class TwilioSMSBackend:
     def __init__(self) -> None:
         from twilio.rest import Client
 
-        sid = conf.get("TRANSMISSIONS_TWILIO_ACCOUNT_SID")
+        sid = conf.TRANSMISSIONS_TWILIO_ACCOUNT_SID
         self.client = Client(
             sid,
-            conf.get("TRANSMISSIONS_TWILIO_AUTH_TOKEN"),
+            conf.TRANSMISSIONS_TWILIO_AUTH_TOKEN,
             account_sid=sid,
             http_client=_http_client(
-                timeout=conf.get("TRANSMISSIONS_TWILIO_TIMEOUT"),
-                api_url=conf.get("TRANSMISSIONS_TWILIO_API_URL"),
+                timeout=conf.TRANSMISSIONS_TWILIO_TIMEOUT,
+                api_url=conf.TRANSMISSIONS_TWILIO_API_URL,
             ),
         )
-        self.from_number = conf.get("TRANSMISSIONS_TWILIO_FROM_NUMBER")
-        self.messaging_service_sid = conf.get("TRANSMISSIONS_TWILIO_MESSAGING_SERVICE_SID")
+        self.from_number = conf.TRANSMISSIONS_TWILIO_FROM_NUMBER
+        self.messaging_service_sid = conf.TRANSMISSIONS_TWILIO_MESSAGING_SERVICE_SID
 
     def send_messages(self, messages: list[SMS]) -> int:
         for sms in messages:
