@@ -23,6 +23,8 @@ _VENDORS = {"sqlite": "sqlite", "postgres": "postgresql", "mysql": "mysql"}
 def _unwanted(item, on_sqlite, vendor):
     if item.get_closest_marker("postgres" if on_sqlite else "own_database"):
         return True
+    if item.get_closest_marker("fast_path") and os.environ.get("TRANSMISSIONS_TEST_FAST_PATH") == "0":
+        return True
     only, not_on = item.get_closest_marker("only_on"), item.get_closest_marker("not_on")
     return (only is not None and only.args[0] != vendor) or (not_on is not None and not_on.args[0] == vendor)
 
@@ -33,8 +35,10 @@ def pytest_collection_modifyitems(config, items):
     ``own_database`` tests bring their own SQLite file: the SQLite pass runs them.
     ``postgres`` tests need several processes on one server database: the PostgreSQL
     and MariaDB passes run them. ``only_on(vendor)`` tests (query plans) run on that
-    vendor's pass, ``not_on(vendor)`` tests on the others. ``.ci/run`` runs all three
-    passes, so each test runs somewhere.
+    vendor's pass, ``not_on(vendor)`` tests on the others. ``fast_path`` tests assert what
+    the shortcuts of ``transmissions/internals.py`` give: the pass that turns them off
+    (TRANSMISSIONS_TEST_FAST_PATH=0) leaves them out. ``.ci/run`` runs all four passes,
+    so each test runs somewhere.
     """
     db = os.environ.get("TRANSMISSIONS_TEST_DB", "sqlite")
     on_sqlite, vendor = db == "sqlite", _VENDORS.get(db, db)

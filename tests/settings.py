@@ -96,3 +96,6 @@ PUSH_NOTIFICATIONS_SETTINGS = {
     "APNS_AUTH_KEY_ID": "TESTKEYID0",
     "APNS_TEAM_ID": "TESTTEAM00",
 }
+
+# .ci/run runs the suite once with the shortcuts of transmissions/internals.py turned off.
+TRANSMISSIONS_FAST_PATH = os.environ.get("TRANSMISSIONS_TEST_FAST_PATH", "1") != "0"

@@ -8,7 +8,7 @@ from tests.utils import make_user
 from transmissions.channels.base import BaseChannel
 from transmissions.channels.sms import SMS, ConsoleSMSBackend, outbox
 from transmissions.models import Notification
-from transmissions.processing import process_all_notifications
+from transmissions.worker import process_all_notifications
 
 pytestmark = pytest.mark.django_db
 S = Notification.Status

@@ -16,7 +16,7 @@ from push_notifications.models import APNSDevice
 from tests.push_messages import CommentPush
 from tests.utils import earlier, make_user
 from transmissions.models import Notification
-from transmissions.processing import process_all_notifications
+from transmissions.worker import process_all_notifications
 
 pytestmark = pytest.mark.django_db
 

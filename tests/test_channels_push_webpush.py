@@ -12,7 +12,7 @@ from tests.push_messages import CommentPush, WebOnlyPush
 from tests.push_server import PushService, vapid_public_key
 from tests.utils import earlier, make_user
 from transmissions.models import Notification
-from transmissions.processing import process_all_notifications
+from transmissions.worker import process_all_notifications
 
 pytestmark = pytest.mark.django_db
 

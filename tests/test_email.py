@@ -12,7 +12,7 @@ from tests.utils import make_user
 from transmissions.channels.email import smtp_error
 from transmissions.exceptions import ChannelSendException, TransientChannelError
 from transmissions.models import Notification
-from transmissions.processing import process_all_notifications
+from transmissions.worker import process_all_notifications
 
 pytestmark = pytest.mark.django_db
 S = Notification.Status

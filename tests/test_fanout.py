@@ -16,11 +16,12 @@ from tests.messages import (
 )
 from tests.models import Article, User
 from tests.utils import later, make_user, statements
-from transmissions import fanout
+from transmissions import db
+from transmissions import trigger as triggering
 from transmissions.behaviors import TriggerBehavior
 from transmissions.exceptions import DataSerializationError, InvalidTrigger, MessageRegistrationError
 from transmissions.models import Notification
-from transmissions.processing import process_all_notifications
+from transmissions.worker import process_all_notifications
 
 pytestmark = pytest.mark.django_db
 S = Notification.Status
@@ -163,12 +164,13 @@ def test_bad_arguments_write_nothing(users, kwargs, error):
 
 def test_unregistered_class(users):
     with pytest.raises(MessageRegistrationError):
-        fanout.trigger_many(object, users)
+        triggering.trigger_many(object, users)
 
 
 def test_failure_half_way_writes_nothing(users, monkeypatch):
-    monkeypatch.setattr(fanout, "CHUNK_SIZE", 2)
-    real = fanout.inserts.insert_rows
+    monkeypatch.setattr(triggering, "CHUNK_SIZE", 2)
+    dialect = db.dialect("default", Notification)
+    real = dialect.insert
     calls = []
 
     def fail_on_third_chunk(*args, **kwargs):
@@ -177,11 +179,7 @@ def test_failure_half_way_writes_nothing(users, monkeypatch):
             raise RuntimeError("database went away")
         return real(*args, **kwargs)
 
-    if fanout.inserts.fast_path("default"):
-        monkeypatch.setattr(fanout.inserts, "insert_rows", fail_on_third_chunk)
-    else:  # MySQL/MariaDB: one trigger() per user, in the same transaction
-        real = fanout.trigger
-        monkeypatch.setattr(fanout, "trigger", fail_on_third_chunk)
+    monkeypatch.setattr(dialect, "insert", fail_on_third_chunk)
     with pytest.raises(RuntimeError):
         DefaultMessage.trigger_many(users)
     assert not Notification.objects.exists()
@@ -219,7 +217,7 @@ def test_with_signal_listeners_goes_through_trigger(users):
 @pytest.mark.parametrize("size", [3, 7])
 @pytest.mark.not_on("mysql")  # MySQL/MariaDB go through trigger(), one user at a time
 def test_query_count_per_chunk(monkeypatch, cls, per_chunk, size):
-    monkeypatch.setattr(fanout, "CHUNK_SIZE", 3)
+    monkeypatch.setattr(triggering, "CHUNK_SIZE", 3)
     users = User.objects.bulk_create([User(username=f"q{i}") for i in range(size)])
     users = list(User.objects.order_by("pk"))
     article = Article.objects.create(title="a")

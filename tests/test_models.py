@@ -11,7 +11,7 @@ from tests.models import User
 from tests.utils import later, make_user
 from transmissions.exceptions import DataDecodeError
 from transmissions.models import Notification
-from transmissions.processing import claim_batch, process_all_notifications
+from transmissions.worker import process_all_notifications
 
 pytestmark = pytest.mark.django_db
 S = Notification.Status
@@ -108,7 +108,7 @@ def test_cancel_does_not_touch_a_sent_or_held_notification(user):
     assert sent.cancel() is False
     assert Notification.objects.get(pk=sent.pk).status == S.SUCCESSFULLY_SENT
     held = DefaultMessage.trigger(user)
-    claim_batch(10)
+    Notification.objects.claim(10)
     assert held.cancel() is False
     assert Notification.objects.get(pk=held.pk).status == S.PROCESSING
 

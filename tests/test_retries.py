@@ -10,13 +10,9 @@ from django.utils import timezone
 
 from tests.messages import DefaultMessage, SendOnceMessage
 from tests.utils import make_user
+from transmissions.delivery import retry_delay
 from transmissions.models import Notification
-from transmissions.processing import (
-    claim_batch,
-    process_all_notifications,
-    recover_expired_claims,
-    retry_delay,
-)
+from transmissions.worker import process_all_notifications
 
 pytestmark = pytest.mark.django_db
 S = Notification.Status
@@ -64,12 +60,12 @@ def test_retry_policy_gives_up_on_a_row_that_keeps_killing_workers():
     now = timezone.now()
     for attempt in (1, 2, 3):
         with time_machine.travel(now + datetime.timedelta(hours=attempt)):
-            recover_expired_claims()
-            assert [c.pk for c in claim_batch(10)] == [n.pk]  # claimed, and the worker dies
+            Notification.objects.recover_expired()
+            assert [c.pk for c in Notification.objects.claim(10)] == [n.pk]  # claimed, and the worker dies
     n.refresh_from_db()
     assert n.attempts == 3
     with time_machine.travel(now + datetime.timedelta(hours=4)):
-        assert recover_expired_claims() == 1
+        assert Notification.objects.recover_expired() == 1
         assert process_all_notifications() == 0
     n.refresh_from_db()
     assert n.status == S.BROKEN and n.datetime_processed is not None

@@ -12,7 +12,7 @@ from tests.messages import (
 from tests.models import Article
 from tests.utils import earlier, later, make_user
 from transmissions.models import Notification
-from transmissions.processing import process_all_notifications
+from transmissions.worker import process_all_notifications
 
 pytestmark = pytest.mark.django_db
 

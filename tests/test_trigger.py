@@ -23,7 +23,7 @@ from transmissions.exceptions import (
     InvalidTrigger,
 )
 from transmissions.models import Notification
-from transmissions.processing import process_all_notifications
+from transmissions.worker import process_all_notifications
 
 pytestmark = pytest.mark.django_db
 S = Notification.Status

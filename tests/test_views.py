@@ -5,7 +5,7 @@ from tests.messages import DefaultMessage, InboxMethodMessage
 from tests.models import Article, Document
 from tests.utils import earlier, later, make_user
 from transmissions.models import Notification
-from transmissions.processing import process_all_notifications
+from transmissions.worker import process_all_notifications
 
 pytestmark = pytest.mark.django_db
 S = Notification.Status

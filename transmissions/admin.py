@@ -4,17 +4,16 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
-from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from transmissions.models import Notification
-from transmissions.retry import requeue
+from transmissions.querysets import NotificationQuerySet
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = (
         "uuid",
         "trigger_name",
@@ -55,12 +54,8 @@ class NotificationAdmin(admin.ModelAdmin):
             return f"unreadable: {exc}"
 
     @admin.action(description=_("Cancel selected notifications that are waiting"))
-    def cancel(self, request: HttpRequest, queryset: QuerySet[Notification]) -> None:
-        from django.utils import timezone
-
-        count = queryset.filter(status=Notification.Status.CREATED).update(
-            status=Notification.Status.CANCELLED, datetime_processed=timezone.now(), dedup_key=None
-        )
+    def cancel(self, request: HttpRequest, queryset: NotificationQuerySet) -> None:
+        count = queryset.cancel()
         self.message_user(
             request,
             ngettext("%d notification cancelled.", "%d notifications cancelled.", count) % count,
@@ -68,8 +63,8 @@ class NotificationAdmin(admin.ModelAdmin):
         )
 
     @admin.action(description=_("Send selected failed, cancelled or broken notifications again"))
-    def resend(self, request: HttpRequest, queryset: QuerySet[Notification]) -> None:
-        queued, skipped = requeue(queryset)
+    def resend(self, request: HttpRequest, queryset: NotificationQuerySet) -> None:
+        queued, skipped = queryset.requeue()
         self.message_user(
             request,
             _("%(queued)d queued again, %(skipped)d skipped (still blocked by their behaviour).")

@@ -31,7 +31,7 @@ def inbox_queryset(user: Any) -> NotificationQuerySet:
     )
 
 
-class NotificationListView(LoginRequiredMixin, ListView):
+class NotificationListView(LoginRequiredMixin, ListView):  # type: ignore[type-arg]
     """The signed-in user's inbox.
 
     Opening it marks every sent notification of the user seen (the badge counts

@@ -19,7 +19,7 @@ import pytest
 from community.messages import LikesUpdate, NewCommentEmail, WelcomeEmail
 from community.models import Post, User
 from transmissions.models import Notification
-from transmissions.processing import process_all_notifications
+from transmissions.worker import process_all_notifications
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"

@@ -15,8 +15,11 @@ from django.template import TemplateDoesNotExist, TemplateSyntaxError
 from django.template.loader import get_template
 from django.utils.module_loading import import_string
 
-from transmissions.channels.sms import is_e164
+from transmissions.channels.phone import is_e164
+from transmissions.channels.rendering import TemplateContextMixin
+from transmissions.channels.twilio import TwilioSMSBackend
 from transmissions.conf import conf
+from transmissions.registry import registry
 
 # Twilio's alphanumeric sender id: up to 11 letters, digits and spaces, one letter at least.
 _ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}\Z")
@@ -24,8 +27,6 @@ TEMPLATE_ATTRIBUTES = ("subject_template_name", "text_template_name", "html_temp
 
 
 def _uses_twilio() -> bool:
-    from transmissions.channels.twilio import TwilioSMSBackend
-
     try:
         backend = import_string(conf.TRANSMISSIONS_SMS_BACKEND)
     except (ImportError, TypeError, ValueError):
@@ -101,9 +102,6 @@ def _api_url_errors(url: Any) -> list[checks.CheckMessage]:
 
 
 def _template_errors() -> list[checks.CheckMessage]:
-    from transmissions.channels.rendering import TemplateContextMixin
-    from transmissions.registry import registry
-
     errors: list[checks.CheckMessage] = []
     for trigger_name, cls in registry.items():
         if not (isinstance(cls, type) and issubclass(cls, TemplateContextMixin)):
@@ -124,8 +122,8 @@ def _why(exc: Exception) -> str:
     return "does not exist." if isinstance(exc, TemplateDoesNotExist) else f"does not compile: {exc}"
 
 
-@checks.register()
 def check_channels(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Check the registered messages' templates, and Twilio's settings when it is the SMS backend."""
     errors = _template_errors()
     if _uses_twilio():
         errors += _twilio_errors()

@@ -38,6 +38,8 @@ class DefaultEmailMessage(TemplateContextMixin, BaseChannel):
     notification.
     """
 
+    channel = "email"
+
     subject: str = ""
     body: str = ""
     subject_template_name: str | None = None

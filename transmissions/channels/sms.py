@@ -8,7 +8,6 @@ class with ``send_messages(messages)``. ``ConsoleSMSBackend`` (the default) prin
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -16,18 +15,11 @@ from typing import Any
 from django.utils.module_loading import import_string
 
 from transmissions.channels.base import BaseChannel
+from transmissions.channels.phone import is_e164
 from transmissions.conf import conf
 from transmissions.exceptions import ChannelSendException
 
 logger = logging.getLogger("transmissions")
-
-# E.164: a plus, a country code that does not start with 0, at most 15 digits in all.
-_E164 = re.compile(r"^\+[1-9][0-9]{1,14}\Z")
-
-
-def is_e164(number: object) -> bool:
-    """Return whether ``number`` is a phone number in E.164 form (``+14155552671``)."""
-    return isinstance(number, str) and bool(_E164.match(number))
 
 
 @dataclass
@@ -73,6 +65,8 @@ class DefaultSMSMessage(BaseChannel):
     or with one in another form, the notification is cancelled. Override
     ``get_phone_number()`` to read or normalise the number elsewhere.
     """
+
+    channel = "sms"
 
     phone_number_field = "phone_number"
     sender: str | None = None  # None: the backend's default sender

@@ -6,9 +6,10 @@ from typing import Any
 
 from django import template
 
-from transmissions.channels.inapp import InAppMessage, entry
+from transmissions.channels.inapp import entry
 from transmissions.exceptions import DataDecodeError
 from transmissions.models import Notification
+from transmissions.querysets import FEED_CHANNEL
 
 register = template.Library()
 
@@ -46,18 +47,19 @@ def notifications_badge(context: template.Context) -> dict[str, Any]:
 def notification_text(notification: Notification) -> str:
     """Return what the inbox shows for ``notification``.
 
-    The text an in-app message stored when it was sent, else the message class's
-    ``inbox_text`` (a method called on the message built for this notification, or a
-    plain attribute), else its ``subject``, else the trigger name.
+    The text an in-app message stored when it was sent (even if its class is gone
+    since), else the message class's ``inbox_text`` (a method called on the message
+    built for this notification, or a plain attribute), else its ``subject``, else the
+    trigger name.
     """
-    cls = notification.message_class
-    if cls is not None and issubclass(cls, InAppMessage):
+    if notification.channel == FEED_CHANNEL:
         try:
             stored = entry(notification).get("text")
         except DataDecodeError:
             stored = None
         if stored:
             return str(stored)
+    cls = notification.message_class
     if cls is None:
         return notification.trigger_name
     text = getattr(cls, "inbox_text", None)

@@ -2,7 +2,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from transmissions.processing import process_all_notifications
+from transmissions.worker import process_all_notifications
 
 
 class Command(BaseCommand):

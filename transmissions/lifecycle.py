@@ -1,0 +1,236 @@
+"""Every status a notification moves through, and the life of its dedup key, in one place.
+
+::
+
+    trigger ──> CREATED ──claim──> PROCESSING ──finish──> SUCCESSFULLY_SENT | FAILED
+                  │  ^                 │                   | CANCELLED | BROKEN
+           cancel │  └──retry/requeue──┘ (lease expired: recover_expired)
+                  v
+              CANCELLED
+
+The transitions are methods of the notification QuerySet (``Notification.objects``),
+so each one is a statement or two whatever the number of rows. A row that blocks new
+triggers of its behaviour holds a unique ``dedup_key`` (see ``behaviors.py``); the
+key is released here when the row stops blocking: on claim for LAST_ONLY (a row
+being sent can no longer be replaced), on every final status but SUCCESSFULLY_SENT
+of the SEND_ONCE family, and on cancel. ``requeue()`` gives a row its key back.
+
+Outcomes are written only where the batch's lease still holds: the lease is the
+claim's token, so a worker that comes back after its claim expired and was taken
+over never overwrites the newer claim.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from django.apps import apps
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, models, transaction
+from django.db.models import Case, DateTimeField, Value, When, prefetch_related_objects
+from django.utils import timezone
+
+from transmissions import db, internals
+from transmissions.behaviors import RELEASED_ON_CLAIM_PREFIX, TriggerBehavior
+from transmissions.conf import conf
+from transmissions.registry import registry
+from transmissions.status import REQUEUEABLE, Status
+
+if TYPE_CHECKING:
+    from transmissions.models import Notification
+
+logger = logging.getLogger("transmissions")
+
+
+def notification_model() -> type[Notification]:
+    """Return the Notification model, looked up in the app registry.
+
+    The pipeline's modules reach the model through this, never by importing
+    ``transmissions.models``: ``import transmissions`` (for ``@message``) must work
+    while Django is still loading apps, before any model may be imported.
+    """
+    model: type[Notification] = apps.get_model("transmissions", "Notification")
+    return model
+
+
+@dataclass
+class Outcomes:
+    """What happened to each notification of a claimed batch, grouped for a few UPDATEs."""
+
+    # The batch's lease, which doubles as its claim token (see the module's docstring).
+    lease: datetime.datetime | None = None
+    final: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
+    sent_keeping_key: list[int] = field(default_factory=list)
+    retry_at: dict[int, datetime.datetime] = field(default_factory=dict)
+    delete: list[int] = field(default_factory=list)
+
+    def add(self, pk: int, status: int, behavior: TriggerBehavior | None) -> None:
+        """Record the final ``status`` of row ``pk`` whose message has ``behavior``."""
+        if status == Status.SUCCESSFULLY_SENT and behavior is not None and behavior.keeps_key_when_sent:
+            self.sent_keeping_key.append(pk)
+        else:
+            self.final[status].append(pk)
+        if behavior is TriggerBehavior.DELETE_AFTER_PROCESSING and status in (
+            Status.SUCCESSFULLY_SENT,
+            Status.CANCELLED,
+        ):
+            self.delete.append(pk)
+
+    def retry(self, pk: int, when: datetime.datetime) -> None:
+        """Put row ``pk`` back in the queue, due at ``when``."""
+        self.retry_at[pk] = when
+
+    def counts(self) -> dict[int, int]:
+        """How many rows ended in each final status."""
+        counts = {status: len(ids) for status, ids in self.final.items()}
+        if self.sent_keeping_key:
+            counts[Status.SUCCESSFULLY_SENT] = counts.get(Status.SUCCESSFULLY_SENT, 0) + len(
+                self.sent_keeping_key
+            )
+        return counts
+
+
+class LifecycleQuerySet(models.QuerySet["Notification"]):
+    """The transitions of ``Notification.Status``; see the module's docstring."""
+
+    def _write_db(self) -> str:
+        return internals.write_db(self)
+
+    def _dialect(self) -> db.Dialect:
+        return db.dialect(self._write_db(), self.model)
+
+    # -- waiting -> held -----------------------------------------------------------------
+
+    def claim(self, batch_size: int, now: datetime.datetime | None = None) -> list[Any]:
+        """Atomically move up to ``batch_size`` due notifications to PROCESSING and return
+        them, oldest schedule first, with their users and content attached."""
+        now = now or timezone.now()
+        lease = now + datetime.timedelta(seconds=conf.TRANSMISSIONS_LEASE_SECONDS)
+        using = self._write_db()
+        with transaction.atomic(using=using):
+            batch = self._dialect().claim(batch_size, now, lease, RELEASED_ON_CLAIM_PREFIX)
+        attach_related(using, batch)
+        return batch
+
+    def recover_expired(self, now: datetime.datetime | None = None) -> int:
+        """Apply ``TRANSMISSIONS_EXPIRED_LEASE_POLICY`` to claims whose worker never came back."""
+        now = now or timezone.now()
+        expired = self.filter(status=Status.PROCESSING, claimed_until__lt=now)
+        count = 0
+        if conf.TRANSMISSIONS_EXPIRED_LEASE_POLICY == "retry":
+            # A row that took down its worker MAX_ATTEMPTS times is not queued again (it
+            # would kill workers forever); it ends BROKEN with the rest below.
+            retry = expired.filter(attempts__lt=conf.TRANSMISSIONS_MAX_ATTEMPTS)
+            count = retry.update(status=Status.CREATED, claimed_until=None)
+        count += expired.update(
+            status=Status.BROKEN, datetime_processed=now, claimed_until=None, dedup_key=None
+        )
+        if count:
+            logger.warning("Took back %d notification(s) whose claim had expired.", count)
+        return count
+
+    # -- held -> final -------------------------------------------------------------------
+
+    def finish(self, outcomes: Outcomes) -> None:
+        """Write the outcomes of a batch: one DELETE, one UPDATE per outcome, in one transaction."""
+        now = timezone.now()
+        using = self._write_db()
+        dialect = self._dialect()
+        lease = outcomes.lease
+        # Only rows this claim still holds: one taken back after its lease expired is not
+        # overwritten, whether it is BROKEN, waiting again, or held by another worker now.
+        held = self.model._default_manager.using(using).filter(status=Status.PROCESSING)
+        if lease is not None:
+            held = held.filter(claimed_until=lease)
+        with transaction.atomic(using=using):
+            if outcomes.delete:
+                # First, while the claim still marks them as this worker's: afterwards the
+                # UPDATEs below find them gone, and a row claimed again meanwhile is kept.
+                held.filter(pk__in=outcomes.delete).delete()
+            for status, ids in outcomes.final.items():
+                dialect.finish(ids, status, now, lease, release_key=True)
+            if outcomes.sent_keeping_key:
+                dialect.finish(
+                    outcomes.sent_keeping_key, Status.SUCCESSFULLY_SENT, now, lease, release_key=False
+                )
+            if outcomes.retry_at:
+                held.filter(pk__in=list(outcomes.retry_at)).update(
+                    status=Status.CREATED,
+                    claimed_until=None,
+                    datetime_scheduled=Case(
+                        *(When(pk=pk, then=Value(when)) for pk, when in outcomes.retry_at.items()),
+                        output_field=DateTimeField(),
+                    ),
+                )
+
+    # -- waiting -> cancelled, final -> waiting -------------------------------------------
+
+    def cancel(self, now: datetime.datetime | None = None) -> int:
+        """End the waiting (CREATED) notifications among these as CANCELLED, in one UPDATE;
+        return how many. Processed ones, and ones a worker is sending, are left alone."""
+        return int(
+            self.filter(status=Status.CREATED).update(
+                status=Status.CANCELLED, datetime_processed=now or timezone.now(), dedup_key=None
+            )
+        )
+
+    def requeue(self) -> tuple[int, int]:
+        """Make the FAILED, CANCELLED or BROKEN rows among these CREATED again, due now.
+
+        Each gets its behaviour's key back; a row whose behaviour is blocked by another
+        row (a newer pending TRIGGER_ONCE, a sent SEND_ONCE) is skipped. Return
+        ``(queued, skipped)``.
+        """
+        using = self._write_db()
+        queued = skipped = 0
+        now = timezone.now()
+        for notification in self.filter(status__in=REQUEUEABLE).iterator():
+            message_cls: Any = registry.find(notification.trigger_name)
+            key = None
+            if message_cls is not None:
+                content_key = None
+                if notification.content_type_id:
+                    content_key = (notification.content_type_id, notification.object_id or "")
+                key = message_cls.behavior.dedup_key(
+                    notification.trigger_name, notification.target_user_id, content_key
+                )
+            try:
+                with transaction.atomic(using=using):
+                    self.model._default_manager.using(using).filter(pk=notification.pk).update(
+                        status=Status.CREATED,
+                        datetime_scheduled=now,
+                        datetime_processed=None,
+                        attempts=0,
+                        dedup_key=key,
+                    )
+            except IntegrityError:
+                skipped += 1
+            else:
+                queued += 1
+        return queued, skipped
+
+
+def attach_related(using: str, batch: list[Any]) -> None:
+    """Cache the batch's target and trigger users (one query) and content (one per type)."""
+    if not batch:
+        return
+    model = type(batch[0])
+    target_field = model._meta.get_field("target_user")
+    trigger_field = model._meta.get_field("trigger_user")
+    user_ids = {n.target_user_id for n in batch} | {n.trigger_user_id for n in batch}
+    user_ids.discard(None)
+    # The base manager, as select_related uses: a filtering default manager must not hide users.
+    users = get_user_model()._base_manager.using(using).in_bulk(list(user_ids))
+    for n in batch:
+        target = users.get(n.target_user_id)
+        if target is not None:
+            internals.cache_related(n, target_field, target)
+        trigger_user = None if n.trigger_user_id is None else users.get(n.trigger_user_id)
+        if trigger_user is not None or n.trigger_user_id is None:
+            internals.cache_related(n, trigger_field, trigger_user)
+    if any(n.content_type_id is not None for n in batch):
+        prefetch_related_objects(batch, "content")
