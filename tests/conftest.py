@@ -3,9 +3,26 @@ import os
 import pytest
 
 from tests import messages
+from tests.utils import make_user
 
 # The fixture projects get from transmissions.pytest_plugin, tested in test_testing.py.
 from transmissions.pytest_plugin import transmissions_outbox  # noqa: F401
+from transmissions.registry import registry
+
+
+@pytest.fixture
+def user(db):
+    """A user every channel can reach: an email address, an E.164 phone number, a first name."""
+    return make_user(phone_number="+15005550006", first_name="Ada")
+
+
+@pytest.fixture
+def cleanup():
+    """Trigger names a test registers; unregistered after it."""
+    names = []
+    yield names
+    for name in names:
+        registry.unregister(name)
 
 
 @pytest.fixture(autouse=True)

@@ -3,6 +3,7 @@ import datetime
 from django.utils import timezone
 
 from tests.models import User
+from transmissions.registry import registry
 
 
 def make_user(username="ada", **kwargs):
@@ -28,3 +29,14 @@ def statements(ctx):
     not, so counting only the statements that do work is the same on both.
     """
     return [q["sql"] for q in ctx.captured_queries if not q["sql"].upper().startswith(_CONTROL)]
+
+
+def trigger_named(name, user, **kwargs):
+    """Trigger the message registered under ``name``."""
+    return registry.get(name).trigger(user, **kwargs)
+
+
+def status_of(notification):
+    """The notification's status as the database has it now."""
+    notification.refresh_from_db()
+    return notification.status

@@ -167,8 +167,16 @@ class ZeroBackend:
         return 0
 
 
-@override_settings(EMAIL_BACKEND="tests.test_email.ZeroBackend")
+@override_settings(EMAIL_BACKEND="tests.test_channels_email.ZeroBackend")
 def test_backend_that_sends_nothing_is_failed():
     n = MyEmailMessage.trigger(make_user())
     with pytest.raises(ChannelSendException, match="the backend sent nothing"):
         MyEmailMessage(n).send()
+
+
+def test_email_without_address_is_cancelled():
+    user = make_user(email="")
+    n = MyEmailMessage.trigger(user)
+    process_all_notifications()
+    n.refresh_from_db()
+    assert n.status == S.CANCELLED and mail.outbox == []

@@ -1,3 +1,5 @@
+"""internals.py: claimed rows read like the ORM's, with the shortcuts on or off."""
+
 import pytest
 from django.db import connection
 from django.db.models.signals import post_init

@@ -1,3 +1,5 @@
+"""channels/inapp.py: the in-app channel and the feed."""
+
 import pytest
 from django.db import connection
 from django.template import Context, Template
