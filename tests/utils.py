@@ -4,6 +4,7 @@ from django.utils import timezone
 
 from tests.models import User
 from transmissions.registry import registry
+from transmissions.worker import process_all_notifications
 
 
 def make_user(username="ada", **kwargs):
@@ -40,3 +41,11 @@ def status_of(notification):
     """The notification's status as the database has it now."""
     notification.refresh_from_db()
     return notification.status
+
+
+def processed(*objects):
+    """Process every due notification, then reload ``objects`` (notifications, devices...)."""
+    process_all_notifications()
+    for obj in objects:
+        obj.refresh_from_db()
+    return objects[0] if len(objects) == 1 else objects

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import datetime
 from typing import Any
 
 from transmissions.db.returning import ReturningDialect
-from transmissions.status import Status
 
 
 class PostgreSQLDialect(ReturningDialect):
@@ -27,24 +25,15 @@ class PostgreSQLDialect(ReturningDialect):
             return rows[0]
         return [list(column) for column in zip(*rows, strict=True)]
 
-    def claim_sql(
-        self,
-        batch_size: int,
-        now: datetime.datetime,
-        lease: datetime.datetime,
-        release_prefix: str,
-        all_columns: bool = True,
-    ) -> tuple[str, list[Any]]:
+    def claim_statement(self, due: str, set_clause: str, returning: str) -> tuple[str, tuple[str, ...]]:
         # The materialized CTE runs once and its row locks skip what another worker
         # holds; a row another worker claimed meanwhile fails the re-checked status. (A
         # plain ``id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)`` may be re-scanned by
         # the planner and claim more than n rows.)
-        due, due_params = self.due_sql(now, batch_size)
-        returning = self.all_columns("n") if all_columns else "n.id"
-        set_clause, set_params = self.claim_set(lease, release_prefix)
+        columns = self.all_columns("n") if returning == "*" else "n.id"
         sql = (
             f"WITH claim AS MATERIALIZED ({due} FOR UPDATE SKIP LOCKED) "  # noqa: S608
             f"UPDATE {self.table} AS n SET {set_clause} FROM claim "
-            f"WHERE n.id = claim.id AND n.status = %s RETURNING {returning}"
+            f"WHERE n.id = claim.id AND n.status = %s RETURNING {columns}"
         )
-        return sql, [*due_params, *set_params, Status.CREATED]
+        return sql, ("due", "set", "status")

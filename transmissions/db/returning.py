@@ -100,21 +100,19 @@ class ReturningDialect(Dialect):
         # Every column comes back, unless the rows may not be built from them here (then
         # the ids, and one SELECT through the ORM).
         load = internals.can_load_rows()
-        sql, params = self.claim_sql(batch_size, now, lease, release_prefix, all_columns=load)
+        due, due_params = self.due_sql(now, batch_size)
+        set_clause, set_params = self.claim_set(lease, release_prefix)
+        sql, order = self.claim_statement(due, set_clause, "*" if load else "id")
+        groups = {"due": due_params, "set": set_params, "status": [Status.CREATED]}
         with self.connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(sql, [param for name in order for param in groups[name]])
             rows = cursor.fetchall()
         return self.load(rows) if load else self.fetch([row[0] for row in rows])
 
-    def claim_sql(
-        self,
-        batch_size: int,
-        now: datetime.datetime,
-        lease: datetime.datetime,
-        release_prefix: str,
-        all_columns: bool = True,
-    ) -> tuple[str, list[Any]]:
-        """Return the claim statement (RETURNING every column, or the id) and its parameters."""
+    def claim_statement(self, due: str, set_clause: str, returning: str) -> tuple[str, tuple[str, ...]]:
+        """Return the claim: an UPDATE of the ids ``due`` selects, setting ``set_clause`` where
+        the status is still CREATED, RETURNING every column (``returning`` is "*") or the id;
+        and the order of its parameter groups ("due", "set", "status")."""
         raise NotImplementedError
 
     def claim_set(self, lease: datetime.datetime, release_prefix: str) -> tuple[str, list[Any]]:

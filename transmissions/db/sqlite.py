@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import datetime
 import sqlite3
 from typing import Any
 
 from transmissions.db.returning import ReturningDialect
-from transmissions.status import Status
 
 
 class SQLiteDialect(ReturningDialect):
@@ -27,22 +25,13 @@ class SQLiteDialect(ReturningDialect):
     def lock_users(self, user_ids: Any) -> None:
         """Nothing to lock: SQLite has a single writer."""
 
-    def claim_sql(
-        self,
-        batch_size: int,
-        now: datetime.datetime,
-        lease: datetime.datetime,
-        release_prefix: str,
-        all_columns: bool = True,
-    ) -> tuple[str, list[Any]]:
+    def claim_statement(self, due: str, set_clause: str, returning: str) -> tuple[str, tuple[str, ...]]:
         # One statement, atomic under the single writer. "+status" keeps SQLite off the
         # due index for the outer WHERE: with it, each claim scanned every waiting row
         # (O(backlog) per batch) instead of looking up the ids the subquery chose.
-        due, due_params = self.due_sql(now, batch_size)
-        returning = self.all_columns() if all_columns else "id"
-        set_clause, set_params = self.claim_set(lease, release_prefix)
+        columns = self.all_columns() if returning == "*" else "id"
         sql = (
             f"UPDATE {self.table} SET {set_clause} WHERE +status = %s AND id IN ({due}) "  # noqa: S608
-            f"RETURNING {returning}"
+            f"RETURNING {columns}"
         )
-        return sql, [*set_params, Status.CREATED, *due_params]
+        return sql, ("set", "status", "due")
