@@ -26,7 +26,7 @@ import datetime
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.apps import apps
 from django.contrib.auth import get_user_model
@@ -40,21 +40,17 @@ from transmissions.conf import conf
 from transmissions.registry import registry
 from transmissions.status import REQUEUEABLE, Status
 
-if TYPE_CHECKING:
-    from transmissions.models import Notification
-
 logger = logging.getLogger("transmissions")
 
 
-def notification_model() -> type[Notification]:
+def notification_model() -> Any:
     """Return the Notification model, looked up in the app registry.
 
     The pipeline's modules reach the model through this, never by importing
     ``transmissions.models``: ``import transmissions`` (for ``@message``) must work
     while Django is still loading apps, before any model may be imported.
     """
-    model: type[Notification] = apps.get_model("transmissions", "Notification")
-    return model
+    return apps.get_model("transmissions", "Notification")
 
 
 @dataclass
@@ -94,7 +90,9 @@ class Outcomes:
         return counts
 
 
-class LifecycleQuerySet(models.QuerySet["Notification"]):
+# Typed by its rows' model only where it is used (models.py): importing the model here, even
+# for type checking, would draw a circle models -> querysets -> lifecycle -> models.
+class LifecycleQuerySet(models.QuerySet[Any]):
     """The transitions of ``Notification.Status``; see the module's docstring."""
 
     def _write_db(self) -> str:

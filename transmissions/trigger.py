@@ -89,7 +89,7 @@ def trigger(
     behavior = registered_behavior(message_cls)
     check_user(target_user, "target_user")
     shared = shared_values(message_cls, trigger_user, datetime_scheduled, content, data)
-    model = notification_model()
+    model: type[Notification] = notification_model()
     using = router.db_for_write(model)
     created = _write(model, using, behavior, [_row(shared, target_user.pk, behavior)])
     if not created:
@@ -143,7 +143,7 @@ def trigger_many(
             firsts.setdefault(user.pk, user)
         users = list(firsts.values())  # each user once, in order of first appearance
     shared = shared_values(message_cls, trigger_user, datetime_scheduled, content, data)
-    model = notification_model()
+    model: type[Notification] = notification_model()
     using = router.db_for_write(model)
     dialect = db.dialect(using, model)
     columns = len(_row(shared, users[0].pk, behavior))

@@ -34,7 +34,8 @@ def process_all_notifications(batch_size: int | None = None, time_limit: float |
     batch_size = batch_size or conf.TRANSMISSIONS_BATCH_SIZE
     limit = conf.TRANSMISSIONS_TIME_LIMIT if time_limit is None else time_limit
     deadline = time.monotonic() + limit
-    notifications = notification_model().objects
+    model: type[Notification] = notification_model()
+    notifications = model.objects
     notifications.recover_expired()
     total = 0
     while True:
@@ -51,7 +52,7 @@ def process_all_notifications(batch_size: int | None = None, time_limit: float |
 def process_batch(batch: list[Notification]) -> Outcomes:
     """Deliver every claimed notification of ``batch`` and record the outcomes."""
     outcomes = Outcomes(lease=batch[0].claimed_until if batch else None)
-    model = notification_model()
+    model: type[Notification] = notification_model()
     using = router.db_for_write(model)
     in_transaction = connections[using].in_atomic_block
     deliveries: list[tuple[Notification, Delivery]] = []
