@@ -11,8 +11,11 @@ from tests import messages
 from tests.messages import (
     DefaultMessage,
     DeleteAfterMessage,
+    FailingMessage,
     LastOnlyMessage,
+    MyEmailMessage,
     SendOnceMessage,
+    TransientMessage,
 )
 from tests.utils import later, make_user, status_of
 from transmissions.models import Notification
@@ -159,3 +162,44 @@ def test_retry_policy_gives_up_on_a_row_that_keeps_killing_workers():
         assert process_all_notifications() == 0
     n.refresh_from_db()
     assert n.status == S.BROKEN and n.datetime_processed is not None
+
+
+def test_every_outcome_but_sent_keeps_its_reason(user):
+    nobody = make_user("nobody", email="")
+    from tests.messages import FailingMessage
+
+    sent, failed, cancelled = (
+        DefaultMessage.trigger(user),
+        FailingMessage.trigger(user),
+        MyEmailMessage.trigger(nobody),
+    )
+    retried = TransientMessage.trigger(user)
+    first_last = LastOnlyMessage.trigger(user, datetime_scheduled=later())
+    LastOnlyMessage.trigger(user, datetime_scheduled=later())
+    by_hand = DefaultMessage.trigger(user, datetime_scheduled=later())
+    by_hand.cancel()
+    process_all_notifications()
+    reasons = dict(Notification.objects.values_list("pk", "reason"))
+    assert reasons[sent.pk] == ""
+    assert reasons[failed.pk].startswith("ChannelSendException")
+    assert reasons[cancelled.pk] == "the user has no email address"
+    assert reasons[retried.pk]  # the transient error, while it waits to be retried
+    assert reasons[first_last.pk] == "replaced by a newer notification of the same message (LAST_ONLY)"
+    assert reasons[by_hand.pk] == "cancelled by the application" == by_hand.reason
+
+
+def test_an_expired_claim_says_why_it_is_broken(user):
+    n = DefaultMessage.trigger(user)
+    Notification.objects.claim(10)
+    with time_machine.travel(timezone.now() + datetime.timedelta(hours=1)):
+        Notification.objects.recover_expired()
+    n.refresh_from_db()
+    assert n.status == S.BROKEN and "claim expired" in n.reason
+
+
+def test_a_requeued_row_forgets_its_old_reason(user):
+    n = FailingMessage.trigger(user)
+    process_all_notifications()
+    assert Notification.objects.filter(pk=n.pk).requeue() == (1, 0)
+    n.refresh_from_db()
+    assert (n.status, n.reason) == (S.CREATED, "")

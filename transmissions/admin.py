@@ -55,7 +55,7 @@ class NotificationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.action(description=_("Cancel selected notifications that are waiting"))
     def cancel(self, request: HttpRequest, queryset: NotificationQuerySet) -> None:
-        count = queryset.cancel()
+        count = queryset.cancel(f"cancelled in the admin by {request.user}")
         self.message_user(
             request,
             ngettext("%d notification cancelled.", "%d notifications cancelled.", count) % count,

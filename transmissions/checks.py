@@ -1,4 +1,4 @@
-"""System checks of the core settings (transmissions.E001-E010, W001-W003).
+"""System checks of the core settings (transmissions.E001-E012, W001-W003).
 
 The channels' checks are in ``channels/checks.py`` and ``channels/push_checks.py``;
 ``apps.py`` registers all of them. An id is never reused: ``docs/checks.md`` lists them.
@@ -14,6 +14,7 @@ from django.core import checks
 from django.utils.module_loading import import_string
 
 from transmissions.conf import LEGACY_SERIALIZER_SETTING, conf
+from transmissions.policies import Policy
 
 
 def _error(msg: str, id: str, hint: str | None = None) -> checks.Error:
@@ -87,8 +88,33 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 "transmissions.E010",
             )
         )
+    errors += _policies()
     errors += _warnings()
     return errors
+
+
+def _policies() -> list[checks.CheckMessage]:
+    value = conf.TRANSMISSIONS_POLICIES
+    if not isinstance(value, list | tuple) or not all(isinstance(path, str) for path in value):
+        return [
+            _error(
+                f"TRANSMISSIONS_POLICIES must be a list of dotted paths, not {value!r}.", "transmissions.E011"
+            )
+        ]
+    errors: list[checks.CheckMessage] = []
+    for path in value:
+        errors += _importable(
+            "TRANSMISSIONS_POLICIES",
+            path,
+            "transmissions.E012",
+            _is_policy,
+            "a transmissions.policies.Policy subclass",
+        )
+    return errors
+
+
+def _is_policy(cls: Any) -> bool:
+    return isinstance(cls, type) and issubclass(cls, Policy)
 
 
 def _warnings() -> list[checks.CheckMessage]:

@@ -68,8 +68,9 @@ def deliver(notification: Any) -> Delivery:
         logger.exception("Broken %s: building it or checking its validity raised.", label)
         return Delivery(Status.BROKEN, message_cls, f"{type(exc).__name__}: {exc}")
     if not valid:
-        logger.info("Cancelled %s: check_validity() said it should not be sent.", label)
-        return Delivery(Status.CANCELLED, message_cls, "check_validity() returned false")
+        reason = _cancel_reason(channel)
+        logger.warning("Cancelled %s: %s.", label, reason)
+        return Delivery(Status.CANCELLED, message_cls, reason)
     try:
         result = channel.send()
     except TransientChannelError as exc:
@@ -82,6 +83,16 @@ def deliver(notification: Any) -> Delivery:
         logger.exception("Failed %s.", label)
         return Delivery(Status.FAILED, message_cls, f"{type(exc).__name__}: {exc}")
     return Delivery(Status.SUCCESSFULLY_SENT, message_cls, result=result)
+
+
+def _cancel_reason(channel: Any) -> str:
+    get_reason = getattr(channel, "get_cancel_reason", None)
+    if get_reason is None:
+        return "check_validity() returned false"
+    try:
+        return str(get_reason())
+    except Exception as exc:  # a reason must never cost the outcome
+        return f"check_validity() returned false (get_cancel_reason() raised {exc!r})"
 
 
 def retry_delay(attempts: int) -> datetime.timedelta:

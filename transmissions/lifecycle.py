@@ -31,14 +31,14 @@ from typing import Any
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, models, transaction
-from django.db.models import Case, DateTimeField, Value, When, prefetch_related_objects
+from django.db.models import Case, CharField, DateTimeField, F, Value, When, prefetch_related_objects
 from django.utils import timezone
 
 from transmissions import db, internals
 from transmissions.behaviors import RELEASED_ON_CLAIM_PREFIX, TriggerBehavior
 from transmissions.conf import conf
 from transmissions.registry import registry
-from transmissions.status import REQUEUEABLE, Status
+from transmissions.status import REQUEUEABLE, Status, clip_reason
 
 logger = logging.getLogger("transmissions")
 
@@ -61,10 +61,15 @@ class Outcomes:
     lease: datetime.datetime | None = None
     final: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
     sent_keeping_key: list[int] = field(default_factory=list)
+    # Back to CREATED, due then: after a transient error (the attempt counts) ...
     retry_at: dict[int, datetime.datetime] = field(default_factory=dict)
+    # ... or held by a policy (the attempt does not count).
+    deferred: dict[int, datetime.datetime] = field(default_factory=dict)
     delete: list[int] = field(default_factory=list)
+    # Why, for the rows that were not sent; written with their outcome.
+    reasons: dict[int, str] = field(default_factory=dict)
 
-    def add(self, pk: int, status: int, behavior: TriggerBehavior | None) -> None:
+    def add(self, pk: int, status: int, behavior: TriggerBehavior | None, reason: str = "") -> None:
         """Record the final ``status`` of row ``pk`` whose message has ``behavior``."""
         if status == Status.SUCCESSFULLY_SENT and behavior is not None and behavior.keeps_key_when_sent:
             self.sent_keeping_key.append(pk)
@@ -75,18 +80,35 @@ class Outcomes:
             Status.CANCELLED,
         ):
             self.delete.append(pk)
+        if reason:
+            self.reasons[pk] = clip_reason(reason)
 
-    def retry(self, pk: int, when: datetime.datetime) -> None:
-        """Put row ``pk`` back in the queue, due at ``when``."""
+    def retry(self, pk: int, when: datetime.datetime, reason: str = "") -> None:
+        """Put row ``pk`` back in the queue, due at ``when``; the attempt counts."""
         self.retry_at[pk] = when
+        if reason:
+            self.reasons[pk] = clip_reason(reason)
 
-    def counts(self) -> dict[int, int]:
-        """How many rows ended in each final status."""
-        counts = {status: len(ids) for status, ids in self.final.items()}
-        if self.sent_keeping_key:
-            counts[Status.SUCCESSFULLY_SENT] = counts.get(Status.SUCCESSFULLY_SENT, 0) + len(
-                self.sent_keeping_key
-            )
+    def defer(self, pk: int, until: datetime.datetime, reason: str) -> None:
+        """Put row ``pk`` back in the queue, due at ``until``, as if it had not been claimed."""
+        self.deferred[pk] = until
+        self.reasons[pk] = clip_reason(reason)
+
+    def counts(self) -> dict[str, int]:
+        """How many rows of the batch ended each way: "sent", "failed", "cancelled", "broken",
+        "retried", "deferred", and "deleted" (of those sent or cancelled)."""
+        names = {
+            Status.SUCCESSFULLY_SENT: "sent",
+            Status.FAILED: "failed",
+            Status.CANCELLED: "cancelled",
+            Status.BROKEN: "broken",
+        }
+        counts = dict.fromkeys([*names.values(), "retried", "deferred", "deleted"], 0)
+        for status, ids in self.final.items():
+            counts[names[Status(status)]] += len(ids)
+        counts["sent"] += len(self.sent_keeping_key)
+        counts["retried"], counts["deferred"] = len(self.retry_at), len(self.deferred)
+        counts["deleted"] = len(self.delete)
         return counts
 
 
@@ -119,13 +141,21 @@ class LifecycleQuerySet(models.QuerySet[Any]):
         now = now or timezone.now()
         expired = self.filter(status=Status.PROCESSING, claimed_until__lt=now)
         count = 0
-        if conf.TRANSMISSIONS_EXPIRED_LEASE_POLICY == "retry":
+        policy = conf.TRANSMISSIONS_EXPIRED_LEASE_POLICY
+        if policy == "retry":
             # A row that took down its worker MAX_ATTEMPTS times is not queued again (it
             # would kill workers forever); it ends BROKEN with the rest below.
             retry = expired.filter(attempts__lt=conf.TRANSMISSIONS_MAX_ATTEMPTS)
-            count = retry.update(status=Status.CREATED, claimed_until=None)
+            count = retry.update(
+                status=Status.CREATED,
+                claimed_until=None,
+                reason="queued again: its worker's claim expired (lease policy 'retry')",
+            )
+        why = "its worker's claim expired before an outcome was written; it may have been sent"
+        if policy == "retry":
+            why = f"its worker's claim expired {conf.TRANSMISSIONS_MAX_ATTEMPTS} times (lease policy 'retry')"
         count += expired.update(
-            status=Status.BROKEN, datetime_processed=now, claimed_until=None, dedup_key=None
+            status=Status.BROKEN, datetime_processed=now, claimed_until=None, dedup_key=None, reason=why
         )
         if count:
             logger.warning("Took back %d notification(s) whose claim had expired.", count)
@@ -149,30 +179,30 @@ class LifecycleQuerySet(models.QuerySet[Any]):
                 # First, while the claim still marks them as this worker's: afterwards the
                 # UPDATEs below find them gone, and a row claimed again meanwhile is kept.
                 held.filter(pk__in=outcomes.delete).delete()
+            reasons = outcomes.reasons
             for status, ids in outcomes.final.items():
-                dialect.finish(ids, status, now, lease, release_key=True)
+                mine = {pk: reasons[pk] for pk in ids if pk in reasons}
+                dialect.finish(ids, status, now, lease, release_key=True, reasons=mine)
             if outcomes.sent_keeping_key:
-                dialect.finish(
-                    outcomes.sent_keeping_key, Status.SUCCESSFULLY_SENT, now, lease, release_key=False
-                )
+                sent = Status.SUCCESSFULLY_SENT
+                dialect.finish(outcomes.sent_keeping_key, sent, now, lease, release_key=False, reasons={})
             if outcomes.retry_at:
-                held.filter(pk__in=list(outcomes.retry_at)).update(
-                    status=Status.CREATED,
-                    claimed_until=None,
-                    datetime_scheduled=Case(
-                        *(When(pk=pk, then=Value(when)) for pk, when in outcomes.retry_at.items()),
-                        output_field=DateTimeField(),
-                    ),
-                )
+                _back_in_queue(held, outcomes.retry_at, reasons, F("attempts"))
+            if outcomes.deferred:
+                # The claim counted an attempt that was not made: take it back.
+                _back_in_queue(held, outcomes.deferred, reasons, F("attempts") - 1)
 
     # -- waiting -> cancelled, final -> waiting -------------------------------------------
 
-    def cancel(self, now: datetime.datetime | None = None) -> int:
-        """End the waiting (CREATED) notifications among these as CANCELLED, in one UPDATE;
-        return how many. Processed ones, and ones a worker is sending, are left alone."""
+    def cancel(self, reason: str = "cancelled", now: datetime.datetime | None = None) -> int:
+        """End the waiting (CREATED) notifications among these as CANCELLED, with ``reason``, in
+        one UPDATE; return how many. Processed ones, and ones a worker is sending, are left alone."""
         return int(
             self.filter(status=Status.CREATED).update(
-                status=Status.CANCELLED, datetime_processed=now or timezone.now(), dedup_key=None
+                status=Status.CANCELLED,
+                datetime_processed=now or timezone.now(),
+                dedup_key=None,
+                reason=clip_reason(reason),
             )
         )
 
@@ -204,12 +234,28 @@ class LifecycleQuerySet(models.QuerySet[Any]):
                         datetime_processed=None,
                         attempts=0,
                         dedup_key=key,
+                        reason="",
                     )
             except IntegrityError:
                 skipped += 1
             else:
                 queued += 1
         return queued, skipped
+
+
+def _back_in_queue(
+    held: Any, when: dict[int, datetime.datetime], reasons: dict[int, str], attempts: Any
+) -> None:
+    """Make the ``held`` rows of ``when`` CREATED again, each due at its time, with its reason."""
+    held.filter(pk__in=list(when)).update(
+        status=Status.CREATED,
+        claimed_until=None,
+        attempts=attempts,
+        datetime_scheduled=Case(
+            *(When(pk=pk, then=Value(at)) for pk, at in when.items()), output_field=DateTimeField()
+        ),
+        reason=Case(*(When(pk=pk, then=Value(reasons.get(pk, ""))) for pk in when), output_field=CharField()),
+    )
 
 
 def attach_related(using: str, batch: list[Any]) -> None:

@@ -17,7 +17,7 @@ from transmissions.exceptions import DataDecodeError
 from transmissions.querysets import NotificationQuerySet
 from transmissions.registry import CHANNEL_MAX_LENGTH, TRIGGER_NAME_MAX_LENGTH, registry
 from transmissions.serializers import dump_data, get_serializer
-from transmissions.status import Status
+from transmissions.status import REASON_MAX_LENGTH, Status, clip_reason
 
 _UNSET = object()
 
@@ -61,6 +61,9 @@ class Notification(models.Model):
     # The kind of channel the message was triggered on ("email", "sms", "push", "inapp",
     # or a project's own): the message class's ``channel`` at trigger time.
     channel = models.CharField(max_length=CHANNEL_MAX_LENGTH, blank=True, default="", editable=False)
+    # Why it is not (or not yet) SUCCESSFULLY_SENT: a cancel, a failure, a retry, a hold.
+    # Empty when it was sent, or is waiting for the first time.
+    reason = models.CharField(max_length=REASON_MAX_LENGTH, blank=True, default="", editable=False)
     # Send attempts so far, counted when a worker claims the row.
     attempts = models.PositiveSmallIntegerField(default=0, editable=False)
     # While PROCESSING: when the worker's claim expires.
@@ -135,15 +138,16 @@ class Notification(models.Model):
         """The registered message class for ``trigger_name``, or None."""
         return registry.find(self.trigger_name)
 
-    def cancel(self) -> bool:
+    def cancel(self, reason: str = "cancelled by the application") -> bool:
         """End a waiting notification as CANCELLED, saved at once; return whether it was.
 
         A processed notification, or one a worker is sending right now, is left as it is.
         """
         now = timezone.now()
-        changed = Notification.objects.filter(pk=self.pk).cancel(now)
+        changed = Notification.objects.filter(pk=self.pk).cancel(reason, now)
         if changed:
             self.status, self.datetime_processed, self.dedup_key = self.Status.CANCELLED, now, None
+            self.reason = clip_reason(reason)
         return bool(changed)
 
     def mark_seen(self, when: Any = None) -> None:

@@ -22,5 +22,14 @@ class Status(models.IntegerChoices):
     PROCESSING = 2, _("processing")
 
 
+# The longest reason stored (``Notification.reason``); longer ones are cut.
+REASON_MAX_LENGTH = 255
+
+
+def clip_reason(reason: str) -> str:
+    """Return ``reason`` cut to fit ``Notification.reason``."""
+    return reason if len(reason) <= REASON_MAX_LENGTH else reason[: REASON_MAX_LENGTH - 1] + "…"
+
+
 # The statuses whose rows may be put back in the queue on purpose (``requeue()``).
 REQUEUEABLE = (Status.FAILED, Status.CANCELLED, Status.BROKEN)

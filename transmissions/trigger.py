@@ -281,7 +281,7 @@ def _write(
             model.objects.using(using).filter(
                 trigger_name=todo[0]["trigger_name"],
                 target_user_id__in=[row["target_user_id"] for row in todo],
-            ).cancel()
+            ).cancel("replaced by a newer notification of the same message (LAST_ONLY)")
             created += dialect.insert(todo, skip_conflicts=True)  # type: ignore[arg-type]
             # A row is missing only when a concurrent trigger took its key in between.
             done = {n.uuid for n in created}

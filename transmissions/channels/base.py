@@ -57,6 +57,11 @@ class BaseChannel(Triggerable):
         """Return whether the notification should still be sent (False cancels it)."""
         return True
 
+    def get_cancel_reason(self) -> str:
+        """Return why ``check_validity()`` said no, in a few words (shown in the admin and
+        logged). Override it where your ``check_validity()`` can say more."""
+        return "check_validity() returned false"
+
     def send(self) -> Any:
         """Send the notification; return what the provider answered."""
         payload = self.build()

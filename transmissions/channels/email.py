@@ -60,6 +60,9 @@ class DefaultEmailMessage(TemplateContextMixin, BaseChannel):
     def check_validity(self) -> bool:
         return bool(self.get_recipient())
 
+    def get_cancel_reason(self) -> str:
+        return "the user has no email address"
+
     def get_subject(self) -> str:
         """Return the subject: the rendered ``subject_template_name``, else ``subject``."""
         if self.subject_template_name:

@@ -87,6 +87,9 @@ class PushMessage(BaseChannel):
             for service in self.get_services()
         )
 
+    def get_cancel_reason(self) -> str:
+        return f"the user has no active push device ({', '.join(self.get_services())})"
+
     def build(self) -> PushPayload:
         ttl = self.ttl if self.ttl is not None else conf.TRANSMISSIONS_PUSH_TTL
         return PushPayload(self.get_title(), self.get_body(), dict(self.get_push_data()), ttl)

@@ -79,15 +79,13 @@ class DefaultSMSMessage(BaseChannel):
         return getattr(self.target_user, self.phone_number_field, "") or ""
 
     def check_validity(self) -> bool:
+        return is_e164(self.get_phone_number())
+
+    def get_cancel_reason(self) -> str:
         number = self.get_phone_number()
-        if number and not is_e164(number):
-            logger.warning(
-                "Cancelling notification %s (%s): %r is not an E.164 phone number.",
-                self.notification.pk,
-                self.trigger_name,
-                number,
-            )
-        return is_e164(number)
+        if not number:
+            return f"the user has no phone number (user.{self.phone_number_field} is empty)"
+        return f"{number!r} is not an E.164 phone number (+ and country code, e.g. +14155552671)"
 
     def create_message(self) -> str:
         """Return the text of the SMS. Must be implemented by a subclass."""

@@ -9,7 +9,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Case, F, Model, Value, When
+from django.db.models import Case, CharField, F, Model, Value, When
 
 from transmissions import internals
 from transmissions.status import Status
@@ -135,13 +135,24 @@ class Dialect:
         now: datetime.datetime,
         lease: datetime.datetime | None,
         release_key: bool,
+        reasons: dict[int, str],
     ) -> int:
-        """Write final ``status`` on the rows of ``ids`` still PROCESSING under ``lease``;
-        return how many. Rows taken back meanwhile are left alone."""
+        """Write final ``status`` on the rows of ``ids`` still PROCESSING under ``lease``, each
+        with its reason (``reasons``, "" for the others); return how many. Rows taken back
+        meanwhile are left alone."""
         held = self.manager.filter(pk__in=ids, status=Status.PROCESSING)
         if lease is not None:
             held = held.filter(claimed_until=lease)
-        values: dict[str, Any] = {"status": status, "datetime_processed": now, "claimed_until": None}
+        reason: Any = Value("")
+        if reasons:
+            whens = [When(pk=pk, then=Value(text)) for pk, text in reasons.items()]
+            reason = Case(*whens, default=Value(""), output_field=CharField())
+        values: dict[str, Any] = {
+            "status": status,
+            "datetime_processed": now,
+            "claimed_until": None,
+            "reason": reason,
+        }
         if release_key:
             values["dedup_key"] = None
         return int(held.update(**values))

@@ -38,6 +38,7 @@ class ReturningDialect(Dialect):
             return super().insert(rows, skip_conflicts)
         if not rows:
             return []
+        rows = self._with_defaults(rows)
         columns = tuple(rows[0])
         adapted = self._adapt(columns, rows)
         with self.connection.cursor() as cursor:
@@ -51,6 +52,16 @@ class ReturningDialect(Dialect):
                 values = [pk if name == "id" else row.get(name) for name in names]
                 saved.append(internals.build(self.model, values, self.alias))
         return saved
+
+    def _with_defaults(self, rows: Sequence[dict[str, Any]]) -> Sequence[dict[str, Any]]:
+        # A raw INSERT gets none of the model's defaults: give the rows the NOT NULL columns
+        # they leave out (a column added later, say), as save() would.
+        missing = {
+            f.attname: f.get_default()
+            for f in self.model._meta.concrete_fields
+            if not f.null and f.has_default() and f.attname not in rows[0]
+        }
+        return [{**row, **missing} for row in rows] if missing else rows
 
     def _adapt(self, columns: tuple[str, ...], rows: Sequence[dict[str, Any]]) -> list[list[Any]]:
         # The rows of one fan-out share their datetimes: adapt each object once.
@@ -138,16 +149,22 @@ class ReturningDialect(Dialect):
         now: datetime.datetime,
         lease: datetime.datetime | None,
         release_key: bool,
+        reasons: dict[int, str],
     ) -> int:
         release = ", dedup_key = NULL" if release_key else ""
         marks = ", ".join(["%s"] * len(ids))
-        claim, params = "", [status, self.adapt_datetime(now), Status.PROCESSING]
+        reason: str = "%s"
+        reason_params: list[Any] = [""]
+        if reasons:
+            reason = "CASE id " + "WHEN %s THEN %s " * len(reasons) + "ELSE %s END"
+            reason_params = [value for item in reasons.items() for value in item] + [""]
+        claim, params = "", [status, self.adapt_datetime(now), *reason_params, Status.PROCESSING]
         if lease is not None:
             claim = " AND claimed_until = %s"
             params.append(self.adapt_datetime(lease))
         # Only quoted names and placeholders are formatted in; every value is a parameter.
         sql = (
-            f"UPDATE {self.table} SET status = %s, datetime_processed = %s, "  # noqa: S608
+            f"UPDATE {self.table} SET status = %s, datetime_processed = %s, reason = {reason}, "  # noqa: S608
             f"claimed_until = NULL{release} WHERE {self.held_status} = %s{claim} AND id IN ({marks})"
         )
         with self.connection.cursor() as cursor:
