@@ -16,7 +16,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import quote
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
-from django.db.models import Model, QuerySet, prefetch_related_objects
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -27,6 +27,7 @@ from django.utils.translation import ngettext
 
 from transmissions.models import Notification
 from transmissions.retry import requeue
+from transmissions.views import prefetch_contents
 
 # Longer content titles are cut (in full in the link's title) so that a row stays one line.
 CONTENT_CHARS = 40
@@ -47,9 +48,7 @@ class NotificationChangeList(ChangeList):
         # The page's contents, one query per content type: not one per row. Only the page:
         # the actions get the unsliced queryset, whose iterator() cannot prefetch.
         self.result_list = list(self.result_list)
-        # A content type whose model is gone (its app uninstalled) cannot be fetched.
-        known = [n for n in self.result_list if n.content_type and n.content_type.model_class()]
-        prefetch_related_objects(known, "content")
+        prefetch_contents(self.result_list)
 
 
 @admin.register(Notification)
@@ -130,7 +129,7 @@ class NotificationAdmin(admin.ModelAdmin):
                 "type": f"{content_type.app_label}.{content_type.model}",
                 "id": obj.object_id,
             }
-        content = obj.content
+        content = obj.content  # fetched by prefetch_contents() on the changelist
         if content is None:
             return _("%(type)s #%(id)s (deleted)") % {"type": content_type.name, "id": obj.object_id}
         text = str(content)
