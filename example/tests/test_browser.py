@@ -109,7 +109,7 @@ def test_sign_in_see_badge_open_inbox_follow_notification(browser, live_server, 
     assert all("unseen" in item.get_attribute("class") for item in items)
     texts = [item.find_element(By.TAG_NAME, "a").text for item in items]
     assert texts[0].startswith("Your posts now have 3 likes")  # newest first
-    assert "Bob commented on your post “Notes on queues”" in texts
+    assert "bob commented on your post “Notes on queues”" in texts
     ARTIFACTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "inbox.png"))
     assert ada.notifications.unseen_count() == 0
