@@ -105,13 +105,18 @@ class NotificationAdmin(admin.ModelAdmin):
             fields.append(f"target_user__{email}")
         return fields
 
-    def change_view(
-        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
     ) -> HttpResponse:
-        obj = self.get_object(request, object_id)
-        if obj is not None:
-            extra_context = {"subtitle": label(obj), **(extra_context or {})}
-        return super().change_view(request, object_id, form_url, extra_context)
+        # obj is None only on the add page, which is disabled.
+        context["subtitle"] = label(obj) if obj is not None else context.get("subtitle")
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     # -- columns -----------------------------------------------------------------------
 
