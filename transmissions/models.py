@@ -86,7 +86,8 @@ class Notification(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.trigger_name} to {self.target_user_id} ({self.get_status_display()})"
+        """ "welcome-sms to bob (created)": reads ``target_user`` (select it with the row)."""
+        return f"{self.trigger_name} to {self.target_user.get_username()} ({self.get_status_display()})"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         # Data read (or set) through ``data`` may have been changed in place.

@@ -1,10 +1,14 @@
-"""``{% load transmissions %}``: the unseen count, a badge, and a notification's text."""
+"""``{% load transmissions %}``: the unseen count, a badge, a notification's text and age."""
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from django import template
+from django.utils import timezone
+from django.utils.timesince import timesince
+from django.utils.translation import gettext
 
 from transmissions.channels.inapp import entry
 from transmissions.exceptions import DataDecodeError
@@ -66,3 +70,18 @@ def notification_text(notification: Notification) -> str:
     if callable(text):
         text = getattr(cls(notification), "inbox_text")()  # noqa: B009 - bound to the instance
     return str(text or getattr(cls, "subject", "") or notification.trigger_name)
+
+
+@register.filter
+def time_ago(value: datetime.datetime | None) -> str:
+    """Return "just now" for a time less than a minute ago, else "3 hours ago" (one unit).
+
+    ``{{ notification.datetime_created|time_ago }}``. A time in the future (another
+    server's clock a little ahead) is "just now" too; ``None`` is "".
+    """
+    if value is None:
+        return ""
+    now = timezone.now() if timezone.is_aware(value) else datetime.datetime.now()
+    if now - value < datetime.timedelta(minutes=1):
+        return gettext("just now")
+    return gettext("%(time)s ago") % {"time": timesince(value, now, depth=1)}
