@@ -60,10 +60,15 @@ class Notification(models.Model):
     status = models.SmallIntegerField(choices=Status.choices, default=Status.CREATED)
     # The kind of channel the message was triggered on ("email", "sms", "push", "inapp",
     # or a project's own): the message class's ``channel`` at trigger time.
-    channel = models.CharField(max_length=CHANNEL_MAX_LENGTH, blank=True, default="", editable=False)
+    # A database default too, so that rows written by other means (raw SQL, 0.2) get one.
+    channel = models.CharField(
+        max_length=CHANNEL_MAX_LENGTH, blank=True, default="", db_default="", editable=False
+    )
     # Why it is not (or not yet) SUCCESSFULLY_SENT: a cancel, a failure, a retry, a hold.
     # Empty when it was sent, or is waiting for the first time.
-    reason = models.CharField(max_length=REASON_MAX_LENGTH, blank=True, default="", editable=False)
+    reason = models.CharField(
+        max_length=REASON_MAX_LENGTH, blank=True, default="", db_default="", editable=False
+    )
     # Send attempts so far, counted when a worker claims the row.
     attempts = models.PositiveSmallIntegerField(default=0, editable=False)
     # While PROCESSING: when the worker's claim expires.
