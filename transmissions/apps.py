@@ -1,10 +1,12 @@
 from django.apps import AppConfig
 from django.core import checks
+from django.core.signals import setting_changed
 from django.utils.module_loading import autodiscover_modules
 
 from transmissions.channels.checks import check_channels
 from transmissions.channels.push_checks import check_push
 from transmissions.checks import check_settings
+from transmissions.conf import conf
 
 
 class TransmissionsConfig(AppConfig):
@@ -17,5 +19,6 @@ class TransmissionsConfig(AppConfig):
         checks.register(check_settings)
         checks.register(check_channels)
         checks.register(check_push)
+        setting_changed.connect(conf.clear_cache, dispatch_uid="transmissions.conf")
         # Workers must know every message without importing views.
         autodiscover_modules("messages", "notifications")

@@ -4,6 +4,11 @@ As in django-cors-headers: ``from transmissions.conf import conf`` then
 ``conf.TRANSMISSIONS_BATCH_SIZE``. A misspelt name is an attribute error that mypy
 catches, not a run-time ``KeyError``. Every setting is optional; the defaults are
 below. ``checks.py`` validates them.
+
+Values are cached (a missing setting costs Django's ``LazySettings.__getattr__`` on
+every read, which the hot paths read per row); the cache is cleared on Django's
+``setting_changed`` signal, which ``override_settings`` sends (connected in
+``apps.py``), as django-debug-toolbar does.
 """
 
 from __future__ import annotations
@@ -17,8 +22,24 @@ LEGACY_SERIALIZER_SETTING = "TRANSMISSION_SERIALIZER"
 DEFAULT_SERIALIZER = "transmissions.serializers.PickleSerializer"
 
 
+_UNSET = object()
+
+
 class Settings:
     """The ``TRANSMISSIONS_*`` settings, each with its default."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, Any] = {}
+
+    def _get(self, name: str, default: Any) -> Any:
+        value = self._cache.get(name, _UNSET)
+        if value is _UNSET:
+            value = self._cache[name] = getattr(settings, name, default)
+        return value
+
+    def clear_cache(self, **kwargs: Any) -> None:
+        """Forget the cached values (a ``setting_changed`` receiver)."""
+        self._cache.clear()
 
     @property
     def TRANSMISSIONS_SERIALIZER(self) -> Any:
@@ -35,99 +56,99 @@ class Settings:
     @property
     def TRANSMISSIONS_BATCH_SIZE(self) -> Any:
         """Notifications claimed per query by a worker."""
-        return getattr(settings, "TRANSMISSIONS_BATCH_SIZE", 100)
+        return self._get("TRANSMISSIONS_BATCH_SIZE", 100)
 
     @property
     def TRANSMISSIONS_TIME_LIMIT(self) -> Any:
         """Seconds one ``process_all_notifications`` run may keep claiming batches; keep it
         well under the beat interval (60 s) so runs never pile up."""
-        return getattr(settings, "TRANSMISSIONS_TIME_LIMIT", 45)
+        return self._get("TRANSMISSIONS_TIME_LIMIT", 45)
 
     @property
     def TRANSMISSIONS_LEASE_SECONDS(self) -> Any:
         """Seconds a worker holds a claimed notification before it counts as abandoned."""
-        return getattr(settings, "TRANSMISSIONS_LEASE_SECONDS", 600)
+        return self._get("TRANSMISSIONS_LEASE_SECONDS", 600)
 
     @property
     def TRANSMISSIONS_EXPIRED_LEASE_POLICY(self) -> Any:
         """What happens to a notification whose lease expired: "broken" (never sent twice:
         at-most-once) or "retry" (queued again: at-least-once)."""
-        return getattr(settings, "TRANSMISSIONS_EXPIRED_LEASE_POLICY", "broken")
+        return self._get("TRANSMISSIONS_EXPIRED_LEASE_POLICY", "broken")
 
     @property
     def TRANSMISSIONS_MAX_ATTEMPTS(self) -> Any:
         """Attempts (including the first) before a transient channel error is FAILED."""
-        return getattr(settings, "TRANSMISSIONS_MAX_ATTEMPTS", 5)
+        return self._get("TRANSMISSIONS_MAX_ATTEMPTS", 5)
 
     @property
     def TRANSMISSIONS_RETRY_DELAY(self) -> Any:
         """Backoff after a transient error: RETRY_DELAY * 2**(attempt-1), at most RETRY_MAX_DELAY."""
-        return getattr(settings, "TRANSMISSIONS_RETRY_DELAY", 60)
+        return self._get("TRANSMISSIONS_RETRY_DELAY", 60)
 
     @property
     def TRANSMISSIONS_RETRY_MAX_DELAY(self) -> Any:
-        return getattr(settings, "TRANSMISSIONS_RETRY_MAX_DELAY", 3600)
+        return self._get("TRANSMISSIONS_RETRY_MAX_DELAY", 3600)
 
     @property
     def TRANSMISSIONS_DISPATCH_ON_COMMIT(self) -> Any:
         """Queue the processing task when a due notification is committed (``wakeup.py``),
         instead of waiting for the next beat run."""
-        return getattr(settings, "TRANSMISSIONS_DISPATCH_ON_COMMIT", False)
+        return self._get("TRANSMISSIONS_DISPATCH_ON_COMMIT", False)
 
     @property
     def TRANSMISSIONS_SMS_BACKEND(self) -> Any:
         """Where DefaultSMSMessage hands its messages."""
-        return getattr(settings, "TRANSMISSIONS_SMS_BACKEND", "transmissions.channels.sms.ConsoleSMSBackend")
+        return self._get("TRANSMISSIONS_SMS_BACKEND", "transmissions.channels.sms.ConsoleSMSBackend")
 
     @property
     def TRANSMISSIONS_TWILIO_ACCOUNT_SID(self) -> Any:
         """TwilioSMSBackend's credentials and sender: set FROM_NUMBER (E.164 or an alphanumeric
         sender id) or MESSAGING_SERVICE_SID ("MG...")."""
-        return getattr(settings, "TRANSMISSIONS_TWILIO_ACCOUNT_SID", None)
+        return self._get("TRANSMISSIONS_TWILIO_ACCOUNT_SID", None)
 
     @property
     def TRANSMISSIONS_TWILIO_AUTH_TOKEN(self) -> Any:
-        return getattr(settings, "TRANSMISSIONS_TWILIO_AUTH_TOKEN", None)
+        return self._get("TRANSMISSIONS_TWILIO_AUTH_TOKEN", None)
 
     @property
     def TRANSMISSIONS_TWILIO_FROM_NUMBER(self) -> Any:
-        return getattr(settings, "TRANSMISSIONS_TWILIO_FROM_NUMBER", None)
+        return self._get("TRANSMISSIONS_TWILIO_FROM_NUMBER", None)
 
     @property
     def TRANSMISSIONS_TWILIO_MESSAGING_SERVICE_SID(self) -> Any:
-        return getattr(settings, "TRANSMISSIONS_TWILIO_MESSAGING_SERVICE_SID", None)
+        return self._get("TRANSMISSIONS_TWILIO_MESSAGING_SERVICE_SID", None)
 
     @property
     def TRANSMISSIONS_TWILIO_TIMEOUT(self) -> Any:
         """Seconds to wait for Twilio; a timeout is retried with backoff."""
-        return getattr(settings, "TRANSMISSIONS_TWILIO_TIMEOUT", 10)
+        return self._get("TRANSMISSIONS_TWILIO_TIMEOUT", 10)
 
     @property
     def TRANSMISSIONS_TWILIO_API_URL(self) -> Any:
         """Where the Messages API lives: change only for a proxy or a local stand-in."""
-        return getattr(settings, "TRANSMISSIONS_TWILIO_API_URL", "https://api.twilio.com")
+        return self._get("TRANSMISSIONS_TWILIO_API_URL", "https://api.twilio.com")
 
     @property
     def TRANSMISSIONS_PUSH_SERVICES(self) -> Any:
         """Device types PushMessage sends to: any of "webpush", "fcm", "apns"."""
-        return getattr(settings, "TRANSMISSIONS_PUSH_SERVICES", ["webpush", "fcm", "apns"])
+        return self._get("TRANSMISSIONS_PUSH_SERVICES", ["webpush", "fcm", "apns"])
 
     @property
     def TRANSMISSIONS_PUSH_TTL(self) -> Any:
         """Seconds a push provider keeps a message for a device that is offline."""
-        return getattr(settings, "TRANSMISSIONS_PUSH_TTL", 86400)
+        return self._get("TRANSMISSIONS_PUSH_TTL", 86400)
 
     @property
     def TRANSMISSIONS_POLICIES(self) -> Any:
         """Dotted paths of the ``policies.Policy`` classes that may hold a notification back
         before it is sent, in order."""
-        return getattr(settings, "TRANSMISSIONS_POLICIES", [])
+        return self._get("TRANSMISSIONS_POLICIES", [])
 
     @property
     def TRANSMISSIONS_FAST_PATH(self) -> Any:
         """Use the shortcuts in ``internals.py`` that lean on Django internals (on by default).
         Turn off if a Django release breaks them: everything then goes through public APIs."""
-        return getattr(settings, "TRANSMISSIONS_FAST_PATH", True)
+        return self._get("TRANSMISSIONS_FAST_PATH", True)
 
 
 conf = Settings()

@@ -49,36 +49,54 @@ def enabled() -> bool:
     return bool(conf.TRANSMISSIONS_FAST_PATH)
 
 
-def attnames(model: type[Model]) -> list[str]:
+@functools.cache
+def attnames(model: type[Model]) -> tuple[str, ...]:
     """The attribute names of ``model``'s concrete fields, in column order."""
-    return [field.attname for field in model._meta.concrete_fields]
+    return tuple(field.attname for field in model._meta.concrete_fields)
+
+
+def builder(model: type[M], using: str | None) -> Callable[[Sequence[Any]], M]:
+    """Return a function that makes an instance of ``model`` from values in ``attnames()`` order.
+
+    Loaded from database ``using`` (as ``Model.from_db()`` gives it), or unsaved when
+    ``using`` is None (as ``Model(*values)`` gives it). Whether the shortcut applies is
+    decided once, here, not per row.
+    """
+    names = attnames(model)
+    if not enabled() or pre_init.has_listeners(model) or post_init.has_listeners(model):
+        if using is None:
+            return lambda values: model(*values)
+        return lambda values: model.from_db(using, list(names), list(values))
+    new = model.__new__
+
+    def build(values: Sequence[Any]) -> M:
+        instance = new(model)
+        state = ModelState()
+        if using is not None:
+            state.adding, state.db = False, using
+        instance._state = state
+        instance.__dict__.update(zip(names, values, strict=True))
+        return instance
+
+    return build
 
 
 def build(model: type[M], values: Sequence[Any], using: str | None) -> M:
-    """Return an instance of ``model`` from ``values`` (in ``attnames()`` order).
+    """Return one instance of ``model`` from ``values``; see ``builder()``."""
+    return builder(model, using)(values)
 
-    Loaded from database ``using`` (as ``Model.from_db()`` gives it), or unsaved when
-    ``using`` is None (as ``Model(*values)`` gives it).
-    """
-    if not enabled() or pre_init.has_listeners(model) or post_init.has_listeners(model):
-        if using is None:
-            return model(*values)
-        return model.from_db(using, attnames(model), list(values))
-    instance = model.__new__(model)
-    state = ModelState()
-    if using is not None:
-        state.adding, state.db = False, using
-    instance._state = state
-    instance.__dict__.update(zip(attnames(model), values, strict=True))
-    return instance
+
+def related_setter(field: Field[Any, Any]) -> Callable[[Model, Model | None], None]:
+    """Return a function that sets the related object of foreign key ``field`` on an
+    instance, as assigning it would."""
+    if enabled():
+        return field.set_cached_value  # type: ignore[attr-defined,no-any-return]
+    return lambda instance, value: setattr(instance, field.name, value)
 
 
 def cache_related(instance: Model, field: Field[Any, Any], value: Model | None) -> None:
     """Set the related object of foreign key ``field`` on ``instance``, as assigning it would."""
-    if enabled():
-        field.set_cached_value(instance, value)  # type: ignore[attr-defined]
-    else:
-        setattr(instance, field.name, value)
+    related_setter(field)(instance, value)
 
 
 def can_load_rows() -> bool:
@@ -106,6 +124,7 @@ def load_rows(model: type[M], using: str, rows: Sequence[Sequence[Any]]) -> list
     converted as the ORM would convert them."""
     connection = connections[using]
     converters = _converters(model, using, connection.vendor)
+    build = builder(model, using)
     out = []
     for row in rows:
         values = list(row)
@@ -115,7 +134,7 @@ def load_rows(model: type[M], using: str, rows: Sequence[Sequence[Any]]) -> list
                 for func, col in funcs:
                     value = func(value, col, connection)
                 values[i] = value
-        out.append(build(model, values, using))
+        out.append(build(values))
     return out
 
 

@@ -263,8 +263,8 @@ def attach_related(using: str, batch: list[Any]) -> None:
     if not batch:
         return
     model = type(batch[0])
-    target_field = model._meta.get_field("target_user")
-    trigger_field = model._meta.get_field("trigger_user")
+    set_target = internals.related_setter(model._meta.get_field("target_user"))
+    set_trigger = internals.related_setter(model._meta.get_field("trigger_user"))
     user_ids = {n.target_user_id for n in batch} | {n.trigger_user_id for n in batch}
     user_ids.discard(None)
     # The base manager, as select_related uses: a filtering default manager must not hide users.
@@ -272,9 +272,9 @@ def attach_related(using: str, batch: list[Any]) -> None:
     for n in batch:
         target = users.get(n.target_user_id)
         if target is not None:
-            internals.cache_related(n, target_field, target)
+            set_target(n, target)
         trigger_user = None if n.trigger_user_id is None else users.get(n.trigger_user_id)
         if trigger_user is not None or n.trigger_user_id is None:
-            internals.cache_related(n, trigger_field, trigger_user)
+            set_trigger(n, trigger_user)
     if any(n.content_type_id is not None for n in batch):
         prefetch_related_objects(batch, "content")

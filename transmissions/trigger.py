@@ -133,8 +133,9 @@ def trigger_many(
             f"users must be an iterable of users, not {type(users).__name__}; for one user, use trigger()."
         )
     users = list(users)
+    user_model = get_user_model()
     for user in users:
-        check_user(user, "each of users")
+        check_user(user, "each of users", user_model)
     if not users:
         return []
     if behavior.key_prefix is not None:
@@ -157,9 +158,11 @@ def trigger_many(
         for start in range(0, len(users), chunk):
             rows = [_row(shared, user.pk, behavior) for user in users[start : start + chunk]]
             created += _write(model, using, behavior, rows, lock=False)
+    set_target = internals.related_setter(model.target_user.field)
+    set_trigger = internals.related_setter(model.trigger_user.field)
     for notification in created:
-        internals.cache_related(notification, model.target_user.field, by_pk[notification.target_user_id])
-        internals.cache_related(notification, model.trigger_user.field, trigger_user)
+        set_target(notification, by_pk[notification.target_user_id])
+        set_trigger(notification, trigger_user)
     _created(using, message_cls, created)
     return created
 
@@ -172,9 +175,9 @@ def registered_behavior(message_cls: Any) -> TriggerBehavior:
     return behavior
 
 
-def check_user(user: Any, name: str) -> None:
+def check_user(user: Any, name: str, user_model: Any = None) -> None:
     """Raise InvalidTrigger unless ``user`` is a saved instance of the user model."""
-    user_model = get_user_model()
+    user_model = user_model or get_user_model()
     if not isinstance(user, user_model):
         raise InvalidTrigger(f"{name} must be a saved {user_model._meta.label} instance, not {user!r}.")
     if user.pk is None:

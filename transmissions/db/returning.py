@@ -44,13 +44,13 @@ class ReturningDialect(Dialect):
         with self.connection.cursor() as cursor:
             cursor.execute(self.insert_sql(columns, len(rows), skip_conflicts), self.insert_params(adapted))
             inserted = {uuid: pk for pk, uuid in cursor.fetchall()}
-        names = internals.attnames(self.model)
+        names = internals.attnames(self.model)[1:]  # the id first, then the others
+        build = internals.builder(self.model, self.alias)
         saved = []
         for row in rows:
             pk = inserted.get(row["uuid"])
             if pk is not None:
-                values = [pk if name == "id" else row.get(name) for name in names]
-                saved.append(internals.build(self.model, values, self.alias))
+                saved.append(build([pk, *[row.get(name) for name in names]]))
         return saved
 
     def _with_defaults(self, rows: Sequence[dict[str, Any]]) -> Sequence[dict[str, Any]]:
