@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core import checks
 from django.utils.module_loading import import_string
 
+from transmissions import legacy as legacy_checks  # noqa: F401 - registers W101 (0.2 rows without keys)
 from transmissions.channels import checks as channel_checks  # noqa: F401 - registers its checks
 from transmissions.conf import LEGACY_SERIALIZER_SETTING, conf
 
