@@ -112,15 +112,18 @@ def _fill_range(using: str, start: int, end: int, report: FillReport) -> None:
         key = behavior.dedup_key(name, user_id, content)
         assert key is not None  # behaviours with statuses have a prefix
         wanted[pk] = (name, key, statuses)
-    # Oldest first: of two rows that want one key, the older keeps it. A key held
-    # elsewhere already is found when writing.
+    # Oldest first: of two rows that want one key, the older keeps it (an older row of an
+    # earlier batch holds it already).
+    keys = [key for _, key, _ in wanted.values()]
+    taken = set(
+        Notification.objects.using(using).filter(dedup_key__in=keys).values_list("dedup_key", flat=True)
+    )
     chosen: dict[int, tuple[str, str, tuple[int, ...]]] = {}
-    seen: set[str] = set()
     for pk, (name, key, statuses) in wanted.items():
-        if key in seen:
+        if key in taken:
             report.duplicates[name].append(pk)
         else:
-            seen.add(key)
+            taken.add(key)
             chosen[pk] = (name, key, statuses)
     if chosen:
         _write_keys(using, chosen, report)
@@ -142,8 +145,7 @@ def _write_keys(using: str, chosen: dict[int, tuple[str, str, tuple[int, ...]]],
                 )
             )
     except IntegrityError:
-        # Another row holds one of these keys (a duplicate in an earlier batch, or a row
-        # triggered since the upgrade): row by row, to find which.
+        # A row triggered since the keys were read took one of them: row by row, to find which.
         for pk, (name, key, statuses) in chosen.items():
             try:
                 with transaction.atomic(using=using):

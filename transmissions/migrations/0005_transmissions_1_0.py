@@ -80,12 +80,14 @@ class Migration(migrations.Migration):
                 migrations.RemoveField(model_name="notification", name="data_pickled"),
             ],
         ),
-        migrations.AlterField(
+        # One rewrite of the table on PostgreSQL for these three.
+        migrations.RunPython(upgrade.retype_columns, upgrade.unretype_columns, elidable=False),
+        upgrade.AlterFieldElsewhere(
             model_name="notification",
             name="status",
             field=models.SmallIntegerField(choices=STATUS_CHOICES, default=0),
         ),
-        migrations.AlterField(
+        upgrade.AlterFieldElsewhere(
             model_name="notification",
             name="id",
             field=models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID"),
@@ -95,7 +97,7 @@ class Migration(migrations.Migration):
             name="trigger_name",
             field=models.SlugField(max_length=100),
         ),
-        migrations.AlterField(
+        upgrade.AlterFieldElsewhere(
             model_name="notification",
             name="datetime_created",
             field=models.DateTimeField(default=django.utils.timezone.now, editable=False),
