@@ -114,6 +114,7 @@ def test_keys_follow_behaviour_and_status(recorded):
 def test_a_key_taken_while_filling_is_reported_not_an_error(recorded):
     ada = make_user()
     old = row("trigger-once", ada)
+    other = row("trigger-once", make_user("bob"))  # same batch, no conflict: keyed all the same
     old_key = f"t:trigger-once:{ada.pk}"
     recorded()
     taken = []
@@ -133,6 +134,7 @@ def test_a_key_taken_while_filling_is_reported_not_an_error(recorded):
     assert taken
     assert Notification.objects.get(pk=old.pk).dedup_key is None
     assert f"ids {old.pk}." in out.getvalue()
+    assert Notification.objects.get(pk=other.pk).dedup_key == f"t:trigger-once:{other.target_user_id}"
 
 
 def test_batch_size_must_be_positive():

@@ -2,14 +2,17 @@
 
 Migration ``0005_transmissions_1_0`` is not atomic. Its steps, each short or batched, are:
 
-1. add the new columns (nullable, or with a database default), which takes no time;
-2. copy the rows in batches of :data:`BATCH` ids, one transaction each, holding only row
+1. drop 0.2's indexes that today's schema has not; on MySQL, widen 0.2's ``datetime``
+   columns to ``datetime(6)`` (:func:`widen_datetimes`);
+2. add the new columns (nullable, or with a database default), which takes no time;
+3. copy the rows in batches of :data:`BATCH` ids, one transaction each, holding only row
    locks: ``content_id`` to text ``object_id``, the base64 text of ``data_pickled`` to the
    bytes of ``data`` (an empty one to NULL), a NULL ``datetime_created`` from
    ``datetime_scheduled`` (:func:`copy_rows`);
-3. under one exclusive lock, convert what was written meanwhile and drop the two old
-   columns (:func:`drop_old_columns`), then change the column types;
-4. build the new indexes (concurrently on PostgreSQL).
+4. under one exclusive lock, convert what was written meanwhile and drop the two old
+   columns (:func:`drop_old_columns`), then change the column types (one table rewrite
+   on PostgreSQL, :func:`retype_columns`);
+5. build the new indexes (concurrently on PostgreSQL).
 
 It also records which rows 0.2 wrote (:data:`STATE_TABLE`): their dedup keys depend on
 each message's behaviour, which lives in code, so ``manage.py fill_dedup_keys`` fills
@@ -25,12 +28,10 @@ import binascii
 import contextlib
 from typing import Any
 
-from django.db import DatabaseError, migrations, transaction
+from django.db import DatabaseError, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from django.db.migrations.state import StateApps
-
-from transmissions.exceptions import DowngradeRefused
 
 TABLE = "transmissions_notification"
 # One row while 0.2's rows still wait for their dedup keys: the highest id 0.2 wrote and
@@ -236,7 +237,7 @@ def retype_columns(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> 
     """PostgreSQL: ``id`` to bigint (and its sequence), ``status`` to smallint and
     ``datetime_created`` NOT NULL in one ALTER TABLE: one table rewrite under the exclusive
     lock instead of two, plus a scan. The AlterFields that follow it in 0005 do the same
-    on the other databases (:class:`AlterFieldElsewhere`).
+    on the other databases (``migration_operations.AlterFieldElsewhere``).
     """
     sql = _Sql(schema_editor.connection)
     if sql.vendor != "postgresql":
@@ -266,57 +267,3 @@ def _retype_sequence(sql: _Sql, type_: str) -> None:
     sequence = sql.one("SELECT pg_get_serial_sequence(%s, 'id')", [TABLE])
     if sequence:  # 0.2's serial column; an identity column follows its column's type
         sql.execute(f"ALTER SEQUENCE {sequence} AS {type_}")
-
-
-class AlterFieldElsewhere(migrations.AlterField):
-    """An AlterField that :func:`retype_columns` has done already on PostgreSQL."""
-
-    def database_forwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
-        if schema_editor.connection.vendor != "postgresql":
-            super().database_forwards(app_label, schema_editor, from_state, to_state)
-
-    def database_backwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
-        if schema_editor.connection.vendor != "postgresql":
-            super().database_backwards(app_label, schema_editor, from_state, to_state)
-
-
-def refuse_if_rows(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
-    """Refuse to undo the upgrade (or the initial migration) while notifications exist.
-
-    Undoing drops columns that 0.2 cannot rebuild (``data``, ``dedup_key``...) or, below
-    0001, the whole table: nothing of the kind happens silently. Empty the table first
-    if that is really meant.
-    """
-    sql = _Sql(schema_editor.connection)
-    count = sql.one(f"SELECT COUNT(*) FROM {sql.table}")  # noqa: S608
-    if count:
-        raise DowngradeRefused(
-            f"Refusing to unapply transmissions' migrations: {TABLE} holds {count} "
-            "notification(s), which this would drop or cut down to what transmissions 0.2 "
-            "could store. Back the table up and delete its rows first "
-            "(Notification.objects.all().delete()) if that is what you want; see "
-            "docs/upgrading.md."
-        )
-
-
-def noop(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
-    """Nothing to do in this direction."""
-
-
-def refuse_reversal_over_rows() -> migrations.RunPython:
-    """The operation that ends 0005 and the squashed migration: unapplying starts with it."""
-    return migrations.RunPython(noop, refuse_if_rows, elidable=False)
-
-
-class AddIndexConcurrently(migrations.AddIndex):
-    """AddIndex that builds concurrently on PostgreSQL (writes go on meanwhile).
-
-    Outside a transaction only: the migration using it must be ``atomic = False``.
-    """
-
-    def database_forwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
-        if schema_editor.connection.vendor != "postgresql" or schema_editor.connection.in_atomic_block:
-            return super().database_forwards(app_label, schema_editor, from_state, to_state)
-        model = to_state.apps.get_model(app_label, self.model_name)
-        if self.allow_migrate_model(schema_editor.connection.alias, model):
-            schema_editor.add_index(model, self.index, concurrently=True)

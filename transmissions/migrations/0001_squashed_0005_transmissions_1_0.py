@@ -10,7 +10,7 @@ import django_extensions.db.fields
 from django.conf import settings
 from django.db import migrations, models
 
-from transmissions import upgrade
+from transmissions import migration_operations as ops
 
 
 class Migration(migrations.Migration):
@@ -104,5 +104,5 @@ class Migration(migrations.Migration):
             },
         ),
         # Unapplying starts here.
-        upgrade.refuse_reversal_over_rows(),
+        ops.refuse_reversal_over_rows(),
     ]

@@ -10,6 +10,7 @@ import django.utils.timezone
 from django.conf import settings
 from django.db import migrations, models
 
+from transmissions import migration_operations as ops
 from transmissions import upgrade
 
 STATUS_CHOICES = [
@@ -44,7 +45,7 @@ class Migration(migrations.Migration):
             name="datetime_scheduled",
             field=models.DateTimeField(default=django.utils.timezone.now),
         ),
-        migrations.RunPython(upgrade.widen_datetimes, upgrade.noop, elidable=False),
+        migrations.RunPython(upgrade.widen_datetimes, ops.noop, elidable=False),
         # 2. New columns: nullable, or with a database default while 0.2 code may still insert.
         migrations.AddField(
             model_name="notification",
@@ -72,7 +73,7 @@ class Migration(migrations.Migration):
             field=models.CharField(blank=True, editable=False, max_length=255, null=True, unique=True),
         ),
         # 3. The rows, in batches; then the old columns go, and the types change.
-        migrations.RunPython(upgrade.copy_rows, upgrade.noop, elidable=False),
+        migrations.RunPython(upgrade.copy_rows, ops.noop, elidable=False),
         migrations.SeparateDatabaseAndState(
             database_operations=[migrations.RunPython(upgrade.drop_old_columns, upgrade.add_old_columns)],
             state_operations=[
@@ -82,12 +83,12 @@ class Migration(migrations.Migration):
         ),
         # One rewrite of the table on PostgreSQL for these three.
         migrations.RunPython(upgrade.retype_columns, upgrade.unretype_columns, elidable=False),
-        upgrade.AlterFieldElsewhere(
+        ops.AlterFieldElsewhere(
             model_name="notification",
             name="status",
             field=models.SmallIntegerField(choices=STATUS_CHOICES, default=0),
         ),
-        upgrade.AlterFieldElsewhere(
+        ops.AlterFieldElsewhere(
             model_name="notification",
             name="id",
             field=models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID"),
@@ -97,7 +98,7 @@ class Migration(migrations.Migration):
             name="trigger_name",
             field=models.SlugField(max_length=100),
         ),
-        upgrade.AlterFieldElsewhere(
+        ops.AlterFieldElsewhere(
             model_name="notification",
             name="datetime_created",
             field=models.DateTimeField(default=django.utils.timezone.now, editable=False),
@@ -134,15 +135,15 @@ class Migration(migrations.Migration):
         ),
         # 4. Today's indexes, then the foreign keys' own indexes they make redundant (in this
         # order: MySQL keeps an index on every foreign key column).
-        upgrade.AddIndexConcurrently(
+        ops.AddIndexConcurrently(
             model_name="notification",
             index=models.Index(fields=["status", "datetime_scheduled"], name="transmissions_due_idx"),
         ),
-        upgrade.AddIndexConcurrently(
+        ops.AddIndexConcurrently(
             model_name="notification",
             index=models.Index(fields=["target_user", "-datetime_created"], name="transmissions_user_idx"),
         ),
-        upgrade.AddIndexConcurrently(
+        ops.AddIndexConcurrently(
             model_name="notification",
             index=models.Index(fields=["content_type", "object_id"], name="transmissions_content_idx"),
         ),
@@ -168,5 +169,5 @@ class Migration(migrations.Migration):
             ),
         ),
         # Unapplying starts here.
-        upgrade.refuse_reversal_over_rows(),
+        ops.refuse_reversal_over_rows(),
     ]
