@@ -30,7 +30,7 @@ from django.utils import timezone
 from tests import legacy02, upgrade_child
 from tests.child import ROOT, child_env
 from transmissions import upgrade
-from transmissions.exceptions import DowngradeRefused
+from transmissions.exceptions import DowngradeRefused, UpgradeRefused
 from transmissions.legacy import pending_upgrade
 from transmissions.models import Notification
 
@@ -147,6 +147,17 @@ def test_rows_are_listed_with_their_values(legacy):
     assert all(row["object_id"] is None for name, row in rows.items() if name != "per_content")
     assert rows["failed"]["status"] == FAILED and rows["send_once_sent"]["status"] == SENT
     assert all(row["attempts"] == 0 and row["key"] is None for row in rows.values())
+
+
+def test_the_admin_lists_and_shows_0_2_rows(legacy):
+    assert legacy["admin"] == {
+        "list_status": 200,
+        "listed": ["gone-message", "trigger-once-content"],
+        "change_status": 200,
+        "change_shows_data": True,  # a Python 2 pickle, read
+        "broken_status": 200,
+        "broken_says_unreadable": True,  # data that was not base64
+    }
 
 
 def test_python_2_pickles_are_read(legacy):
@@ -377,3 +388,15 @@ def test_rows_0_2_writes_while_the_copy_runs_are_converted_too(legacy_alias):
 )
 def test_decode_pickled(text, expected):
     assert upgrade.decode_pickled(text) == expected
+
+
+def test_a_database_of_a_later_0_2_line_release_is_refused_untouched(legacy_alias):
+    with connections[ALIAS].cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO django_migrations (app, name, applied) VALUES (%s, %s, %s)",
+            ["transmissions", "0005_notification_exception",
+             connections[ALIAS].ops.adapt_datetimefield_value(timezone.now())],
+        )  # fmt: skip
+    with pytest.raises(UpgradeRefused, match="0005_notification_exception"):
+        upgrade_child._migrate(database=ALIAS)
+    assert {"content_id", "data_pickled"} <= _columns(ALIAS) and "object_id" not in _columns(ALIAS)

@@ -195,6 +195,29 @@ def build_legacy_database(using: str = "default") -> tuple[dict[str, int], dict[
     return ids, refs
 
 
+def _admin_pages(ids: dict[str, int]) -> dict[str, Any]:
+    """The admin's list of notifications and one change page, as a staff user sees them."""
+    from django.test import Client
+    from django.test.utils import setup_test_environment
+
+    from tests.models import User
+
+    setup_test_environment()  # lets the test client's host in
+    client = Client()
+    client.force_login(User.objects.create_superuser("admin", "admin@example.com", "x"))
+    listing = client.get("/admin/transmissions/notification/")
+    change = client.get(f"/admin/transmissions/notification/{ids['default']}/change/")
+    broken = client.get(f"/admin/transmissions/notification/{ids['not_base64']}/change/")
+    return {
+        "list_status": listing.status_code,
+        "listed": sorted(name for name in ("gone-message", "trigger-once-content") if name in listing.text),
+        "change_status": change.status_code,
+        "change_shows_data": "caf\u00e9" in change.text or "café" in change.text,
+        "broken_status": broken.status_code,
+        "broken_says_unreadable": "unreadable" in broken.text,
+    }
+
+
 def _by_name(ids: dict[str, int], field: str) -> dict[str, Any]:
     """``field`` of each 0.2 row still in the table, by the row's name in build_legacy_database()."""
     from transmissions.models import Notification
@@ -236,6 +259,7 @@ def legacy() -> dict[str, Any]:
             row["error"] = str(exc)
         rows[by_pk[n.pk]] = row
     seen["rows"] = rows
+    seen["admin"] = _admin_pages(ids)
     seen["data_bytes_empty"] = Notification.objects.get(pk=ids["per_content"]).data_bytes is None
 
     seen["fill"] = _call("fill_dedup_keys")

@@ -54,3 +54,7 @@ class AlreadyRegistered(MessageRegistrationError):
 
 class DowngradeRefused(TransmissionsError, CommandError):
     """Unapplying transmissions' migrations would drop or cut down stored notifications."""
+
+
+class UpgradeRefused(TransmissionsError, CommandError):
+    """The database is not one migration 0005 knows how to upgrade; nothing was changed."""

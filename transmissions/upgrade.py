@@ -31,7 +31,10 @@ from typing import Any
 from django.db import DatabaseError, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+from django.db.migrations.recorder import MigrationRecorder
 from django.db.migrations.state import StateApps
+
+from transmissions.exceptions import UpgradeRefused
 
 TABLE = "transmissions_notification"
 # One row while 0.2's rows still wait for their dedup keys: the highest id 0.2 wrote and
@@ -85,6 +88,22 @@ class _Sql:
     def execute(self, sql: str, params: list[Any] | None = None) -> None:
         with self.connection.cursor() as cursor:
             cursor.execute(sql, params or [])
+
+
+# Migrations of later 0.2-line releases, which added columns this upgrade knows nothing of.
+LATER_RELEASES = ("0005_auto_20220120_2207", "0005_notification_exception")
+
+
+def refuse_later_releases(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
+    """Stop before changing anything on a database a later 0.2-line release migrated."""
+    applied = MigrationRecorder(schema_editor.connection).applied_migrations()
+    found = sorted(name for app, name in applied if app == "transmissions" and name in LATER_RELEASES)
+    if found:
+        raise UpgradeRefused(
+            f"This database ran {', '.join(found)} from a later transmissions 0.2-line release, "
+            f"which added columns to {TABLE} that this upgrade does not convert. Nothing was "
+            "changed; see docs/upgrading.md."
+        )
 
 
 def widen_datetimes(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:

@@ -33,6 +33,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.RunPython(upgrade.refuse_later_releases, ops.noop, elidable=False),
         # 1. 0.2's indexes that today's schema has not: fewer indexes to keep up while copying.
         migrations.AlterIndexTogether(name="notification", index_together=set()),
         migrations.AlterField(
