@@ -28,10 +28,10 @@ from django.db import connection, connections
 from django.utils import timezone
 
 from tests import legacy02, upgrade_child
-from tests.child import ROOT, child_env
+from tests.child import ROOT, child_env, release, results
 from transmissions import upgrade
 from transmissions.exceptions import DowngradeRefused, UpgradeRefused
-from transmissions.legacy import pending_upgrade
+from transmissions.legacy import fill_dedup_keys, pending_upgrade
 from transmissions.models import Notification
 
 CREATED, SENT, FAILED, CANCELLED, BROKEN = 0, 1, -1, -2, -3
@@ -400,3 +400,57 @@ def test_a_database_of_a_later_0_2_line_release_is_refused_untouched(legacy_alia
     with pytest.raises(UpgradeRefused, match="0005_notification_exception"):
         upgrade_child._migrate(database=ALIAS)
     assert {"content_id", "data_pickled"} <= _columns(ALIAS) and "object_id" not in _columns(ALIAS)
+
+
+@pytest.mark.postgres  # other processes on one server database: the PostgreSQL and MariaDB passes
+def test_fill_while_other_processes_trigger(legacy_alias, tmp_path):
+    """Three processes trigger TRIGGER_ONCE for every user while fill_dedup_keys runs."""
+    conn = connections[ALIAS]
+    now = conn.ops.adapt_datetimefield_value(timezone.now())
+    with conn.cursor() as cursor:
+        for i in range(300):
+            cursor.execute(
+                "INSERT INTO tests_user (password, is_superuser, username, first_name, last_name, email, "
+                "is_staff, is_active, date_joined, phone_number) "
+                "VALUES ('', %s, %s, '', '', '', %s, %s, %s, '')",
+                [False, f"racer{i}", False, True, now],
+            )
+            cursor.execute("SELECT MAX(id) FROM tests_user")
+            user = cursor.fetchone()[0]
+            cursor.execute(
+                f"INSERT INTO {legacy02.TABLE} (uuid, trigger_name, target_user_id, data_pickled, "
+                "datetime_created, datetime_scheduled, status) "
+                "VALUES (%s, 'trigger-once', %s, '', %s, %s, 0)",
+                [f"racer{i:017d}", user, now, now],
+            )
+    upgrade_child._migrate(database=ALIAS)
+    legacy_max, _ = pending_upgrade(ALIAS)
+    env = child_env(conn.settings_dict["NAME"])
+    command = [
+        sys.executable,
+        "-m",
+        "tests.upgrade_child",
+        "trigger-all",
+        "--barrier",
+        str(tmp_path),
+        "--rounds",
+        "2",
+    ]
+    procs = [
+        subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
+    release(tmp_path, procs)
+    report = fill_dedup_keys(using=ALIAS, batch_size=10)
+    created = sum(r["created"] for r in results(procs))
+
+    pending = Notification.objects.using(ALIAS).filter(trigger_name="trigger-once", status=0)
+    keyed = list(pending.exclude(dedup_key=None).values_list("target_user_id", flat=True))
+    assert len(keyed) == len(set(keyed)) == len(set(pending.values_list("target_user_id", flat=True)))
+    unkeyed = set(pending.filter(dedup_key=None).values_list("pk", flat=True))
+    assert unkeyed == set(report.duplicates["trigger-once"])  # each one reported, none lost
+    assert all(pk <= legacy_max for pk in unkeyed)  # every row the racers created holds its key
+    # 0.2's pending TRIGGER_ONCE rows (300 racers', 3 of the scenario) and the new ones, none lost.
+    assert pending.count() == 303 + created

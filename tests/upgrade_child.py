@@ -14,8 +14,10 @@ import base64
 import datetime
 import io
 import json
+import os
 import pickle
 import sys
+import time
 from typing import Any
 
 from tests import legacy02
@@ -330,12 +332,39 @@ def fresh() -> dict[str, Any]:
     return seen
 
 
+def trigger_all(barrier: str, rounds: int) -> dict[str, Any]:
+    """Trigger ``trigger-once`` for every user, ``rounds`` times, once the barrier opens."""
+    from pathlib import Path
+
+    from django.db import connection
+
+    from tests.models import User
+    from transmissions.registry import registry
+
+    users = list(User.objects.order_by("pk"))
+    connection.ensure_connection()
+    Path(barrier, f"ready-{os.getpid()}").touch()
+    deadline = time.monotonic() + 60
+    while not Path(barrier, "go").exists():
+        if time.monotonic() > deadline:
+            raise SystemExit("barrier: no go within the timeout")
+        time.sleep(0.001)
+    message = registry.get("trigger-once")
+    created = sum(message.trigger(user) is not None for _ in range(rounds) for user in users)
+    return {"created": created}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("role", choices=["legacy", "fresh"])
+    parser.add_argument("role", choices=["legacy", "fresh", "trigger-all"])
+    parser.add_argument("--barrier")
+    parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args(argv)
     configure_django()
-    result = legacy() if args.role == "legacy" else fresh()
+    if args.role == "trigger-all":
+        result = trigger_all(args.barrier, args.rounds)
+    else:
+        result = legacy() if args.role == "legacy" else fresh()
     sys.stdout.write(json.dumps(result, default=str) + "\n")
 
 
