@@ -152,3 +152,24 @@ def test_trigger_after_fill_is_refused_by_the_old_row(recorded):
     call_command("fill_dedup_keys", stdout=io.StringIO())
     assert TriggerOncePerContentMessage.trigger(ada, content=article) is None
     assert checks.run_checks(databases=["default"], tags=[checks.Tags.database]) == []
+
+
+def test_a_row_a_worker_finished_meanwhile_gets_no_key(recorded):
+    ada = make_user()
+    old = row("send-once", ada)
+    recorded()
+    done = []
+
+    def fail_it_in_between(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if not done and "trigger_name" in sql.split("FROM")[0]:
+            # A worker ends the row FAILED after the fill read it as pending.
+            done.append(True)
+            Notification.objects.filter(pk=old.pk).update(status=Status.FAILED)
+        return result
+
+    out = io.StringIO()
+    with connection.execute_wrapper(fail_it_in_between):
+        call_command("fill_dedup_keys", batch_size=old.pk, stdout=out)  # one batch, the row's
+    assert done and Notification.objects.get(pk=old.pk).dedup_key is None  # a FAILED SEND_ONCE blocks nothing
+    assert "send-once (SEND_ONCE): 0 key(s)" in out.getvalue()

@@ -152,11 +152,9 @@ def _write_keys(using: str, chosen: dict[int, tuple[str, str, tuple[int, ...]]],
                     rows.filter(pk=pk, status__in=statuses).update(dedup_key=key)
             except IntegrityError:
                 report.duplicates[name].append(pk)
-            else:
-                report.keys[name] += 1
-        return
-    for name, _, _ in chosen.values():
-        report.keys[name] += 1
+    keyed = Notification.objects.using(using).filter(pk__in=list(chosen), dedup_key__isnull=False)
+    for pk in keyed.values_list("pk", flat=True):
+        report.keys[chosen[pk][0]] += 1
 
 
 def _set_done(using: str, upto: int) -> None:

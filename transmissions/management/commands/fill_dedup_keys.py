@@ -31,7 +31,7 @@ class Command(BaseCommand):
             f"Rows written by transmissions 0.2 (ids up to {report.legacy_max_id}): "
             f"{sum(report.keys.values())} dedup key(s) set."
         )
-        for name in sorted(set(report.keys) | set(report.duplicates) | set(report.no_content)):
+        for name in sorted(name for name, behavior in report.behaviors.items() if behavior.key_prefix):
             self.stdout.write(f"  {name} ({report.behaviors[name].name}): {report.keys[name]} key(s)")
         self._warn_about(report)
         self.stdout.write("Done: check transmissions.W101 no longer warns about this database.")
