@@ -1,11 +1,14 @@
+import base64
 import datetime
 import decimal
+import pickle
 import uuid
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test.utils import override_settings
 
+from tests import legacy02
 from transmissions.serializers import JSONSerializer, PickleSerializer, get_serializer
 
 VALUE = {
@@ -50,3 +53,38 @@ def test_bad_path_names_the_setting():
 def test_bad_legacy_path_names_the_legacy_setting():
     with pytest.raises(ImproperlyConfigured, match="TRANSMISSION_SERIALIZER = "):
         get_serializer()
+
+
+# --- what transmissions 0.2 stored: pickles written by Python 2 (tests/legacy02.py) ----
+
+
+@pytest.mark.parametrize("protocol", [0, 1, 2])
+def test_python2_pickles_load(protocol):
+    data = base64.b64decode(legacy02.PY2_PICKLES[protocol])
+    with pytest.raises(UnicodeDecodeError):
+        pickle.loads(data)  # what plain pickle.loads makes of their dates
+    assert PickleSerializer().loads(data) == legacy02.PY2_VALUES[protocol]
+
+
+def test_python2_protocol_0_pickle_holds_a_date_and_text():
+    value = PickleSerializer().loads(base64.b64decode(legacy02.PY2_PICKLES[0]))
+    assert type(value["day"]) is datetime.date and value["day"] == datetime.date(2016, 10, 27)
+    assert value["subject"] == "Hello" and value["name"] == "Zoë"
+
+
+@pytest.mark.parametrize("key", sorted(legacy02.PY2_AWARE_PICKLES))
+def test_python2_aware_datetimes_load_as_utc(key):
+    value = PickleSerializer().loads(base64.b64decode(legacy02.PY2_AWARE_PICKLES[key]))
+    assert value == legacy02.AWARE_VALUE
+    assert value["when"].tzinfo is datetime.UTC
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 3, 5])
+def test_python3_pickles_of_any_protocol_load(protocol):
+    value = {"text": "café", "raw": b"\x00\xff", "when": datetime.datetime(2030, 1, 2, tzinfo=datetime.UTC)}
+    assert PickleSerializer().loads(pickle.dumps(value, protocol=protocol)) == value
+
+
+def test_other_classes_still_resolve_in_old_pickles():
+    data = pickle.dumps(decimal.Decimal("1.5"), protocol=2)
+    assert PickleSerializer().loads(data) == decimal.Decimal("1.5")

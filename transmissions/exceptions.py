@@ -5,6 +5,7 @@ Configuration mistakes (a bad ``@message`` call, a clashing trigger name) raise
 """
 
 from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import CommandError
 
 
 class TransmissionsError(Exception):
@@ -49,3 +50,11 @@ class MessageRegistrationError(ImproperlyConfigured):
 
 class AlreadyRegistered(MessageRegistrationError):
     """Another message class already uses this trigger name."""
+
+
+class DowngradeRefused(TransmissionsError, CommandError):
+    """Unapplying transmissions' migrations would drop or cut down stored notifications."""
+
+
+class UpgradeRefused(TransmissionsError, CommandError):
+    """The database is not one migration 0005 knows how to upgrade; nothing was changed."""

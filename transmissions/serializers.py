@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import functools
+import io
 import json
 import pickle
 import uuid
@@ -29,7 +30,14 @@ class Serializer(Protocol):
 
 
 class PickleSerializer:
-    """Store any picklable object. Only for tables that nobody else can write to."""
+    """Store any picklable object. Only for tables that nobody else can write to.
+
+    Reads what transmissions 0.2 stored too: pickles of protocols 0-2 written by
+    Python 2 load with ``encoding="latin1"`` (what their ``date``/``datetime`` values
+    need; a Python 2 ``str`` of non-ASCII bytes comes back one character per byte,
+    ``unicode`` values are unaffected), and their UTC tzinfo (``pytz.utc`` or Django
+    1.x's ``timezone.UTC()``) loads as ``datetime.timezone.utc``.
+    """
 
     protocol = 4
 
@@ -37,7 +45,26 @@ class PickleSerializer:
         return pickle.dumps(value, protocol=self.protocol)
 
     def loads(self, data: bytes) -> Any:
-        return pickle.loads(data)  # noqa: S301 - documented; JSONSerializer is the safe choice
+        if data[:1] == b"\x80" and data[1:2] >= b"\x03":
+            # Protocol 3 and later: Python 3 wrote it.
+            return pickle.loads(data)  # noqa: S301 - documented; JSONSerializer is the safe choice
+        return _LegacyUnpickler(io.BytesIO(data), encoding="latin1").load()
+
+
+def _utc() -> datetime.tzinfo:
+    return datetime.UTC
+
+
+class _LegacyUnpickler(pickle.Unpickler):
+    """Unpickle protocols 0-2, mapping Python 2-era UTC tzinfo classes to today's."""
+
+    # Both pickle as a call without arguments: pytz._UTC() and timezone.UTC().
+    UTC_CLASSES = {("pytz", "_UTC"), ("django.utils.timezone", "UTC")}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self.UTC_CLASSES:
+            return _utc
+        return super().find_class(module, name)
 
 
 _TAG = "__transmissions__"
