@@ -22,4 +22,6 @@ notifications_created = Signal()
 #   status: the final Notification.Status written
 #   reason: why it did not end SUCCESSFULLY_SENT ("" when it did)
 #   result: what the channel's send() returned (the provider's answer), or None
+#   provider_message_id: what the provider called the message (also written to the row's
+#       ``provider_message_id``), or None: not sent, or the provider gave no id
 notification_finished = Signal()
