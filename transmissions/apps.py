@@ -5,6 +5,7 @@ from django.utils.module_loading import autodiscover_modules
 from transmissions.channels.checks import check_channels
 from transmissions.channels.push_checks import check_push
 from transmissions.checks import check_settings
+from transmissions.providers import on_anymail_tracking
 
 
 class TransmissionsConfig(AppConfig):
@@ -19,3 +20,9 @@ class TransmissionsConfig(AppConfig):
         checks.register(check_push)
         # Workers must know every message without importing views.
         autodiscover_modules("messages", "notifications")
+        try:
+            from anymail.signals import tracking
+        except ImportError:  # the anymail extra is optional
+            pass
+        else:
+            tracking.connect(on_anymail_tracking, dispatch_uid="transmissions.tracking")
