@@ -236,6 +236,7 @@ def test_delivery_timeline_filter_and_tooltip(admin_client):
     page = admin_client.get(reverse("admin:transmissions_notification_change", args=[n.pk])).content.decode()
     assert n.provider_message_id in page.replace("&lt;", "<").replace("&gt;", ">")
     timeline = page[page.index('class="transmissions-timeline"') :]
+    assert "<tr><th>when</th><th>state</th><th>provider</th><th>event</th><th>detail</th></tr>" in timeline
     assert timeline.index("said Delivery") < timeline.index("said Bounce")
     assert "2026-05-04 12:01:00 UTC" in timeline and "postmark" in timeline
     quiet = admin_client.get(reverse("admin:transmissions_notification_change", args=[other.pk]))

@@ -195,9 +195,8 @@ class NotificationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 for e in events
             ),
         )
-        head = "".join(
-            f"<th>{name}</th>" for name in (_("when"), _("state"), _("provider"), _("event"), _("detail"))
-        )
+        names = (_("when"), _("state"), _("provider"), _("event"), _("detail"))
+        head = format_html_join("", "<th>{}</th>", ((name,) for name in names))
         return format_html('<table class="transmissions-timeline"><tr>{}</tr>{}</table>', head, rows)
 
     @admin.display(description=_("data"))
