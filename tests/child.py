@@ -89,9 +89,28 @@ def _process(args: argparse.Namespace) -> dict:
     return {"taken": taken, "runs": runs, "start": start, "end": time.time()}
 
 
+def _events(args: argparse.Namespace) -> dict:
+    """Record the delivery events of the JSON file ``args.events``, in an order of this child's."""
+    import datetime
+    import random
+
+    from transmissions.tracking import Event, record
+
+    rows = json.loads(Path(args.events).read_text())
+    random.Random(args.seed).shuffle(rows)
+    _wait_for_go(args.barrier)
+    stored = 0
+    for message_id, event_id, state, minute in rows:
+        at = datetime.datetime(2026, 5, 4, 12, minute, tzinfo=datetime.UTC)
+        hard, address = state in ("bounced", "complained"), f"{message_id}@example.com"
+        event = Event("acme", event_id, state, state, message_id, at, address, suppress=hard)
+        stored += record(event).event is not None
+    return {"stored": stored}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("role", choices=["trigger", "process"])
+    parser.add_argument("role", choices=["trigger", "process", "events"])
     parser.add_argument("--barrier")
     parser.add_argument("--user", type=int)
     parser.add_argument("--names", default="")
@@ -100,9 +119,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--task", action="store_true")
     parser.add_argument("--loop", action="store_true", help="run until a run finds nothing due")
     parser.add_argument("--stop", help="with --loop: keep polling until this file exists")
+    parser.add_argument("--events", help="events: a JSON file of [message id, event id, state, minute]")
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     configure_django()
-    result = _trigger(args) if args.role == "trigger" else _process(args)
+    roles = {"trigger": _trigger, "process": _process, "events": _events}
+    result = roles[args.role](args)
     print(json.dumps(result), flush=True)
 
 

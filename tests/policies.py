@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from tests.models import User
 from transmissions.policies import Hold, Policy
+from transmissions.tracking import SuppressionPolicy
 
 # What each policy saw: (policy name, [notification ids]) per prepare() call.
 prepared: list[tuple[str, list[int]]] = []
@@ -40,3 +41,13 @@ class NothingForCarol(Policy):
 
 class NotAPolicy:
     pass
+
+
+class ComplaintsOnlyForMarketing(SuppressionPolicy):
+    """A project's own rule: a complaint stops nothing but marketing; a bounce stops everything."""
+
+    def check(self, notification, message_cls):
+        hold = super().check(notification, message_cls)
+        if hold is not None and hold.reason.endswith(": complained"):
+            return None
+        return hold

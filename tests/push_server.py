@@ -136,6 +136,9 @@ class PushService:
                 self.send_response(got.status)
                 if got.status == 429:
                     self.send_header("Retry-After", "120")
+                if got.status == 201:
+                    # RFC 8030 section 5: the push message's URL.
+                    self.send_header("Location", f"{service.origin}/m/{len(service.received)}")
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 

@@ -1,3 +1,5 @@
+import datetime
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -6,8 +8,9 @@ from django.utils.text import Truncator
 
 from tests.messages import DefaultMessage, MyEmailMessage, SendOnceMessage
 from tests.models import Article, Document, User
-from tests.utils import later, make_user
-from transmissions.models import Notification
+from tests.utils import later, make_user, processed
+from transmissions.models import Notification, Suppression
+from transmissions.tracking import Event, record
 from transmissions.worker import process_all_notifications
 
 pytestmark = pytest.mark.django_db
@@ -219,3 +222,74 @@ def test_the_reason_shows_on_the_row_and_in_the_list(admin_client):
     assert "the user has no email address" in page
     listing = admin_client.get(reverse("admin:transmissions_notification_changelist")).content.decode()
     assert 'title="the user has no email address; processed' in listing
+
+
+def test_delivery_timeline_filter_and_tooltip(admin_client):
+    n = MyEmailMessage.trigger(make_user("grace"))
+    other = MyEmailMessage.trigger(make_user("henry"))
+    process_all_notifications()
+    n.refresh_from_db()
+    t0 = datetime.datetime(2026, 5, 4, 12, 0, tzinfo=datetime.UTC)
+    for i, (state, word) in enumerate([("delivered", "Delivery"), ("bounced", "Bounce")]):
+        at = t0 + datetime.timedelta(minutes=i)
+        record(Event("postmark", f"e{i}", word, state, n.provider_message_id, at, description=f"said {word}"))
+    page = admin_client.get(reverse("admin:transmissions_notification_change", args=[n.pk])).content.decode()
+    assert n.provider_message_id in page.replace("&lt;", "<").replace("&gt;", ">")
+    timeline = page[page.index('class="transmissions-timeline"') :]
+    assert "<tr><th>when</th><th>state</th><th>provider</th><th>event</th><th>detail</th></tr>" in timeline
+    assert timeline.index("said Delivery") < timeline.index("said Bounce")
+    assert "2026-05-04 12:01:00 UTC" in timeline and "postmark" in timeline
+    quiet = admin_client.get(reverse("admin:transmissions_notification_change", args=[other.pk]))
+    assert "No delivery event yet." in quiet.content.decode()
+    url = reverse("admin:transmissions_notification_changelist")
+    bounced = admin_client.get(url + "?delivery_state__exact=bounced").content.decode()
+    assert "grace" in bounced and "henry" not in bounced
+    assert "delivery: bounced" in bounced
+
+
+def test_suppressions_are_listed_added_by_hand_and_cleared(admin_client, caplog):
+    url = reverse("admin:transmissions_suppression_changelist")
+    response = admin_client.post(
+        reverse("admin:transmissions_suppression_add"),
+        {"channel": "email", "address": " Grace@Example.com ", "reason": "asked us by phone"},
+    )
+    assert response.status_code == 302
+    row = Suppression.objects.get()
+    assert row.address == "grace@example.com" and row.event is None
+    grace = make_user("grace")
+    n = MyEmailMessage.trigger(grace)
+    process_all_notifications()
+    n.refresh_from_db()
+    assert n.status == S.CANCELLED and n.reason.endswith("asked us by phone")
+    # The address of a suppression cannot be edited into another one.
+    change = admin_client.get(
+        reverse("admin:transmissions_suppression_change", args=[row.pk])
+    ).content.decode()
+    assert 'name="address"' not in change and "grace@example.com" in change
+    assert "grace@example.com" in admin_client.get(url + "?q=grace@example.com").content.decode()
+    response = admin_client.post(url, {"action": "clear", "_selected_action": [row.pk]}, follow=True)
+    assert "1 address cleared." in response.content.decode()
+    assert "Suppression of grace@example.com on email cleared in the admin by root." in caplog.text
+    assert not Suppression.objects.exists()
+    assert processed(MyEmailMessage.trigger(grace)).status == S.SUCCESSFULLY_SENT
+
+
+def test_a_suppression_links_to_the_notification_of_its_event(admin_client):
+    n = processed(MyEmailMessage.trigger(make_user("grace")))
+    at = datetime.datetime(2026, 5, 4, 12, 0, tzinfo=datetime.UTC)
+    record(
+        Event(
+            "test",
+            "c",
+            "complained",
+            "complained",
+            n.provider_message_id,
+            at,
+            "grace@example.com",
+            suppress=True,
+        )
+    )
+    row = Suppression.objects.get()
+    page = admin_client.get(reverse("admin:transmissions_suppression_change", args=[row.pk])).content.decode()
+    assert reverse("admin:transmissions_notification_change", args=[n.pk]) in page
+    assert "test complained (c)" in page

@@ -84,6 +84,30 @@ def test_record_keeps_the_message_id_that_arrived(server):
     assert channel.provider_message_id.startswith("<") and channel.provider_message_id.endswith(">")
 
 
+def test_the_message_id_is_kept_on_the_notification(server):
+    n = TemplatedEmail.trigger(make_user())
+    process_all_notifications()
+    n.refresh_from_db()
+    [(_, received)] = server.handler.messages
+    assert n.status == S.SUCCESSFULLY_SENT
+    assert n.provider_message_id == received["Message-ID"] != ""
+
+
+@override_settings(EMAIL_BACKEND="anymail.backends.test.EmailBackend")
+def test_anymail_esp_id_is_kept_rather_than_the_message_id():
+    a, b = TemplatedEmail.trigger(make_user()), TemplatedEmail.trigger(make_user("bob"))
+    process_all_notifications()
+    a.refresh_from_db()
+    b.refresh_from_db()
+    # anymail's test backend names each message by its place in the outbox.
+    by_recipient = {email.to[0]: email for email in mail.outbox}
+    for n, address in ((a, "ada@example.com"), (b, "bob@example.com")):
+        email = by_recipient[address]
+        assert n.provider_message_id == str(email.anymail_status.message_id)
+        assert n.provider_message_id != email.extra_headers["Message-ID"]
+    assert {a.provider_message_id, b.provider_message_id} == {"0", "1"}
+
+
 def test_html_only_email_gets_a_text_part_without_tags():
     n = HtmlOnlyEmail.trigger(make_user(first_name="Ada"))
     process_all_notifications()

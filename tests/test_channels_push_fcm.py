@@ -46,7 +46,7 @@ class FCM:
                 fcm.received.append((self.path, body["message"]))
                 kind = body["message"]["token"].split("-")[0]
                 if kind == "ok":
-                    status, answer = 200, {"name": f"projects/tests/messages/{len(fcm.received)}"}
+                    status, answer = 200, {"name": f"projects/tests/messages/{body['message']['token']}"}
                 else:
                     status, state, code = ERRORS[kind]
                     fcm_error = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
@@ -110,6 +110,8 @@ def test_title_body_and_data_reach_fcm(fcm):
     # FCM data values are strings: the int comment id is sent JSON-encoded.
     assert sent["data"] == {"notification_uuid": n.uuid, "trigger_name": "push-comment", "comment_id": "42"}
     assert sent["android"] == {"ttl": "86400s"}
+    # FCM's name of the message is kept on the notification.
+    assert n.provider_message_id == "projects/tests/messages/ok-1"
 
 
 def test_legacy_gcm_and_inactive_devices_are_not_sent_to(fcm):
@@ -142,6 +144,8 @@ def test_one_unregistered_one_ok_is_sent(fcm):
     processed(n, gone, ok)
     assert n.status == Notification.Status.SUCCESSFULLY_SENT
     assert (gone.active, ok.active) == (False, True)
+    # Only the device that accepted it named a message.
+    assert n.provider_message_id == "projects/tests/messages/ok-1"
 
 
 def test_quota_exceeded_is_retried(fcm, caplog):

@@ -72,6 +72,10 @@ def test_every_active_device_of_the_user_and_only_those(push_service):
     assert sorted(r.path for r in push_service.received) == ["/ok/laptop", "/ok/phone"]
     assert all(r.payload["body"] == "Only browsers get this" for r in push_service.received)
     assert {r.headers["ttl"] for r in push_service.received} == {"60"}
+    # Each push service's URL of its message (RFC 8030's Location), one per device.
+    n = Notification.objects.get()
+    origin = push_service.origin
+    assert sorted(n.provider_message_id.split(" ")) == [f"{origin}/m/1", f"{origin}/m/2"]
 
 
 def test_a_user_without_active_device_is_cancelled(push_service):

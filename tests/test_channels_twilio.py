@@ -59,6 +59,9 @@ def test_sms_is_posted_to_twilio_and_its_sid_recorded(api, caplog):
     }
     assert headers["User-Agent"].startswith("twilio-python/")
     assert f"Sent notification {n.pk} (welcome-sms) as SMS SM" in caplog.text
+    # The sid Twilio answered is kept on the notification.
+    assert n.provider_message_id.startswith("SM") and len(n.provider_message_id) == 34
+    assert f"as SMS {n.provider_message_id}." in caplog.text
 
 
 def test_channel_keeps_the_provider_sid(api):

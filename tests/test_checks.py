@@ -1,6 +1,7 @@
 import collections
 import pathlib
 import re
+import sys
 
 import pytest
 from django.core.management import call_command
@@ -49,10 +50,31 @@ def test_defaults_pass():
         ),
         ({"TRANSMISSIONS_TIME_LIMIT": 60, "TRANSMISSIONS_LEASE_SECONDS": 600}, "transmissions.W002"),
         ({"TRANSMISSIONS_TIME_LIMIT": 30, "TRANSMISSIONS_LEASE_SECONDS": 30}, "transmissions.W003"),
+        ({"TRANSMISSIONS_TWILIO_STATUS_CALLBACK_URL": "/notifications/twilio/status"}, "transmissions.E050"),
+        ({"TRANSMISSIONS_TWILIO_STATUS_CALLBACK_URL": "ftp://example.com/x"}, "transmissions.E050"),
+        ({"TRANSMISSIONS_TWILIO_STATUS_CALLBACK_URL": 42}, "transmissions.E050"),
+        ({"TRANSMISSIONS_TWILIO_STATUS_CALLBACK_URL": "https://example.com/x"}, "transmissions.E051"),
     ],
 )
 def test_each_check(settings, expected):
     assert ids(**settings) == [expected]
+
+
+def test_a_status_callback_url_with_its_token_passes():
+    assert (
+        ids(
+            TRANSMISSIONS_TWILIO_STATUS_CALLBACK_URL="https://example.com/x",
+            TRANSMISSIONS_TWILIO_AUTH_TOKEN="t",
+        )
+        == []
+    )
+
+
+def test_a_status_callback_url_without_the_twilio_package(monkeypatch):
+    # None in sys.modules: importing it raises ImportError, as when it is not installed.
+    monkeypatch.setitem(sys.modules, "twilio.request_validator", None)
+    settings = {"TRANSMISSIONS_TWILIO_STATUS_CALLBACK_URL": "https://example.com/x"}
+    assert ids(**settings, TRANSMISSIONS_TWILIO_AUTH_TOKEN="t") == ["transmissions.E052"]
 
 
 def test_same_value_in_both_spellings_is_fine():

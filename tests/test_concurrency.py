@@ -9,6 +9,8 @@ the database setup: these tests error, they are never skipped.
 
 import collections
 import datetime
+import json
+import random
 import signal
 import time
 
@@ -18,9 +20,10 @@ from django.utils import timezone
 
 from tests.child import child_env, release, results, spawn, stop
 from tests.markers import server_db
+from tests.messages import DefaultMessage
 from tests.notifications import SEND_DELAY_ENV, SEND_LOG_ENV, read_send_log
 from tests.utils import make_user
-from transmissions.models import Notification
+from transmissions.models import DeliveryEvent, Notification, Suppression
 
 pytestmark = server_db
 S = Notification.Status
@@ -150,3 +153,31 @@ def test_worker_killed_mid_batch(tmp_path, policy):
         assert late["taken"] == 20
         assert set(statuses.values()) == {S.SUCCESSFULLY_SENT} and set(sent) == ids
         assert duplicates == set(sent_before) and duplicates <= held
+
+
+def test_webhooks_delivered_several_times_at_once_are_stored_once(tmp_path):
+    """4 processes replay the same delivery events, each in its own order, all at once: each
+    event is stored once, and each notification ends in the furthest state its events reached."""
+    rng = random.Random(7)
+    user = make_user()
+    states = ["accepted", "deferred", "delivered", "opened", "clicked", "bounced", "complained"]
+    events, expected = [], {}
+    for i in range(40):
+        n = DefaultMessage.trigger(user)
+        message_id = f"m{i}"
+        sent = Notification.objects.filter(pk=n.pk)
+        sent.update(status=S.SUCCESSFULLY_SENT, provider_message_id=message_id)
+        chosen = rng.sample(states, rng.randint(1, 4))
+        events += [[message_id, f"{message_id}-{state}", state, rng.randrange(60)] for state in chosen]
+        expected[n.pk] = max(chosen, key=states.index)
+    path = tmp_path / "events.json"
+    path.write_text(json.dumps(events))
+    argvs = [["events", "--events", str(path), "--seed", str(seed)] for seed in range(4)]
+    out = run_together(tmp_path, child_env(db_name()), argvs)
+
+    assert sum(r["stored"] for r in out) == len(events)  # stored (and signalled) once in all
+    assert DeliveryEvent.objects.count() == len(events)
+    assert dict(Notification.objects.values_list("pk", "delivery_state")) == expected
+    # A message that both bounced and was complained about is suppressed once.
+    suppressed = {f"{e[0]}@example.com" for e in events if e[2] in ("bounced", "complained")}
+    assert suppressed and sorted(Suppression.objects.values_list("address", flat=True)) == sorted(suppressed)

@@ -72,6 +72,17 @@ def test_demo_runs_twice_on_the_same_database(tmp_path):
     emails = list((tmp_path / "sent_emails").glob("*.log"))
     assert emails and "Subject: Welcome to the community!" in "".join(p.read_text() for p in emails)
     assert "welcome to the community!" in (tmp_path / "sent_sms.log").read_text()
+    # The ESP's webhooks went through anymail's view over loopback HTTP: every email sent has
+    # its provider id, and the events the summary counts are in the database.
+    delivery = out[out.index("trigger         emails  events") :]
+    events_total = int(next(line for line in delivery.splitlines() if line.startswith("total ")).split()[2])
+    stored = query(tmp_path, "SELECT COUNT(*) FROM transmissions_deliveryevent")[0][0]
+    assert events_total == stored > 0
+    assert "delivery events recorded" in delivery
+    assert query(tmp_path, "SELECT COUNT(*) FROM transmissions_notification WHERE channel = 'email' "
+                 "AND status = 1 AND provider_message_id = ''") == [(0,)]  # fmt: skip
+    assert query(tmp_path, "SELECT COUNT(*) FROM transmissions_notification WHERE channel = 'email' "
+                 "AND status = 1 AND delivery_state = ''") == [(0,)]  # fmt: skip
     # DELETE_AFTER_PROCESSING: the sign-in codes went out, and their rows are gone.
     assert "Your sign-in code is" in (tmp_path / "sent_sms.log").read_text()
     assert query(tmp_path, "SELECT COUNT(*) FROM transmissions_notification WHERE status = 1 "

@@ -18,7 +18,9 @@ from tests.messages import (
     TransientMessage,
 )
 from tests.utils import later, make_user, status_of
+from transmissions.lifecycle import Outcomes
 from transmissions.models import Notification
+from transmissions.status import PROVIDER_ID_MAX_LENGTH
 from transmissions.worker import process_all_notifications
 
 pytestmark = pytest.mark.django_db
@@ -203,3 +205,26 @@ def test_a_requeued_row_forgets_its_old_reason(user):
     assert Notification.objects.filter(pk=n.pk).requeue() == (1, 0)
     n.refresh_from_db()
     assert (n.status, n.reason) == (S.CREATED, "")
+
+
+def test_the_provider_id_is_written_with_the_outcome_only_on_rows_that_have_one(user):
+    ada = make_user("ada2", phone_number="+15005550006")
+    email, sms, default = (
+        MyEmailMessage.trigger(user),
+        SendOnceMessage.trigger(ada),
+        DefaultMessage.trigger(ada),
+    )
+    Notification.objects.filter(pk=default.pk).update(provider_message_id="kept from before")
+    process_all_notifications()
+    ids = dict(Notification.objects.values_list("pk", "provider_message_id"))
+    assert ids[email.pk].startswith("<") and ids[email.pk].endswith(">")
+    # RecordingChannel names nothing: an id already there is left alone, none is made up.
+    assert ids[sms.pk] == ""
+    assert ids[default.pk] == "kept from before"
+
+
+def test_a_provider_id_longer_than_the_column_is_cut_to_fit():
+    outcomes = Outcomes()
+    outcomes.add(1, S.SUCCESSFULLY_SENT, None, provider_id="x" * 300)
+    outcomes.add(2, S.SUCCESSFULLY_SENT, None, provider_id=None)
+    assert outcomes.provider_ids == {1: "x" * PROVIDER_ID_MAX_LENGTH}

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.messages import DefaultMessage, FailingMessage, InvalidMessage, TriggerOnceMessage
+from tests.messages import DefaultMessage, FailingMessage, InvalidMessage, MyEmailMessage, TriggerOnceMessage
 from tests.utils import make_user
 from transmissions import signals
 from transmissions.models import Notification
@@ -77,3 +77,19 @@ def test_unregistered_trigger_name_is_sent_with_the_model_as_sender(heard):
     heard.clear()
     process_all_notifications()
     assert heard == [("finished", Notification, n.pk, S.BROKEN, True)]
+
+
+def test_finished_carries_the_provider_id_written_on_the_row():
+    told = []
+
+    def finished(sender, notification, provider_message_id, **kwargs):
+        told.append((notification.pk, provider_message_id))
+
+    n = MyEmailMessage.trigger(make_user())
+    signals.notification_finished.connect(finished)
+    try:
+        process_all_notifications()
+    finally:
+        signals.notification_finished.disconnect(finished)
+    n.refresh_from_db()
+    assert told == [(n.pk, n.provider_message_id)] and n.provider_message_id.endswith(">")

@@ -10,6 +10,7 @@ from tests import messages
 from tests.messages import (
     DefaultMessage,
     MyEmailMessage,
+    TemplatedEmail,
     WelcomeSMS,
 )
 from tests.models import Article
@@ -115,3 +116,23 @@ def test_batch_query_count_does_not_grow_with_size(size):
     # shortcuts of internals.py are on; else they fetch the claimed ids' rows).
     extra = 2 if connection.vendor == "mysql" else (0 if internals.enabled() else 1)
     assert len(statements(ctx)) == 9 + extra, statements(ctx)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("size", [4, 40])
+def test_provider_ids_cost_no_query_of_their_own(size):
+    """Emails, each with the provider's id and its address checked against the suppression list:
+    still a constant count."""
+    users = [make_user(f"u{i}", phone_number="+15005550006") for i in range(4)]
+    for i in range(size):
+        (MyEmailMessage if i % 2 else TemplatedEmail).trigger(
+            users[i % 4], datetime_scheduled=earlier(seconds=i)
+        )
+    with CaptureQueriesContext(connection) as ctx:
+        assert process_all_notifications(batch_size=100) == size
+    # recover, claim, users, the suppression list (SuppressionPolicy), one UPDATE for the sent rows.
+    extra = 2 if connection.vendor == "mysql" else (0 if internals.enabled() else 1)
+    assert len(statements(ctx)) == 5 + extra, statements(ctx)
+    assert "transmissions_suppression" in statements(ctx)[-2]
+    ids = set(Notification.objects.values_list("provider_message_id", flat=True))
+    assert len(ids) == size and all(i.startswith("<") for i in ids)

@@ -5,11 +5,15 @@ dedup key was computed from, and its outcome is the worker's: an edit of any of 
 would break the behaviour (a SEND_ONCE row moved to another user keeps the first
 user's key). So every row is read-only here, whatever its status, and its state
 changes only through the actions, which go through the same code as the worker.
+A notification's page shows its delivery timeline (the provider's events, oldest first).
+
+The suppression list (``Suppression``): look, add an address by hand, clear one.
 """
 
 from __future__ import annotations
 
 import datetime
+import logging
 from typing import Any
 
 from django.contrib import admin, messages
@@ -21,13 +25,16 @@ from django.db.models import Model, prefetch_related_objects
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from transmissions.models import Notification
+from transmissions.models import Notification, Suppression
 from transmissions.querysets import NotificationQuerySet
+from transmissions.tracking import normalise_address
+
+logger = logging.getLogger("transmissions")
 
 # Longer content titles are cut (in full in the link's title) so that a row stays one line.
 CONTENT_CHARS = 40
@@ -57,7 +64,14 @@ class NotificationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     # window leaves the list about 600 px (see static/transmissions/admin.css).
     list_display = ("trigger_name", "target_user_link", "status_when", "content_link", "scheduled")
     list_display_links = ("trigger_name",)
-    list_filter = ("status", "channel", "trigger_name", "datetime_scheduled", "datetime_processed")
+    list_filter = (
+        "status",
+        "delivery_state",
+        "channel",
+        "trigger_name",
+        "datetime_scheduled",
+        "datetime_processed",
+    )
     list_select_related = ("target_user", "content_type")
     date_hierarchy = "datetime_scheduled"
     ordering = ("-datetime_scheduled",)
@@ -92,8 +106,12 @@ class NotificationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             },
         ),
         (_("Processing"), {"fields": ("attempts", "claimed_until", "dedup_key", "data_repr")}),
+        (
+            _("Delivery"),
+            {"fields": ("provider_message_id", "delivery_state", "delivery_state_at", "delivery_timeline")},
+        ),
     )
-    readonly_fields = ("content_link", "data_repr")
+    readonly_fields = ("content_link", "data_repr", "delivery_timeline")
     actions = ("cancel", "resend")
 
     class Media:
@@ -158,8 +176,28 @@ class NotificationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             for name, value in ((_("processed"), obj.datetime_processed), (_("seen"), obj.datetime_seen))
             if value is not None
         ]
+        if obj.delivery_state:
+            times.append(f"{_('delivery')}: {obj.get_delivery_state_display()}")
         tip = "; ".join([obj.reason, ", ".join(times)] if obj.reason else times)
         return format_html('<span title="{}">{}</span>', tip, obj.get_status_display())
+
+    @admin.display(description=_("delivery timeline"))
+    def delivery_timeline(self, obj: Notification) -> str:
+        """What the provider said happened, oldest first (one query, on the change page only)."""
+        events = list(obj.delivery_events.order_by("timestamp", "pk"))
+        if not events:
+            return str(_("No delivery event yet."))
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (self._local(e.timestamp), e.get_state_display(), e.provider, e.event_type, e.description)
+                for e in events
+            ),
+        )
+        names = (_("when"), _("state"), _("provider"), _("event"), _("detail"))
+        head = format_html_join("", "<th>{}</th>", ((name,) for name in names))
+        return format_html('<table class="transmissions-timeline"><tr>{}</tr>{}</table>', head, rows)
 
     @admin.display(description=_("data"))
     def data_repr(self, obj: Notification) -> str:
@@ -214,3 +252,51 @@ class NotificationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 skipped,
             ) % {"count": skipped}
         self.message_user(request, text, messages.SUCCESS)
+
+
+@admin.register(Suppression)
+class SuppressionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """The addresses nothing is sent to (hard bounces, complaints, or added here by hand).
+
+    Clearing one (the action, or deleting it) lets notifications to it be sent again.
+    """
+
+    list_display = ("address", "channel", "reason", "datetime_created")
+    list_filter = ("channel", "datetime_created")
+    search_fields = ("=address", "reason")
+    ordering = ("-datetime_created",)
+    fields = ("channel", "address", "reason", "event_link", "datetime_created")
+    readonly_fields = ("event_link", "datetime_created")
+    actions = ("clear",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        # A suppression is added or cleared, never edited into another address.
+        return (*self.readonly_fields, "channel", "address") if obj is not None else self.readonly_fields
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        obj.address = normalise_address(obj.channel, obj.address)
+        super().save_model(request, obj, form, change)
+
+    @admin.display(description=_("event"))
+    def event_link(self, obj: Suppression) -> str:
+        event = obj.event
+        if event is None:
+            return self.get_empty_value_display()
+        url = reverse(
+            f"{self.admin_site.name}:transmissions_notification_change", args=[event.notification_id]
+        )
+        return format_html('<a href="{}">{}</a>', url, str(event))
+
+    @admin.action(description=_("Clear: send to these addresses again"), permissions=["delete"])
+    def clear(self, request: HttpRequest, queryset: Any) -> None:
+        addresses = list(queryset.values_list("channel", "address"))
+        queryset.delete()
+        for channel, address in addresses:
+            logger.warning(
+                "Suppression of %s on %s cleared in the admin by %s.", address, channel, request.user
+            )
+        self.message_user(
+            request,
+            ngettext("%d address cleared.", "%d addresses cleared.", len(addresses)) % len(addresses),
+            messages.SUCCESS,
+        )

@@ -10,6 +10,7 @@ from transmissions.checks import check_settings
 from transmissions.conf import conf
 from transmissions.legacy import check_legacy_keys
 from transmissions.migration_operations import refuse_downgrade_plan
+from transmissions.providers import on_anymail_tracking
 
 
 class TransmissionsConfig(AppConfig):
@@ -29,3 +30,9 @@ class TransmissionsConfig(AppConfig):
         pre_migrate.connect(refuse_downgrade_plan, dispatch_uid="transmissions.downgrade")
         # Workers must know every message without importing views.
         autodiscover_modules("messages", "notifications")
+        try:
+            from anymail.signals import tracking
+        except ImportError:  # the anymail extra is optional
+            pass
+        else:
+            tracking.connect(on_anymail_tracking, dispatch_uid="transmissions.tracking")

@@ -1,4 +1,5 @@
-"""System checks of the core settings (transmissions.E001-E012, W001-W003).
+"""System checks of the core settings (transmissions.E001-E012, W001-W003) and of delivery
+tracking (E050-E052).
 
 The channels' checks are in ``channels/checks.py`` and ``channels/push_checks.py``;
 ``apps.py`` registers all of them. An id is never reused: ``docs/checks.md`` lists them.
@@ -6,8 +7,10 @@ The channels' checks are in ``channels/checks.py`` and ``channels/push_checks.py
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core import checks
@@ -89,7 +92,35 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
             )
         )
     errors += _policies()
+    errors += _tracking()
     errors += _warnings()
+    return errors
+
+
+def _tracking() -> list[checks.CheckMessage]:
+    url = conf.TRANSMISSIONS_TWILIO_STATUS_CALLBACK_URL
+    if url is None:
+        return []
+    hint = "See docs/tracking.md, section Twilio."
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+        msg = f"TRANSMISSIONS_TWILIO_STATUS_CALLBACK_URL must be an absolute http(s) URL, not {url!r}."
+        return [_error(msg, "transmissions.E050", hint)]
+    errors: list[checks.CheckMessage] = []
+    if not conf.TRANSMISSIONS_TWILIO_AUTH_TOKEN:
+        msg = (
+            "TRANSMISSIONS_TWILIO_STATUS_CALLBACK_URL is set but TRANSMISSIONS_TWILIO_AUTH_TOKEN is not: "
+            "every status callback's signature would be refused."
+        )
+        errors.append(_error(msg, "transmissions.E051", hint))
+    try:
+        importlib.import_module("twilio.request_validator")
+    except ImportError:
+        msg = (
+            "TRANSMISSIONS_TWILIO_STATUS_CALLBACK_URL is set but the twilio package, which checks "
+            "the callbacks' signatures, is not installed."
+        )
+        errors.append(_error(msg, "transmissions.E052", 'pip install "transmissions[twilio]"'))
     return errors
 
 

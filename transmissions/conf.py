@@ -20,6 +20,7 @@ from django.conf import settings
 # The original package's spelling of the serializer setting, still honoured.
 LEGACY_SERIALIZER_SETTING = "TRANSMISSION_SERIALIZER"
 DEFAULT_SERIALIZER = "transmissions.serializers.PickleSerializer"
+DEFAULT_POLICIES = ["transmissions.tracking.SuppressionPolicy"]
 
 
 _UNSET = object()
@@ -129,6 +130,12 @@ class Settings:
         return self._get("TRANSMISSIONS_TWILIO_API_URL", "https://api.twilio.com")
 
     @property
+    def TRANSMISSIONS_TWILIO_STATUS_CALLBACK_URL(self) -> Any:
+        """The public URL of ``webhooks.TwilioStatusCallbackView``: when set, every SMS asks
+        Twilio to post its status changes there (and signatures are checked against it)."""
+        return self._get("TRANSMISSIONS_TWILIO_STATUS_CALLBACK_URL", None)
+
+    @property
     def TRANSMISSIONS_PUSH_SERVICES(self) -> Any:
         """Device types PushMessage sends to: any of "webpush", "fcm", "apns"."""
         return self._get("TRANSMISSIONS_PUSH_SERVICES", ["webpush", "fcm", "apns"])
@@ -141,8 +148,9 @@ class Settings:
     @property
     def TRANSMISSIONS_POLICIES(self) -> Any:
         """Dotted paths of the ``policies.Policy`` classes that may hold a notification back
-        before it is sent, in order."""
-        return self._get("TRANSMISSIONS_POLICIES", [])
+        before it is sent, in order. By default the suppression list (hard bounces and
+        complaints); a project that sets it chooses its own list."""
+        return self._get("TRANSMISSIONS_POLICIES", DEFAULT_POLICIES)
 
     @property
     def TRANSMISSIONS_FAST_PATH(self) -> Any:

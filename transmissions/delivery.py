@@ -40,6 +40,8 @@ class Delivery:
     retry_in: datetime.timedelta | None = None
     # What the channel's send() returned (the provider's answer).
     result: Any = None
+    # What the provider called the message (the channel's ``provider_message_id``), if sent.
+    provider_message_id: str | None = None
 
     @property
     def behavior(self) -> TriggerBehavior | None:
@@ -82,7 +84,13 @@ def deliver(notification: Any) -> Delivery:
     except Exception as exc:
         logger.exception("Failed %s.", label)
         return Delivery(Status.FAILED, message_cls, f"{type(exc).__name__}: {exc}")
-    return Delivery(Status.SUCCESSFULLY_SENT, message_cls, result=result)
+    provider_id = getattr(channel, "provider_message_id", None)
+    return Delivery(
+        Status.SUCCESSFULLY_SENT,
+        message_cls,
+        result=result,
+        provider_message_id=None if provider_id is None else str(provider_id),
+    )
 
 
 def _cancel_reason(channel: Any) -> str:

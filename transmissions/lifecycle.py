@@ -38,7 +38,7 @@ from transmissions import db, internals
 from transmissions.behaviors import RELEASED_ON_CLAIM_PREFIX, TriggerBehavior
 from transmissions.conf import conf
 from transmissions.registry import registry
-from transmissions.status import REQUEUEABLE, Status, clip_reason
+from transmissions.status import PROVIDER_ID_MAX_LENGTH, REQUEUEABLE, Status, clip_reason
 
 logger = logging.getLogger("transmissions")
 
@@ -68,9 +68,19 @@ class Outcomes:
     delete: list[int] = field(default_factory=list)
     # Why, for the rows that were not sent; written with their outcome.
     reasons: dict[int, str] = field(default_factory=dict)
+    # What the provider called the rows it accepted; written with their outcome.
+    provider_ids: dict[int, str] = field(default_factory=dict)
 
-    def add(self, pk: int, status: int, behavior: TriggerBehavior | None, reason: str = "") -> None:
-        """Record the final ``status`` of row ``pk`` whose message has ``behavior``."""
+    def add(
+        self,
+        pk: int,
+        status: int,
+        behavior: TriggerBehavior | None,
+        reason: str = "",
+        provider_id: str | None = None,
+    ) -> None:
+        """Record the final ``status`` of row ``pk`` whose message has ``behavior`` (and the
+        provider's id of the message, when it was sent)."""
         if status == Status.SUCCESSFULLY_SENT and behavior is not None and behavior.keeps_key_when_sent:
             self.sent_keeping_key.append(pk)
         else:
@@ -82,6 +92,8 @@ class Outcomes:
             self.delete.append(pk)
         if reason:
             self.reasons[pk] = clip_reason(reason)
+        if provider_id:
+            self.provider_ids[pk] = provider_id[:PROVIDER_ID_MAX_LENGTH]
 
     def retry(self, pk: int, when: datetime.datetime, reason: str = "") -> None:
         """Put row ``pk`` back in the queue, due at ``when``; the attempt counts."""
@@ -179,13 +191,15 @@ class LifecycleQuerySet(models.QuerySet[Any]):
                 # First, while the claim still marks them as this worker's: afterwards the
                 # UPDATEs below find them gone, and a row claimed again meanwhile is kept.
                 held.filter(pk__in=outcomes.delete).delete()
-            reasons = outcomes.reasons
+            reasons, provider_ids = outcomes.reasons, outcomes.provider_ids
             for status, ids in outcomes.final.items():
                 mine = {pk: reasons[pk] for pk in ids if pk in reasons}
-                dialect.finish(ids, status, now, lease, release_key=True, reasons=mine)
+                sent_as = {pk: provider_ids[pk] for pk in ids if pk in provider_ids}
+                dialect.finish(ids, status, now, lease, release_key=True, reasons=mine, provider_ids=sent_as)
             if outcomes.sent_keeping_key:
-                sent = Status.SUCCESSFULLY_SENT
-                dialect.finish(outcomes.sent_keeping_key, sent, now, lease, release_key=False, reasons={})
+                sent, ids = Status.SUCCESSFULLY_SENT, outcomes.sent_keeping_key
+                sent_as = {pk: provider_ids[pk] for pk in ids if pk in provider_ids}
+                dialect.finish(ids, sent, now, lease, release_key=False, reasons={}, provider_ids=sent_as)
             if outcomes.retry_at:
                 _back_in_queue(held, outcomes.retry_at, reasons, F("attempts"))
             if outcomes.deferred:

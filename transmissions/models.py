@@ -17,11 +17,17 @@ from transmissions.exceptions import DataDecodeError
 from transmissions.querysets import NotificationQuerySet
 from transmissions.registry import CHANNEL_MAX_LENGTH, TRIGGER_NAME_MAX_LENGTH, registry
 from transmissions.serializers import dump_data, get_serializer
-from transmissions.status import REASON_MAX_LENGTH, Status, clip_reason
+from transmissions.status import (
+    PROVIDER_ID_MAX_LENGTH,
+    REASON_MAX_LENGTH,
+    DeliveryState,
+    Status,
+    clip_reason,
+)
 
 _UNSET = object()
 
-__all__ = ["Notification", "TriggerBehavior"]
+__all__ = ["DeliveryEvent", "Notification", "Suppression", "TriggerBehavior"]
 
 
 class Notification(models.Model):
@@ -76,6 +82,18 @@ class Notification(models.Model):
     # Unique while the row blocks new triggers of its behaviour (see behaviors.py);
     # NULL otherwise. Every supported database allows many NULLs in a unique index.
     dedup_key = models.CharField(max_length=255, null=True, blank=True, unique=True, editable=False)
+    # What the provider called the message when it accepted it (an ESP's message id, the
+    # SMTP Message-ID, Twilio's "SM..." sid), written with the outcome: delivery events
+    # find their notification by it.
+    provider_message_id = models.CharField(
+        max_length=PROVIDER_ID_MAX_LENGTH, blank=True, default="", db_default="", editable=False
+    )
+    # The furthest state the provider's delivery events reached (tracking.py), and the
+    # time of the event that set it; empty until the first event.
+    delivery_state = models.CharField(
+        max_length=16, choices=DeliveryState.choices, blank=True, default="", db_default="", editable=False
+    )
+    delivery_state_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = NotificationQuerySet.as_manager()
 
@@ -88,6 +106,8 @@ class Notification(models.Model):
             # A user's notifications, newest first.
             models.Index(fields=["target_user", "-datetime_created"], name="transmissions_user_idx"),
             models.Index(fields=["content_type", "object_id"], name="transmissions_content_idx"),
+            # A delivery event's look-up of its notification.
+            models.Index(fields=["provider_message_id"], name="transmissions_provider_id_idx"),
         ]
 
     def __str__(self) -> str:
@@ -169,3 +189,85 @@ class Notification(models.Model):
             self.datetime_consumed = when
             self.datetime_seen = self.datetime_seen or when
             self.save(update_fields=["datetime_consumed", "datetime_seen"])
+
+
+class DeliveryEventQuerySet(models.QuerySet["DeliveryEvent"]):
+    def orphaned(self) -> DeliveryEventQuerySet:
+        """The events whose notification was deleted (delete them for privacy: they hold
+        the address)."""
+        return self.exclude(notification_id__in=Notification.objects.values("pk"))
+
+
+class DeliveryEvent(models.Model):
+    """One thing a provider said happened to a sent notification: delivered, bounced, opened...
+
+    Written by ``tracking.record_event()`` (from anymail's ``tracking`` signal and the Twilio
+    status callback), once per ``(provider, event_id)``: a webhook delivered twice is
+    stored once.
+    """
+
+    # No cascade, in Django or in the database: a cascade would make every DELETE of
+    # notifications (DELETE_AFTER_PROCESSING's, once sent) look for events first, one more
+    # query per batch. Deleting a notification leaves its events, which
+    # ``DeliveryEvent.objects.orphaned()`` finds.
+    notification = models.ForeignKey(
+        Notification,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="delivery_events",
+    )
+    # "twilio", or anymail's ESP name in lower case ("sendgrid", "amazon ses"...).
+    provider = models.CharField(max_length=64)
+    # The provider's id of the event (or one derived from it: see tracking.py).
+    event_id = models.CharField(max_length=255)
+    # The provider's own word ("bounced", "undelivered"...) and the state it maps to.
+    event_type = models.CharField(max_length=64)
+    state = models.CharField(max_length=16, choices=DeliveryState.choices)
+    # When it happened, by the provider's clock (when it was received, if the provider
+    # gives no time), and when it was received.
+    timestamp = models.DateTimeField()
+    datetime_received = models.DateTimeField(default=timezone.now)
+    # The address the event is about, and the provider's explanation (a bounce's SMTP reply...).
+    address = models.CharField(max_length=255, blank=True, default="")
+    description = models.CharField(max_length=REASON_MAX_LENGTH, blank=True, default="")
+    # The provider's raw event, as JSON.
+    detail = models.JSONField(default=dict, blank=True)
+
+    objects = DeliveryEventQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("delivery event")
+        verbose_name_plural = _("delivery events")
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "event_id"], name="transmissions_event_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.event_type} ({self.event_id})"
+
+
+class Suppression(models.Model):
+    """An address that must not be sent to on a channel (a hard bounce, a complaint).
+
+    ``tracking.SuppressionPolicy`` cancels the notifications to it until the row is
+    deleted (the admin's "clear" action) or the user gets a new address.
+    """
+
+    # The notification's channel kind ("email", "sms") and the address, normalised
+    # (``tracking.normalise_address()``).
+    channel = models.CharField(max_length=CHANNEL_MAX_LENGTH)
+    address = models.CharField(max_length=255)
+    reason = models.CharField(max_length=REASON_MAX_LENGTH)
+    # The event that caused it (None when added by hand).
+    event = models.ForeignKey(DeliveryEvent, on_delete=models.SET_NULL, null=True, blank=True)
+    datetime_created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("suppressed address")
+        verbose_name_plural = _("suppressed addresses")
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "address"], name="transmissions_suppressed_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.address} ({self.channel})"

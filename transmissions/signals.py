@@ -3,8 +3,7 @@
 Listen to these rather than to Notification's ``pre_save``/``post_save``: the trigger
 and claim paths write rows without ``Model.save()`` (one statement for many rows), so
 a ``pre_save``/``post_save`` listener makes every trigger take the slower ``save()``
-path to be told. These two are sent only when someone listens, and cost nothing
-otherwise.
+path to be told. These are sent only when someone listens, and cost nothing otherwise.
 """
 
 from django.dispatch import Signal
@@ -22,4 +21,16 @@ notifications_created = Signal()
 #   status: the final Notification.Status written
 #   reason: why it did not end SUCCESSFULLY_SENT ("" when it did)
 #   result: what the channel's send() returned (the provider's answer), or None
+#   provider_message_id: what the provider called the message (also written to the row's
+#       ``provider_message_id``), or None: not sent, or the provider gave no id
 notification_finished = Signal()
+
+# Sent after a provider's delivery event (delivered, bounced, opened...) was stored for a
+# notification (tracking.py); not for an event stored before (a webhook sent twice), nor
+# for one about no notification. Inside a transaction, sent before it commits.
+#   sender: the DeliveryEvent model
+#   event: the DeliveryEvent saved (``state``, ``event_type``, ``timestamp``, ``detail``...)
+#   notification: its Notification (``delivery_state`` as the row now has it)
+#   state_changed: whether the event moved the notification's ``delivery_state``
+#   suppression: the Suppression the event created (a hard bounce, a complaint), or None
+delivery_event_recorded = Signal()

@@ -33,3 +33,29 @@ def clip_reason(reason: str) -> str:
 
 # The statuses whose rows may be put back in the queue on purpose (``requeue()``).
 REQUEUEABLE = (Status.FAILED, Status.CANCELLED, Status.BROKEN)
+
+
+# The longest provider's message id stored (``Notification.provider_message_id``).
+PROVIDER_ID_MAX_LENGTH = 255
+
+
+class DeliveryState(models.TextChoices):
+    """``Notification.delivery_state``: what the provider's delivery events say became of a sent
+    notification (see ``tracking.py``); empty until the first event is recorded.
+
+    Declared in the order a message moves along: the state only ever moves down this
+    list (``DELIVERY_RANK``), so a late event never takes it back.
+    """
+
+    ACCEPTED = "accepted", _("accepted")
+    DEFERRED = "deferred", _("deferred")
+    DELIVERED = "delivered", _("delivered")
+    OPENED = "opened", _("opened")
+    CLICKED = "clicked", _("clicked")
+    FAILED = "failed", _("failed")
+    BOUNCED = "bounced", _("bounced")
+    COMPLAINED = "complained", _("complained")
+
+
+# How far along each delivery state is: an event moves a notification only further.
+DELIVERY_RANK: dict[str, int] = {state.value: rank for rank, state in enumerate(DeliveryState)}

@@ -100,7 +100,13 @@ def process_batch(batch: list[Notification]) -> Outcomes:
                 assert delivery.retry_in is not None
                 outcomes.retry(notification.pk, timezone.now() + delivery.retry_in, delivery.reason)
             else:
-                outcomes.add(notification.pk, delivery.status, delivery.behavior, delivery.reason)
+                outcomes.add(
+                    notification.pk,
+                    delivery.status,
+                    delivery.behavior,
+                    delivery.reason,
+                    delivery.provider_message_id,
+                )
         deliveries.append((notification, delivery))
     model.objects.using(using).finish(outcomes)
     if signals.notification_finished.has_listeners():
@@ -127,4 +133,5 @@ def _announce(deliveries: list[tuple[Notification, Any]]) -> None:
                 status=delivery.status,
                 reason=delivery.reason,
                 result=delivery.result,
+                provider_message_id=delivery.provider_message_id,
             )

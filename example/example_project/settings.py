@@ -25,6 +25,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # The ESP's webhooks (demo: a stand-in for Postmark posts them; see community/demo/webhooks.py).
+    "anymail",
     "community",
 ]
 # As the README says:
@@ -82,6 +84,8 @@ STATIC_URL = "static/"
 EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
 EMAIL_FILE_PATH = DATA_DIR / "sent_emails"
 DEFAULT_FROM_EMAIL = "community@example.com"
+# django-anymail's webhook views take HTTP basic auth with this user:password (a demo value).
+ANYMAIL = {"WEBHOOK_SECRET": "demo:demo-webhook-secret"}
 # SMS lines are appended to sent_sms.log.
 TRANSMISSIONS_SMS_BACKEND = "community.sms.FileSMSBackend"
 SMS_FILE_PATH = DATA_DIR / "sent_sms.log"

@@ -9,5 +9,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     # The inbox (list + open) that transmissions ships.
     path("notifications/", include("transmissions.urls")),
+    # The ESP's delivery webhooks, through django-anymail; transmissions records the events.
+    path("anymail/", include("anymail.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -22,8 +22,11 @@ class BaseChannel(Triggerable):
 
     A worker builds ``Channel(notification)``, calls ``check_validity()`` and, when
     it returns true, ``send()``. ``send()`` is a template method: ``build()`` makes
-    the payload, ``transmit()`` hands it to the provider, ``record()`` may keep
-    what the provider answered. Override the steps, not ``send()``, where you can.
+    the payload, ``transmit()`` hands it to the provider, ``record()`` keeps what the
+    provider answered: the provider's id of the message goes in
+    ``provider_message_id``, which the worker stores on the notification with its
+    outcome (delivery events find it by that id). Override the steps, not ``send()``,
+    where you can.
     Raise ``ChannelSendException`` for a permanent failure and
     ``TransientChannelError`` for one worth retrying.
     """
@@ -33,6 +36,9 @@ class BaseChannel(Triggerable):
     # The kind of channel, stored on each notification (``Notification.channel``): "email",
     # "sms", "push", "inapp", or a project's own. Preferences and feeds go by it.
     channel: ClassVar[str] = ""
+
+    # What the provider called the message sent, set by ``record()``; None: no id.
+    provider_message_id: str | None = None
 
     def __init__(self, notification: Notification) -> None:
         self.notification = notification
@@ -79,8 +85,15 @@ class BaseChannel(Triggerable):
         """Hand ``payload`` to the provider. Must be implemented by a subclass."""
         raise NotImplementedError(f"{type(self).__qualname__} must implement transmit() or send().")
 
+    def get_address(self) -> str | None:
+        """Return the address this notification goes to (an email address, a phone number),
+        for the suppression list (``tracking.py``); None: the channel has none. Must not
+        send anything."""
+        return None
+
     def record(self, result: Any) -> None:
-        """Keep what the provider answered (a message id, say). Does nothing by default."""
+        """Keep what the provider answered: set ``provider_message_id`` to its id of the
+        message, if it gave one. Does nothing by default."""
 
 
 __all__ = ["BaseChannel"]

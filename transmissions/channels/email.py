@@ -49,13 +49,13 @@ class DefaultEmailMessage(TemplateContextMixin, BaseChannel):
     reply_to: list[str] | tuple[str, ...] = ()
     headers: dict[str, str] = {}
 
-    # The Message-ID of the last email sent, set by record().
-    provider_message_id: str | None = None
-
     def get_recipient(self) -> str:
         """Return the address to send to (the user model's email field by default)."""
         user = self.target_user
         return getattr(user, user.get_email_field_name(), "") or ""
+
+    def get_address(self) -> str | None:
+        return self.get_recipient() or None
 
     def check_validity(self) -> bool:
         return bool(self.get_recipient())
@@ -115,7 +115,12 @@ class DefaultEmailMessage(TemplateContextMixin, BaseChannel):
         return payload
 
     def record(self, result: Any) -> None:
-        self.provider_message_id = result.extra_headers.get("Message-ID")
+        # django-anymail's backends put the ESP's id in ``anymail_status``; with any other
+        # backend the Message-ID header (get_headers() sets one) names the email.
+        esp_id = getattr(getattr(result, "anymail_status", None), "message_id", None)
+        if isinstance(esp_id, set):  # one per recipient; a notification has one recipient
+            esp_id = " ".join(sorted(str(i) for i in esp_id))
+        self.provider_message_id = result.extra_headers.get("Message-ID") if esp_id is None else str(esp_id)
         logger.info(
             "Sent notification %s (%s) as email %s.",
             self.notification.pk,

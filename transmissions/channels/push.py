@@ -20,6 +20,7 @@ from transmissions.channels.base import BaseChannel
 from transmissions.channels.push_services import SERVICES, DeviceResult, PushPayload, device_model
 from transmissions.conf import conf
 from transmissions.exceptions import ChannelSendException, TransientChannelError
+from transmissions.status import PROVIDER_ID_MAX_LENGTH
 
 logger = logging.getLogger("transmissions.channels.push")
 
@@ -116,6 +117,17 @@ class PushMessage(BaseChannel):
         if any(r.transient for r in failed):
             raise TransientChannelError(f"No device accepted the push, will retry: {reasons}")
         raise ChannelSendException(f"No device accepted the push: {reasons}")
+
+    def record(self, result: Any) -> None:
+        # One id per device that accepted it (APNs' is not passed on by django-push-notifications),
+        # separated by spaces, as many whole ones as the column holds.
+        ids = [r.message_id for r in result if r.ok and r.message_id]
+        kept: list[str] = []
+        for message_id in ids:
+            if len(" ".join([*kept, message_id])) > PROVIDER_ID_MAX_LENGTH:
+                break
+            kept.append(message_id)
+        self.provider_message_id = " ".join(kept) or None
 
 
 __all__ = ["DeviceResult", "PushMessage", "PushPayload"]

@@ -46,6 +46,9 @@ class DeviceResult:
     transient: bool = False
     # The provider said the device is gone; its ``active`` flag was set to False.
     deactivated: bool = False
+    # The provider's id of the message it accepted, where it gives one (FCM's message name,
+    # the Web Push service's message URL).
+    message_id: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -93,7 +96,7 @@ def send_webpush(devices: list[Any], payload: PushPayload) -> list[DeviceResult]
         app_id = device.application_id
         claims = _wp_setting("claims", app_id)
         try:
-            webpush(
+            response = webpush(
                 subscription_info=get_subscription_info(
                     app_id, device.registration_id, device.browser, device.auth, device.p256dh
                 ),
@@ -118,7 +121,9 @@ def send_webpush(devices: list[Any], payload: PushPayload) -> list[DeviceResult]
         except requests.RequestException as exc:
             results.append(DeviceResult(device, f"{type(exc).__name__}: {exc}", transient=True))
         else:
-            results.append(DeviceResult(device))
+            # RFC 8030: 201 Created, with the push message's URL in Location.
+            location = getattr(response, "headers", {}).get("Location")
+            results.append(DeviceResult(device, message_id=location or None))
     return results
 
 
@@ -183,7 +188,9 @@ def send_fcm(devices: list[Any], payload: PushPayload) -> list[DeviceResult]:
             )
         )
         for device, response in zip(app_devices, batch.responses, strict=True):
-            results.append(_fcm_result(device, response.exception, device.pk in gone))
+            result = _fcm_result(device, response.exception, device.pk in gone)
+            result.message_id = response.message_id if result.ok else None
+            results.append(result)
     return results
 
 

@@ -71,12 +71,12 @@ class DefaultSMSMessage(BaseChannel):
     phone_number_field = "phone_number"
     sender: str | None = None  # None: the backend's default sender
 
-    # What the provider called the last SMS sent (Twilio's message sid), set by record().
-    provider_message_id: str | None = None
-
     def get_phone_number(self) -> str:
         """Return the number to send to, in E.164 form."""
         return getattr(self.target_user, self.phone_number_field, "") or ""
+
+    def get_address(self) -> str | None:
+        return self.get_phone_number() or None
 
     def check_validity(self) -> bool:
         return is_e164(self.get_phone_number())

@@ -52,6 +52,7 @@ class TwilioSMSBackend:
         )
         self.from_number = conf.TRANSMISSIONS_TWILIO_FROM_NUMBER
         self.messaging_service_sid = conf.TRANSMISSIONS_TWILIO_MESSAGING_SERVICE_SID
+        self.status_callback = conf.TRANSMISSIONS_TWILIO_STATUS_CALLBACK_URL
 
     def send_messages(self, messages: list[SMS]) -> int:
         for sms in messages:
@@ -69,6 +70,9 @@ class TwilioSMSBackend:
             params["from_"] = sender
         if self.messaging_service_sid:
             params["messaging_service_sid"] = self.messaging_service_sid
+        if self.status_callback:
+            # Twilio posts each status change there (webhooks.TwilioStatusCallbackView).
+            params["status_callback"] = self.status_callback
         try:
             message = self.client.messages.create(**params)
         except TwilioRestException as exc:

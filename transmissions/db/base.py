@@ -136,9 +136,11 @@ class Dialect:
         lease: datetime.datetime | None,
         release_key: bool,
         reasons: dict[int, str],
+        provider_ids: dict[int, str] | None = None,
     ) -> int:
         """Write final ``status`` on the rows of ``ids`` still PROCESSING under ``lease``, each
-        with its reason (``reasons``, "" for the others); return how many. Rows taken back
+        with its reason (``reasons``, "" for the others) and the provider's id of the message
+        (``provider_ids``, unchanged for the others); return how many. Rows taken back
         meanwhile are left alone."""
         held = self.manager.filter(pk__in=ids, status=Status.PROCESSING)
         if lease is not None:
@@ -153,6 +155,11 @@ class Dialect:
             "claimed_until": None,
             "reason": reason,
         }
+        if provider_ids:
+            whens = [When(pk=pk, then=Value(text)) for pk, text in provider_ids.items()]
+            values["provider_message_id"] = Case(
+                *whens, default=F("provider_message_id"), output_field=CharField()
+            )
         if release_key:
             values["dedup_key"] = None
         return int(held.update(**values))

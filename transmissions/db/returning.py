@@ -150,6 +150,7 @@ class ReturningDialect(Dialect):
         lease: datetime.datetime | None,
         release_key: bool,
         reasons: dict[int, str],
+        provider_ids: dict[int, str] | None = None,
     ) -> int:
         release = ", dedup_key = NULL" if release_key else ""
         marks = ", ".join(["%s"] * len(ids))
@@ -158,13 +159,25 @@ class ReturningDialect(Dialect):
         if reasons:
             reason = "CASE id " + "WHEN %s THEN %s " * len(reasons) + "ELSE %s END"
             reason_params = [value for item in reasons.items() for value in item] + [""]
-        claim, params = "", [status, self.adapt_datetime(now), *reason_params, Status.PROCESSING]
+        provider, provider_params = "", list[Any]()
+        if provider_ids:
+            whens = "WHEN %s THEN %s " * len(provider_ids)
+            provider = f", provider_message_id = CASE id {whens}ELSE provider_message_id END"
+            provider_params = [value for item in provider_ids.items() for value in item]
+        params: list[Any] = [
+            status,
+            self.adapt_datetime(now),
+            *reason_params,
+            *provider_params,
+            Status.PROCESSING,
+        ]
+        claim = ""
         if lease is not None:
             claim = " AND claimed_until = %s"
             params.append(self.adapt_datetime(lease))
         # Only quoted names and placeholders are formatted in; every value is a parameter.
         sql = (
-            f"UPDATE {self.table} SET status = %s, datetime_processed = %s, reason = {reason}, "  # noqa: S608
+            f"UPDATE {self.table} SET status = %s, datetime_processed = %s, reason = {reason}{provider}, "  # noqa: S608
             f"claimed_until = NULL{release} WHERE {self.held_status} = %s{claim} AND id IN ({marks})"
         )
         with self.connection.cursor() as cursor:

@@ -1,10 +1,10 @@
 """The summary table printed at the end of ``manage.py demo``."""
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 from django.db.models import Count
 
-from transmissions.models import Notification
+from transmissions.models import DeliveryEvent, Notification
 from transmissions.registry import registry
 
 S = Notification.Status
@@ -47,6 +47,46 @@ def format_table(rows):
     def line(values):
         return "  ".join(
             str(values[h]).ljust(widths[h]) if i < 2 else str(values[h]).rjust(widths[h])
+            for i, h in enumerate(headers)
+        )
+
+    rule = "  ".join("-" * widths[h] for h in headers)
+    return "\n".join([line({h: h for h in headers}), rule, *map(line, rows[:-1]), rule, line(rows[-1])])
+
+
+# The states an email of the demo can end in (a delay is followed by a delivery).
+STATES = ["delivered", "opened", "clicked", "bounced", "complained"]
+DELIVERY_COLUMNS = ["emails", "events", *STATES]
+
+
+def delivery_rows(since):
+    """Return one dict per email trigger (and a total): the emails sent since ``since``, the
+    delivery events recorded for them, and how many ended in each delivery state."""
+    sent = Notification.objects.filter(
+        channel="email", status=S.SUCCESSFULLY_SENT, datetime_processed__gte=since
+    ).exclude(provider_message_id="")
+    table = {}
+    by_state = sent.values_list("trigger_name", "delivery_state").annotate(n=Count("id")).order_by()
+    for name, state, n in by_state:
+        row = table.setdefault(name, {"trigger": name, **dict.fromkeys(DELIVERY_COLUMNS, 0)})
+        row["emails"] += n
+        if state in STATES:
+            row[state] += n
+    events = DeliveryEvent.objects.filter(notification__in=sent).values_list("notification__trigger_name")
+    for (name,), n in Counter(events).items():
+        table[name]["events"] = n
+    rows = [table[name] for name in sorted(table)]
+    total = {"trigger": "total", **{c: sum(r[c] for r in rows) for c in DELIVERY_COLUMNS}}
+    return [*rows, total]
+
+
+def format_delivery(rows):
+    headers = ["trigger", *DELIVERY_COLUMNS]
+    widths = {h: max(len(h), 14 if h == "trigger" else 0, *(len(str(r[h])) for r in rows)) for h in headers}
+
+    def line(values):
+        return "  ".join(
+            str(values[h]).ljust(widths[h]) if i == 0 else str(values[h]).rjust(widths[h])
             for i, h in enumerate(headers)
         )
 

@@ -12,8 +12,10 @@ from django.utils import timezone
 
 from community.demo.process import check_broker, process
 from community.demo.progress import Progress
-from community.demo.report import format_table, summary_rows
+from community.demo.report import delivery_rows, format_delivery, format_table, summary_rows
 from community.demo.simulate import DEMO_PASSWORD, DEMO_USERNAME, ensure_users, simulate
+from community.demo.webhooks import post_webhooks, sent_emails
+from transmissions.models import Suppression
 
 
 class Command(BaseCommand):
@@ -61,7 +63,29 @@ class Command(BaseCommand):
         progress.finish()
         out.write("")
         out.write(format_table(summary_rows(since, tally)))
+        self.delivery(since, rng)
         self.where_to_look(time.monotonic() - started)
+
+    def delivery(self, since, rng):
+        """Post the ESP's delivery webhooks for this run's emails, then show what was recorded."""
+        out = self.stdout
+        emails = list(sent_emails(since))
+        out.write("")
+        out.write(f"Delivery   {len(emails)} emails: their ESP's webhooks (Postmark's, played here) go to")
+        out.write("           django-anymail's webhook view over loopback HTTP, and on to transmissions")
+        progress = Progress(out, "Webhooks", len(emails))
+        posted = post_webhooks(emails, rng, progress)
+        progress.finish()
+        rows = delivery_rows(since)
+        stored = rows[-1]["events"]
+        out.write("")
+        out.write(format_delivery(rows))
+        suppressed = Suppression.objects.filter(datetime_created__gte=since).count()
+        out.write(
+            f"{posted} webhooks posted, {stored} delivery events recorded ({posted - stored} posted twice or "
+            f"not about delivery, ignored); {suppressed} addresses suppressed (hard bounces, complaints): "
+            "their next notifications are cancelled, with the reason"
+        )
 
     def where_to_look(self, elapsed):
         emails = Path(settings.EMAIL_FILE_PATH)
@@ -77,5 +101,7 @@ Done in {elapsed:.1f}s. Where to look:
   SMS      {sms}  ({n_sms} lines in all)
   inbox    python {os.path.relpath(Path(__file__).resolve().parents[3] / "manage.py")} runserver
            then open http://127.0.0.1:8000/notifications/ and sign in as {DEMO_USERNAME} / {DEMO_PASSWORD}
-  admin    http://127.0.0.1:8000/admin/transmissions/notification/ (same login)"""
+  admin    http://127.0.0.1:8000/admin/transmissions/notification/ (same login; a notification's
+           page shows its delivery timeline, the list filters by delivery state)
+           http://127.0.0.1:8000/admin/transmissions/suppression/ (the suppressed addresses)"""
         )
