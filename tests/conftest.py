@@ -3,6 +3,7 @@ import os
 import pytest
 
 from tests import messages
+from transmissions.channels.email import HAS_MAILERS
 
 # The fixture projects get from transmissions.pytest_plugin, tested in test_testing.py.
 from transmissions.pytest_plugin import transmissions_outbox  # noqa: F401
@@ -23,6 +24,8 @@ _VENDORS = {"sqlite": "sqlite", "postgres": "postgresql", "mysql": "mysql"}
 def _unwanted(item, on_sqlite, vendor):
     if item.get_closest_marker("postgres" if on_sqlite else "own_database"):
         return True
+    if item.get_closest_marker("before_mailers" if HAS_MAILERS else "mailers"):
+        return True
     only, not_on = item.get_closest_marker("only_on"), item.get_closest_marker("not_on")
     return (only is not None and only.args[0] != vendor) or (not_on is not None and not_on.args[0] == vendor)
 
@@ -34,7 +37,9 @@ def pytest_collection_modifyitems(config, items):
     ``postgres`` tests need several processes on one server database: the PostgreSQL
     and MariaDB passes run them. ``only_on(vendor)`` tests (query plans) run on that
     vendor's pass, ``not_on(vendor)`` tests on the others. ``.ci/run`` runs all three
-    passes, so each test runs somewhere.
+    passes, so each test runs somewhere. ``mailers`` tests need Django 6.1+ and
+    ``before_mailers`` tests an older Django: ``.ci/run``'s Django 6.1 pass runs the first,
+    its other passes the second.
     """
     db = os.environ.get("TRANSMISSIONS_TEST_DB", "sqlite")
     on_sqlite, vendor = db == "sqlite", _VENDORS.get(db, db)

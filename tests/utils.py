@@ -3,6 +3,7 @@ import datetime
 from django.utils import timezone
 
 from tests.models import User
+from transmissions.channels.email import HAS_MAILERS
 
 
 def make_user(username="ada", **kwargs):
@@ -28,3 +29,17 @@ def statements(ctx):
     not, so counting only the statements that do work is the same on both.
     """
     return [q["sql"] for q in ctx.captured_queries if not q["sql"].upper().startswith(_CONTROL)]
+
+
+def email_settings(backend="django.core.mail.backends.smtp.EmailBackend", **options):
+    """Settings for ``override_settings`` that send the default mailer's email through ``backend``.
+
+    ``options`` are MAILERS OPTIONS (``host``, ``port``, ``timeout``); on Django 6.1+ they
+    become ``MAILERS["default"]``, before it the EMAIL_* settings they replace. Pass
+    ``mailers={"alias": {"BACKEND": ..., "OPTIONS": ...}}`` for more aliases (6.1+ only).
+    """
+    extra = options.pop("mailers", {})
+    if HAS_MAILERS:
+        return {"MAILERS": {"default": {"BACKEND": backend, "OPTIONS": options}, **extra}}
+    assert not extra, "named mailers need Django 6.1"
+    return {"EMAIL_BACKEND": backend, **{f"EMAIL_{name.upper()}": value for name, value in options.items()}}

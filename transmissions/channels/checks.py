@@ -1,4 +1,4 @@
-"""System checks of the channels' settings: Twilio (when it is the SMS backend) and templates.
+"""System checks of the channels' settings: Twilio (when it is the SMS backend), templates, mailers.
 
 Ids transmissions.E020-E029 and W020-W029.
 """
@@ -15,8 +15,11 @@ from django.template import TemplateDoesNotExist, TemplateSyntaxError
 from django.template.loader import get_template
 from django.utils.module_loading import import_string
 
+from transmissions.channels.email import HAS_MAILERS, DefaultEmailMessage, configured_mailers
+from transmissions.channels.rendering import TemplateContextMixin
 from transmissions.channels.sms import is_e164
 from transmissions.conf import conf
+from transmissions.registry import registry
 
 # Twilio's alphanumeric sender id: up to 11 letters, digits and spaces, one letter at least.
 _ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}\Z")
@@ -101,9 +104,6 @@ def _api_url_errors(url: Any) -> list[checks.CheckMessage]:
 
 
 def _template_errors() -> list[checks.CheckMessage]:
-    from transmissions.channels.rendering import TemplateContextMixin
-    from transmissions.registry import registry
-
     errors: list[checks.CheckMessage] = []
     for trigger_name, cls in registry.items():
         if not (isinstance(cls, type) and issubclass(cls, TemplateContextMixin)):
@@ -124,9 +124,29 @@ def _why(exc: Exception) -> str:
     return "does not exist." if isinstance(exc, TemplateDoesNotExist) else f"does not compile: {exc}"
 
 
+def _mailer_errors() -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
+    aliases = configured_mailers()
+    if HAS_MAILERS:
+        hint = "Add it to MAILERS, or set mailer = None to send through the default mailer."
+    else:
+        hint = (
+            "Named mailers need Django 6.1 or later (the MAILERS setting); before it every email "
+            "goes through EMAIL_BACKEND. Set mailer = None."
+        )
+    for trigger_name, cls in registry.items():
+        if not (isinstance(cls, type) and issubclass(cls, DefaultEmailMessage)) or cls.mailer is None:
+            continue
+        mailer = cls.mailer
+        if not isinstance(mailer, str) or mailer not in aliases:
+            msg = f"Message {trigger_name!r} ({cls.__name__}.mailer): mailer {mailer!r} is not configured."
+            errors.append(checks.Error(msg, hint=hint, obj=cls, id="transmissions.E029"))
+    return errors
+
+
 @checks.register()
 def check_channels(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    errors = _template_errors()
+    errors = _template_errors() + _mailer_errors()
     if _uses_twilio():
         errors += _twilio_errors()
     return errors
