@@ -22,7 +22,9 @@ pytestmark = pytest.mark.own_database
 
 def demo(data_dir, *args, broker=None):
     env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "CELERY_BROKER_URL")}
-    env.update(EXAMPLE_DATA_DIR=str(data_dir), PYTHONWARNINGS="error::DeprecationWarning")
+    # Django's RemovedInDjango*Warning are DeprecationWarning or PendingDeprecationWarning.
+    warnings = "error::DeprecationWarning,error::PendingDeprecationWarning"
+    env.update(EXAMPLE_DATA_DIR=str(data_dir), PYTHONWARNINGS=warnings)
     if broker:
         env["CELERY_BROKER_URL"] = broker
     return subprocess.run(
