@@ -3,6 +3,7 @@
 Each run is a real process on its own SQLite file in a temporary EXAMPLE_DATA_DIR.
 """
 
+import contextlib
 import os
 import socket
 import sqlite3
@@ -34,7 +35,8 @@ def demo(data_dir, *args, broker=None):
 
 
 def query(data_dir, sql):
-    with sqlite3.connect(data_dir / "db.sqlite3") as db:
+    # sqlite3's context manager commits but does not close (a ResourceWarning on 3.13+).
+    with contextlib.closing(sqlite3.connect(data_dir / "db.sqlite3")) as db:
         return db.execute(sql).fetchall()
 
 
