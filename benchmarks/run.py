@@ -53,7 +53,7 @@ def child(db: str, batch_size: int, start_at: float) -> None:
     """Process the backlog another process seeded; print count, time and peak memory."""
     setup_db.configure(db, fresh=False)
     from benchmarks import bench_messages  # noqa: F401 - registers the messages
-    from transmissions.processing import process_all_notifications
+    from transmissions.worker import process_all_notifications
 
     # Workers started together begin together, once each has set Django up.
     time.sleep(max(0.0, start_at - time.time()))

@@ -15,7 +15,7 @@ from django.db import connection
 from benchmarks import bench_messages as m
 from benchmarks import raw
 from transmissions.models import Notification
-from transmissions.processing import process_all_notifications
+from transmissions.worker import process_all_notifications
 
 
 def clear(db: str) -> None:

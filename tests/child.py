@@ -69,7 +69,7 @@ def _trigger(args: argparse.Namespace) -> dict:
 
 
 def _process(args: argparse.Namespace) -> dict:
-    from transmissions import processing, tasks
+    from transmissions import tasks, worker
 
     _wait_for_go(args.barrier)
     start = time.time()
@@ -79,7 +79,7 @@ def _process(args: argparse.Namespace) -> dict:
         if args.task:
             got = tasks.process_all_notifications()
         else:
-            got = processing.process_all_notifications(batch_size=args.batch_size)
+            got = worker.process_all_notifications(batch_size=args.batch_size)
         taken += got
         runs += 1
         if not args.loop or (got == 0 and (not args.stop or Path(args.stop).exists())):

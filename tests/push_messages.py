@@ -1,5 +1,9 @@
 """Push message classes for the push tests (imported by them, so registered before any test runs)."""
 
+import datetime
+
+from django.utils import timezone
+
 from transmissions import message
 from transmissions.channels.push import PushMessage
 
@@ -17,3 +21,9 @@ class CommentPush(PushMessage):
 class WebOnlyPush(PushMessage):
     push_services = ("webpush",)
     ttl = 60
+
+
+def due_comment(user):
+    """A CommentPush for ``user``, due a minute ago."""
+    earlier = timezone.now() - datetime.timedelta(minutes=1)
+    return CommentPush.trigger(user, data={"author": "Grace", "comment_id": 42}, datetime_scheduled=earlier)

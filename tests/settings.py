@@ -59,6 +59,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
 ]
 ROOT_URLCONF = "tests.urls"
+# As in every project that has the admin: the admin and the inbox link their stylesheets.
+STATIC_URL = "/static/"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
@@ -108,3 +110,6 @@ PUSH_NOTIFICATIONS_SETTINGS = {
     "APNS_AUTH_KEY_ID": "TESTKEYID0",
     "APNS_TEAM_ID": "TESTTEAM00",
 }
+
+# .ci/run runs the suite once with the shortcuts of transmissions/internals.py turned off.
+TRANSMISSIONS_FAST_PATH = os.environ.get("TRANSMISSIONS_TEST_FAST_PATH", "1") != "0"

@@ -1,10 +1,14 @@
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils.text import Truncator
 
-from tests.messages import DefaultMessage, SendOnceMessage
-from tests.models import User
-from tests.utils import make_user
+from tests.messages import DefaultMessage, MyEmailMessage, SendOnceMessage
+from tests.models import Article, Document, User
+from tests.utils import later, make_user
 from transmissions.models import Notification
+from transmissions.worker import process_all_notifications
 
 pytestmark = pytest.mark.django_db
 S = Notification.Status
@@ -43,16 +47,175 @@ def test_cancel_and_resend_actions(admin_client):
     url = reverse("admin:transmissions_notification_changelist")
     admin_client.post(url, {"action": "cancel", "_selected_action": [waiting.pk]})
     assert Notification.objects.get(pk=waiting.pk).status == S.CANCELLED
+    again = admin_client.post(url, {"action": "resend", "_selected_action": [waiting.pk]}, follow=True)
+    assert "1 notification queued again.</li>" in again.content.decode()
+    admin_client.post(url, {"action": "cancel", "_selected_action": [waiting.pk]})
     blocked = SendOnceMessage.trigger(user)
     Notification.objects.filter(pk=blocked.pk).update(status=S.FAILED, dedup_key=None)
     SendOnceMessage.trigger(user)
     response = admin_client.post(
         url, {"action": "resend", "_selected_action": [waiting.pk, blocked.pk]}, follow=True
     )
-    assert "1 queued again, 1 skipped" in response.content.decode()
+    html = response.content.decode()
+    assert "1 notification queued again. 1 skipped: its behaviour still blocks it." in html
     assert Notification.objects.get(pk=waiting.pk).status == S.CREATED
     assert Notification.objects.get(pk=blocked.pk).status == S.FAILED
 
 
 def test_no_add_in_admin(admin_client):
     assert admin_client.get(reverse("admin:transmissions_notification_add")).status_code == 403
+
+
+def change_url(n):
+    return reverse("admin:transmissions_notification_change", args=[n.pk])
+
+
+def edit(admin_client, n, **changes):
+    """POST the change form as a browser would, with ``changes`` applied."""
+    when = n.datetime_scheduled
+    data = {
+        "trigger_name": n.trigger_name,
+        "target_user": n.target_user_id,
+        "trigger_user": n.trigger_user_id or "",
+        "content_type": n.content_type_id or "",
+        "object_id": n.object_id or "",
+        "datetime_scheduled_0": when.strftime("%Y-%m-%d"),
+        "datetime_scheduled_1": when.strftime("%H:%M:%S"),
+        "datetime_seen_0": "",
+        "datetime_seen_1": "",
+        "datetime_consumed_0": "",
+        "datetime_consumed_1": "",
+        "_save": "Save",
+        **changes,
+    }
+    return admin_client.post(change_url(n), data)
+
+
+def test_an_edit_in_the_admin_cannot_move_a_send_once_row_to_another_user(admin_client):
+    bob, carol = make_user("bob"), make_user("carol")
+    pending = SendOnceMessage.trigger(bob)
+    SendOnceMessage.trigger(carol)
+    before = Notification.objects.values().get(pk=pending.pk)
+
+    response = edit(admin_client, pending, target_user=carol.pk, trigger_name="default")
+
+    assert response.status_code == 403
+    assert Notification.objects.values().get(pk=pending.pk) == before
+    # bob's row still blocks bob, carol still has exactly one pending row.
+    assert SendOnceMessage.trigger(bob) is None
+    assert Notification.objects.filter(target_user=carol, status=S.CREATED).count() == 1
+
+
+def test_every_row_is_read_only_in_the_admin(admin_client):
+    pending = DefaultMessage.trigger(make_user("bob"))
+    sent = DefaultMessage.trigger(make_user("carol"))
+    Notification.objects.filter(pk=sent.pk).update(status=S.SUCCESSFULLY_SENT, datetime_processed=later())
+    for n in (pending, sent):
+        html = admin_client.get(change_url(n)).content.decode()
+        assert "View notification" in html
+        for field in ("trigger_name", "target_user", "trigger_user", "content_type", "object_id", "_save"):
+            assert f'name="{field}"' not in html
+        assert 'name="datetime_scheduled_0"' not in html
+        assert edit(admin_client, n, datetime_scheduled_0="2001-01-01").status_code == 403
+    assert Notification.objects.get(pk=pending.pk).datetime_scheduled.year != 2001
+
+
+def test_staff_who_may_only_view_cannot_run_the_actions(client):
+    from django.contrib.auth.models import Permission
+
+    viewer = User.objects.create_user("viewer", "viewer@example.com", "pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_notification"))
+    client.force_login(viewer)
+    waiting = DefaultMessage.trigger(make_user())
+    url = reverse("admin:transmissions_notification_changelist")
+    html = client.get(url).content.decode()
+    assert 'value="cancel"' not in html and 'value="resend"' not in html
+    client.post(url, {"action": "cancel", "_selected_action": [waiting.pk]})
+    assert Notification.objects.get(pk=waiting.pk).status == S.CREATED
+
+
+def test_change_page_names_the_user_by_username(admin_client):
+    n = DefaultMessage.trigger(make_user("bob", email="robert@example.com"))
+    html = admin_client.get(change_url(n)).content.decode()
+    assert f"default to bob ({n.get_status_display()})" in html
+    missing = admin_client.get(reverse("admin:transmissions_notification_change", args=[n.pk + 1000]))
+    assert missing.status_code == 302  # Django's "doesn't exist" redirect, not a crash
+
+
+def test_changelist_links_content_to_its_admin_page(admin_client):
+    article = Article.objects.create(title="Queues explained")
+    document = Document.objects.create(title="A document")
+    user = make_user("bob")
+    with_admin = DefaultMessage.trigger(user, content=article)
+    DefaultMessage.trigger(user, content=document)
+    gone = DefaultMessage.trigger(user, content=Article.objects.create(title="Soon deleted"))
+    Article.objects.filter(title="Soon deleted").delete()
+    html = admin_client.get(reverse("admin:transmissions_notification_changelist")).content.decode()
+    article_url = reverse("admin:tests_article_change", args=[article.pk])
+    title = f"article #{article.pk}: {article}"
+    assert f'<a href="{article_url}" title="{title}">{article}</a>' in html
+    # Document has no admin page: its name, no link.
+    short = Truncator(str(document)).chars(40)
+    assert f'<span title="document #{document.pk}: {document}">{short}</span>' in html
+    assert f"article #{gone.object_id} (deleted)" in html
+    # The change page shows the same link, not a content-type dropdown and an id.
+    html = admin_client.get(change_url(with_admin)).content.decode()
+    assert f'<a href="{article_url}" title="{title}">{article}</a>' in html
+    assert 'name="content_type"' not in html and 'name="object_id"' not in html
+
+
+def test_changelist_costs_the_same_queries_for_one_row_or_many(admin_client):
+    url = reverse("admin:transmissions_notification_changelist")
+    user = make_user("bob")
+    DefaultMessage.trigger(user, content=Article.objects.create(title="a"), trigger_user=user)
+    with CaptureQueriesContext(connection) as one:
+        assert admin_client.get(url).status_code == 200
+    for i in range(8):
+        other = make_user(f"user{i}")
+        content = Article.objects.create(title=f"a{i}") if i % 2 else Document.objects.create(title=f"d{i}")
+        DefaultMessage.trigger(other, content=content, trigger_user=user)
+    with CaptureQueriesContext(connection) as many:
+        html = admin_client.get(url).content.decode()
+    assert html.count('class="field-target_user_link"') == 9
+    # One more query: the second content type's prefetch.
+    assert len(many) <= len(one) + 1, [q["sql"] for q in many.captured_queries]
+
+
+def test_search_by_username_and_email(admin_client):
+    grace = make_user("grace", email="g.hopper@navy.example")
+    DefaultMessage.trigger(grace)
+    DefaultMessage.trigger(make_user("alan"))
+    url = reverse("admin:transmissions_notification_changelist")
+    for query in ("grace", "hopper@navy"):
+        html = admin_client.get(url, {"q": query}).content.decode()
+        assert ">grace<" in html and ">alan<" not in html
+
+
+def test_search_leaves_out_an_email_field_the_user_model_does_not_have(admin_client, monkeypatch):
+    monkeypatch.setattr(User, "EMAIL_FIELD", "contact")
+    DefaultMessage.trigger(make_user("grace"))
+    url = reverse("admin:transmissions_notification_changelist")
+    assert ">grace<" in admin_client.get(url, {"q": "grace"}).content.decode()
+
+
+def test_content_of_a_model_that_is_gone_does_not_break_the_pages(admin_client):
+    from django.contrib.contenttypes.models import ContentType
+
+    stale = ContentType.objects.create(app_label="uninstalled", model="gadget")
+    n = DefaultMessage.trigger(make_user("bob"))
+    Notification.objects.filter(pk=n.pk).update(content_type=stale, object_id="7")
+    DefaultMessage.trigger(make_user("carol"), content=Article.objects.create(title="fine"))
+    for url in (reverse("admin:transmissions_notification_changelist"), change_url(n)):
+        response = admin_client.get(url)
+        assert response.status_code == 200
+        assert "uninstalled.gadget #7 (no such model)" in response.content.decode()
+
+
+def test_the_reason_shows_on_the_row_and_in_the_list(admin_client):
+    nobody = make_user("nobody", email="")
+    n = MyEmailMessage.trigger(nobody)
+    process_all_notifications()
+    page = admin_client.get(reverse("admin:transmissions_notification_change", args=[n.pk])).content.decode()
+    assert "the user has no email address" in page
+    listing = admin_client.get(reverse("admin:transmissions_notification_changelist")).content.decode()
+    assert 'title="the user has no email address; processed' in listing

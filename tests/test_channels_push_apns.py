@@ -13,10 +13,9 @@ from aioapns.common import NotificationResult
 from push_notifications import apns_async
 from push_notifications.models import APNSDevice
 
-from tests.push_messages import CommentPush
-from tests.utils import earlier, make_user
+from tests.push_messages import due_comment
+from tests.utils import make_user, processed
 from transmissions.models import Notification
-from transmissions.processing import process_all_notifications
 
 pytestmark = pytest.mark.django_db
 
@@ -63,18 +62,12 @@ def iphone(user, token):
     return APNSDevice.objects.create(user=user, registration_id=token)
 
 
-def due(user):
-    return CommentPush.trigger(user, data={"author": "Grace", "comment_id": 42}, datetime_scheduled=earlier())
-
-
 def test_alert_data_and_expiry_reach_apns(apns):
     user = make_user()
     iphone(user, "ok-1")
-    n = due(user)
+    n = due_comment(user)
 
-    process_all_notifications()
-
-    n.refresh_from_db()
+    processed(n)
     assert n.status == Notification.Status.SUCCESSFULLY_SENT
     [request] = apns.requests
     assert apns.topics == ["invalid.transmissions.tests"]
@@ -92,12 +85,9 @@ def test_alert_data_and_expiry_reach_apns(apns):
 def test_a_gone_token_is_deactivated_and_the_push_failed(apns, kind, caplog):
     user = make_user()
     device = iphone(user, f"{kind}-1")
-    n = due(user)
+    n = due_comment(user)
 
-    process_all_notifications()
-
-    n.refresh_from_db()
-    device.refresh_from_db()
+    processed(n, device)
     assert n.status == Notification.Status.FAILED
     assert device.active is False
     assert f"APNSDevice #{device.pk}: deactivated: {ANSWERS[kind][1]}" in caplog.text
@@ -107,12 +97,9 @@ def test_a_gone_token_is_deactivated_and_the_push_failed(apns, kind, caplog):
 def test_transient_answers_are_retried(apns, kind):
     user = make_user()
     device = iphone(user, f"{kind}-1")
-    n = due(user)
+    n = due_comment(user)
 
-    process_all_notifications()
-
-    n.refresh_from_db()
-    device.refresh_from_db()
+    processed(n, device)
     assert (n.status, n.attempts) == (Notification.Status.CREATED, 1)
     assert device.active is True
 
@@ -120,12 +107,9 @@ def test_transient_answers_are_retried(apns, kind):
 def test_a_refused_payload_fails_and_keeps_the_device(apns, caplog):
     user = make_user()
     device = iphone(user, "toolarge-1")
-    n = due(user)
+    n = due_comment(user)
 
-    process_all_notifications()
-
-    n.refresh_from_db()
-    device.refresh_from_db()
+    processed(n, device)
     assert n.status == Notification.Status.FAILED
     assert device.active is True
     assert f"APNSDevice #{device.pk}: refused: PayloadTooLarge" in caplog.text
@@ -135,12 +119,9 @@ def test_one_gone_one_ok_is_sent(apns):
     user = make_user()
     gone = iphone(user, "unregistered-1")
     iphone(user, "ok-1")
-    n = due(user)
+    n = due_comment(user)
 
-    process_all_notifications()
-
-    n.refresh_from_db()
-    gone.refresh_from_db()
+    processed(n, gone)
     assert n.status == Notification.Status.SUCCESSFULLY_SENT
     assert gone.active is False
     assert [r.device_token for r in apns.requests] == ["unregistered-1", "ok-1"]
@@ -153,9 +134,7 @@ def test_no_connection_to_apns_is_transient(monkeypatch):
     monkeypatch.setattr(apns_async, "_create_client", create_client)
     user = make_user()
     iphone(user, "ok-1")
-    n = due(user)
+    n = due_comment(user)
 
-    process_all_notifications()
-
-    n.refresh_from_db()
+    processed(n)
     assert (n.status, n.attempts) == (Notification.Status.CREATED, 1)

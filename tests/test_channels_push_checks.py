@@ -1,4 +1,4 @@
-"""The push channel's system checks: transmissions.E030-E036 and W030."""
+"""The push channel's system checks: transmissions.E030-E040 and W030."""
 
 import sys
 
@@ -15,7 +15,7 @@ import tests.push_messages  # noqa: F401  (registers the push messages)
 from tests.settings import INSTALLED_APPS
 from transmissions import message
 from transmissions.channels.push import PushMessage
-from transmissions.channels.push_checks import check_push_settings
+from transmissions.channels.push_checks import check_push
 from transmissions.registry import registry
 
 
@@ -47,7 +47,7 @@ def dpn(monkeypatch):
 
 def ids(**settings):
     with override_settings(**settings):
-        return [m.id for m in check_push_settings()]
+        return [m.id for m in check_push()]
 
 
 def test_the_test_settings_pass(firebase):
@@ -86,7 +86,7 @@ def test_a_bad_push_services_on_a_class(firebase):
         push_services = ("pager",)
 
     try:
-        assert ids() == ["transmissions.E030"]
+        assert ids() == ["transmissions.E037"]
     finally:
         registry.unregister("push-pager")
 
@@ -98,8 +98,8 @@ def test_push_notifications_not_installed(firebase):
 
 def test_push_notifications_misconfigured(firebase, dpn):
     dpn(CONFIG="push_notifications.conf.AppConfig", APPLICATIONS={"web": {"PLATFORM": "PAGER"}})
-    messages = check_push_settings()
-    assert [m.id for m in messages] == ["transmissions.E032"]
+    messages = check_push()
+    assert [m.id for m in messages] == ["transmissions.E038"]
     assert 'APPLICATIONS["web"]["PLATFORM"] is invalid' in messages[0].msg
 
 
@@ -115,7 +115,7 @@ def test_per_application_settings_are_left_to_push_notifications(firebase, dpn):
 def test_a_missing_library(firebase, monkeypatch, library, service):
     # None in sys.modules is how Python marks a module as not importable.
     monkeypatch.setitem(sys.modules, library, None)
-    messages = check_push_settings()
+    messages = check_push()
     assert [m.id for m in messages] == ["transmissions.E033"]
     assert f"{service!r} needs {library}" in messages[0].msg
 
@@ -124,11 +124,11 @@ def test_a_missing_library(firebase, monkeypatch, library, service):
     ("changes", "expected"),
     [
         ({"WP_PRIVATE_KEY": None}, ["transmissions.E034"]),
-        ({"WP_PRIVATE_KEY": "bm90IGEga2V5"}, ["transmissions.E034"]),
+        ({"WP_PRIVATE_KEY": "bm90IGEga2V5"}, ["transmissions.E039"]),
         ({"WP_CLAIMS": None}, ["transmissions.E035"]),
         ({"WP_CLAIMS": {"sub": "push@example.com"}}, ["transmissions.E035"]),
         ({"APNS_TOPIC": None}, ["transmissions.E036"]),
-        ({"APNS_AUTH_KEY_PATH": DELETE}, ["transmissions.E036"]),
+        ({"APNS_AUTH_KEY_PATH": DELETE}, ["transmissions.E040"]),
         ({"WP_CLAIMS": DELETE, "APNS_TOPIC": DELETE}, ["transmissions.E036", "transmissions.E035"]),
     ],
 )

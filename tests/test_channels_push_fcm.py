@@ -17,10 +17,9 @@ import pytest
 from firebase_admin import credentials, messaging
 from push_notifications.models import GCMDevice
 
-from tests.push_messages import CommentPush
-from tests.utils import earlier, make_user
+from tests.push_messages import due_comment
+from tests.utils import make_user, processed
 from transmissions.models import Notification
-from transmissions.processing import process_all_notifications
 
 pytestmark = pytest.mark.django_db
 
@@ -97,18 +96,12 @@ def android(user, token, **kwargs):
     return GCMDevice.objects.create(user=user, registration_id=token, **kwargs)
 
 
-def due(user):
-    return CommentPush.trigger(user, data={"author": "Grace", "comment_id": 42}, datetime_scheduled=earlier())
-
-
 def test_title_body_and_data_reach_fcm(fcm):
     user = make_user()
     android(user, "ok-1")
-    n = due(user)
+    n = due_comment(user)
 
-    process_all_notifications()
-
-    n.refresh_from_db()
+    processed(n)
     assert n.status == Notification.Status.SUCCESSFULLY_SENT
     [(path, sent)] = fcm.received
     assert path == "/v1/projects/tests/messages:send"
@@ -123,11 +116,9 @@ def test_legacy_gcm_and_inactive_devices_are_not_sent_to(fcm):
     user = make_user()
     android(user, "ok-legacy", cloud_message_type="GCM")
     android(user, "ok-off", active=False)
-    n = due(user)
+    n = due_comment(user)
 
-    process_all_notifications()
-
-    n.refresh_from_db()
+    processed(n)
     assert n.status == Notification.Status.CANCELLED
     assert fcm.received == []
 
@@ -135,13 +126,10 @@ def test_legacy_gcm_and_inactive_devices_are_not_sent_to(fcm):
 def test_unregistered_token_is_deactivated_and_the_push_failed(fcm, caplog):
     user = make_user()
     device = android(user, "unregistered-1")
-    n = due(user)
+    n = due_comment(user)
 
-    process_all_notifications()
-
+    processed(n, device)
     assert f"GCMDevice #{device.pk}: deactivated: NOT_FOUND" in caplog.text
-    n.refresh_from_db()
-    device.refresh_from_db()
     assert n.status == Notification.Status.FAILED
     assert device.active is False
 
@@ -149,13 +137,9 @@ def test_unregistered_token_is_deactivated_and_the_push_failed(fcm, caplog):
 def test_one_unregistered_one_ok_is_sent(fcm):
     user = make_user()
     gone, ok = android(user, "unregistered-1"), android(user, "ok-1")
-    n = due(user)
+    n = due_comment(user)
 
-    process_all_notifications()
-
-    n.refresh_from_db()
-    gone.refresh_from_db()
-    ok.refresh_from_db()
+    processed(n, gone, ok)
     assert n.status == Notification.Status.SUCCESSFULLY_SENT
     assert (gone.active, ok.active) == (False, True)
 
@@ -163,14 +147,11 @@ def test_one_unregistered_one_ok_is_sent(fcm):
 def test_quota_exceeded_is_retried(fcm, caplog):
     user = make_user()
     device = android(user, "quota-1")
-    n = due(user)
+    n = due_comment(user)
 
-    process_all_notifications()
-
+    processed(n, device)
     assert f"GCMDevice #{device.pk}: transient: RESOURCE_EXHAUSTED" in caplog.text
     assert len(fcm.received) == 1
-    n.refresh_from_db()
-    device.refresh_from_db()
     assert (n.status, n.attempts) == (Notification.Status.CREATED, 1)
     assert device.active is True
 
@@ -178,13 +159,10 @@ def test_quota_exceeded_is_retried(fcm, caplog):
 def test_a_permission_refusal_fails_and_keeps_the_device(fcm, caplog):
     user = make_user()
     device = android(user, "denied-1")
-    n = due(user)
+    n = due_comment(user)
 
-    process_all_notifications()
-
+    processed(n, device)
     assert f"GCMDevice #{device.pk}: refused: PERMISSION_DENIED" in caplog.text
-    n.refresh_from_db()
-    device.refresh_from_db()
     assert n.status == Notification.Status.FAILED
     assert device.active is True
 
@@ -195,11 +173,9 @@ def test_an_unreachable_fcm_is_transient(fcm):
     fcm.server.server_close()
     user = make_user()
     android(user, "ok-1")
-    n = due(user)
+    n = due_comment(user)
 
-    process_all_notifications()
-
-    n.refresh_from_db()
+    processed(n)
     assert (n.status, n.attempts) == (Notification.Status.CREATED, 1)
 
 
@@ -208,11 +184,9 @@ def test_a_failure_of_the_whole_call_fails_every_device(fcm, caplog):
     # fails the whole send_each() call, not one response.
     user = make_user()
     devices = [android(user, "expired-1"), android(user, "expired-2")]
-    n = due(user)
+    n = due_comment(user)
 
-    process_all_notifications()
-
-    n.refresh_from_db()
+    processed(n)
     assert n.status == Notification.Status.FAILED
     for device in devices:
         assert f"GCMDevice #{device.pk}: refused: UNKNOWN" in caplog.text

@@ -38,13 +38,13 @@ SCRIPT = textwrap.dedent(
     # Defining a push message needs no extra either; the checks then say what is missing.
     from transmissions import message
     from transmissions.channels.push import PushMessage
-    from transmissions.channels.push_checks import check_push_settings
+    from transmissions.channels.push_checks import check_push
 
     @message("optional-push", title="t")
     class OptionalPush(PushMessage):
         pass
 
-    print(" ".join(m.id for m in check_push_settings()))
+    print(" ".join(m.id for m in check_push()))
     """
 )
 

@@ -10,9 +10,9 @@ from py_vapid.utils import b64urlencode
 
 from tests.push_messages import CommentPush, WebOnlyPush
 from tests.push_server import PushService, vapid_public_key
-from tests.utils import earlier, make_user
+from tests.utils import earlier, make_user, processed
 from transmissions.models import Notification
-from transmissions.processing import process_all_notifications
+from transmissions.worker import process_all_notifications
 
 pytestmark = pytest.mark.django_db
 
@@ -79,9 +79,7 @@ def test_a_user_without_active_device_is_cancelled(push_service):
     WebPushDevice.objects.filter(pk=browser(push_service, user, "ok").pk).update(active=False)
     n = due(CommentPush, user, author="Grace", comment_id="1")
 
-    process_all_notifications()
-
-    n.refresh_from_db()
+    processed(n)
     assert n.status == Notification.Status.CANCELLED
     assert push_service.received == []
 
@@ -93,10 +91,7 @@ def test_an_unsubscribed_device_is_deactivated_and_the_push_failed(push_service,
     n = due(CommentPush, user, author="Grace", comment_id="1")
 
     with caplog.at_level(logging.WARNING):
-        process_all_notifications()
-
-    n.refresh_from_db()
-    device.refresh_from_db()
+        processed(n, device)
     assert n.status == Notification.Status.FAILED
     assert device.active is False
     assert (
@@ -115,10 +110,7 @@ def test_a_transient_refusal_is_retried_and_the_device_kept(push_service, kind):
     device = browser(push_service, user, kind)
     n = due(CommentPush, user, author="Grace", comment_id="1")
 
-    process_all_notifications()
-
-    n.refresh_from_db()
-    device.refresh_from_db()
+    processed(n, device)
     assert n.status == Notification.Status.CREATED
     assert n.attempts == 1
     assert n.datetime_scheduled > earlier(seconds=0)
@@ -131,10 +123,7 @@ def test_a_refused_request_fails_without_deactivating(push_service):
     device = browser(push_service, user, "refuse")
     n = due(CommentPush, user, author="Grace", comment_id="1")
 
-    process_all_notifications()
-
-    n.refresh_from_db()
-    device.refresh_from_db()
+    processed(n, device)
     assert n.status == Notification.Status.FAILED
     assert device.active is True
 
@@ -145,11 +134,7 @@ def test_one_device_gone_one_accepting_is_sent(push_service):
     ok = browser(push_service, user, "ok", "new")
     n = due(CommentPush, user, author="Grace", comment_id="1")
 
-    process_all_notifications()
-
-    n.refresh_from_db()
-    gone.refresh_from_db()
-    ok.refresh_from_db()
+    processed(n, gone, ok)
     assert n.status == Notification.Status.SUCCESSFULLY_SENT
     assert (gone.active, ok.active) == (False, True)
     assert sorted(r.status for r in push_service.received) == [201, 410]
@@ -161,10 +146,7 @@ def test_one_transient_one_gone_is_retried_and_then_only_the_live_device(push_se
     browser(push_service, user, "busy", "new")
     n = due(CommentPush, user, author="Grace", comment_id="1")
 
-    process_all_notifications()
-
-    n.refresh_from_db()
-    gone.refresh_from_db()
+    processed(n, gone)
     assert n.status == Notification.Status.CREATED  # rescheduled
     assert gone.active is False
 
@@ -181,9 +163,7 @@ def test_an_unreachable_service_is_transient(push_service):
     )
     n = due(CommentPush, user, author="Grace", comment_id="1")
 
-    process_all_notifications()
-
-    n.refresh_from_db()
+    processed(n)
     assert n.status == Notification.Status.CREATED
     assert n.attempts == 1
 
@@ -199,9 +179,7 @@ def test_the_service_really_checks_the_vapid_signature(push_service, monkeypatch
     browser(push_service, user, "ok")
     n = due(CommentPush, user, author="Grace", comment_id="1")
 
-    process_all_notifications()
-
-    n.refresh_from_db()
+    processed(n)
     assert n.status == Notification.Status.FAILED
     [got] = push_service.received
     assert got.problem == "ValueError: VAPID key is not the application server's"
@@ -239,8 +217,6 @@ def test_a_pem_key_file_as_vapid_generates_it(tmp_path, monkeypatch):
         browser(service, user, "ok")
         n = due(WebOnlyPush, user)
 
-        process_all_notifications()
-
-    n.refresh_from_db()
+        processed(n)
     assert n.status == Notification.Status.SUCCESSFULLY_SENT
     assert service.received[0].payload["title"] == "Web only"

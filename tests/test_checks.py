@@ -1,8 +1,13 @@
+import collections
+import pathlib
+import re
+
 import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test.utils import override_settings
 
+import transmissions
 from transmissions.checks import check_settings
 
 
@@ -67,3 +72,19 @@ def test_bad_setting_does_not_break_import_or_unrelated_calls():
         from transmissions.models import Notification
 
         assert Notification(trigger_name="x").data == {}
+
+
+def test_each_check_id_is_raised_from_one_place_only():
+    # One id, one failure: SILENCED_SYSTEM_CHECKS must be able to tell them apart, so no
+    # id appears twice in the app's code, and docs/checks.md lists each one once.
+    root = pathlib.Path(transmissions.__file__).parent
+    # Quoted literals only ("transmissions.E030"), not mentions in docstrings.
+    literals: collections.Counter[str] = collections.Counter()
+    for path in root.rglob("*.py"):
+        literals.update(re.findall(r'"(transmissions\.[EW]\d{3})"', path.read_text()))
+    reused = {check_id: n for check_id, n in literals.items() if n > 1}
+    assert len(literals) > 30 and not reused, reused
+    table = (root.parent / "docs" / "checks.md").read_text()
+    listed = collections.Counter(re.findall(r"^\| `(transmissions\.[EW]\d{3})`", table, flags=re.M))
+    assert set(listed) == set(literals), set(listed) ^ set(literals)
+    assert max(listed.values()) == 1, listed

@@ -1,4 +1,5 @@
 import datetime
+import logging
 from io import StringIO
 
 import pytest
@@ -7,7 +8,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from tests import messages
-from tests.messages import DefaultMessage, SendOnceMessage
+from tests.messages import DefaultMessage, FailingMessage, MyEmailMessage, SendOnceMessage, TransientMessage
 from tests.utils import make_user
 from transmissions.models import Notification
 
@@ -25,8 +26,38 @@ def test_process_notifications_command():
     user = make_user()
     DefaultMessage.trigger(user)
     DefaultMessage.trigger(user)
-    assert run("process_notifications", "--batch-size", "1") == "Processed 2 notification(s).\n"
+    out = run("process_notifications", "--batch-size", "1")
+    assert out.splitlines()[0] == "Processed 2 notifications."
+    assert [line.split() for line in out.splitlines()[1:]] == [["sent", "2"]]
     assert len(messages.sent) == 2
+    assert run("process_notifications") == "Processed 0 notifications.\n"
+
+
+def test_process_notifications_prints_every_outcome_and_with_v2_every_row(caplog):
+    ada, nobody = make_user(), make_user("nobody", email="")
+    sent = DefaultMessage.trigger(ada)
+    cancelled = MyEmailMessage.trigger(nobody)
+    failed = FailingMessage.trigger(ada)
+    retried = TransientMessage.trigger(ada)
+    broken = DefaultMessage.trigger(ada)
+    Notification.objects.filter(pk=broken.pk).update(trigger_name="renamed-since")
+    out = run("process_notifications", "-v", "2")
+    lines = out.splitlines()
+    table = dict(line.split() for line in lines[lines.index("Processed 5 notifications.") + 1 :])
+    assert table == {"sent": "1", "cancelled": "1", "failed": "1", "broken": "1", "retried": "1"}
+    rows = {int(line.split()[0]): line for line in lines[: lines.index("Processed 5 notifications.")]}
+    assert "successfully sent" in rows[sent.pk]
+    assert "cancelled" in rows[cancelled.pk] and "the user has no email address" in rows[cancelled.pk]
+    assert "failed" in rows[failed.pk]
+    assert "retried" in rows[retried.pk]
+    assert "broken" in rows[broken.pk] and "no message is registered" in rows[broken.pk]
+    # Every cancel and break is logged with its reason at a level a default config shows.
+    logged = {(r.levelname, r.getMessage()) for r in caplog.records if r.levelno >= logging.WARNING}
+    assert (
+        "WARNING",
+        f"Cancelled notification {cancelled.pk} (hello-world-message): the user has no email address.",
+    ) in logged
+    assert any(level == "ERROR" and f"notification {broken.pk}" in text for level, text in logged)
 
 
 def fail(n, days_ago=0):

@@ -55,6 +55,13 @@ def test_demo_runs_twice_on_the_same_database(tmp_path):
     assert first.returncode == 0, first.stderr
     out = first.stdout
     assert "Users      6 (6 new, 0 existing)" in out
+    # Not on a terminal, the bars print a line a quarter, and their last line is the total.
+    bars = [line for line in out.splitlines() if line.startswith(("Triggering ", "Processing "))]
+    triggering = [line for line in bars if line.startswith("Triggering ")]
+    assert triggering[-1].startswith(f"Triggering   [{'#' * 30}] 6/6 users")
+    processing = [line for line in bars if line.startswith("Processing   [")]
+    total = int(processing[-1].split("/")[1].split()[0])
+    assert processing[-1].startswith(f"Processing   [{'#' * 30}] {total}/{total} processed")
     assert "the Celery task, in-process (no broker set)" in out
     for name in ("welcome-email", "welcome-sms", "new-comment", "draft-reminder", "likes-update"):
         assert name in out

@@ -10,7 +10,7 @@ from django.utils import timezone
 from tests.notifications import CountedMessage
 from tests.utils import make_user
 from transmissions.models import Notification
-from transmissions.processing import process_all_notifications
+from transmissions.worker import process_all_notifications
 
 pytestmark = pytest.mark.django_db(transaction=True)  # autocommit, as a worker runs
 

@@ -11,7 +11,7 @@ from tests.models import User
 from tests.utils import later, make_user
 from transmissions.exceptions import DataDecodeError
 from transmissions.models import Notification
-from transmissions.processing import claim_batch, process_all_notifications
+from transmissions.worker import process_all_notifications
 
 pytestmark = pytest.mark.django_db
 S = Notification.Status
@@ -108,7 +108,7 @@ def test_cancel_does_not_touch_a_sent_or_held_notification(user):
     assert sent.cancel() is False
     assert Notification.objects.get(pk=sent.pk).status == S.SUCCESSFULLY_SENT
     held = DefaultMessage.trigger(user)
-    claim_batch(10)
+    Notification.objects.claim(10)
     assert held.cancel() is False
     assert Notification.objects.get(pk=held.pk).status == S.PROCESSING
 
@@ -130,38 +130,6 @@ def test_mark_consumed_sets_seen_too(user):
     n.mark_consumed()
     fresh = Notification.objects.get(pk=n.pk)
     assert fresh.datetime_seen == fresh.datetime_consumed is not None
-
-
-def test_queryset_helpers(user, django_assert_num_queries):
-    bob = make_user("bob")
-    for _ in range(3):
-        DefaultMessage.trigger(user)
-    DefaultMessage.trigger(bob)
-    DefaultMessage.trigger(user, datetime_scheduled=later())
-    process_all_notifications()
-    assert user.notifications.unseen_count() == 3
-    assert Notification.objects.for_user(bob).unseen_count() == 1
-    assert user.notifications.pending().count() == 1
-    with django_assert_num_queries(1):
-        assert user.notifications.sent().mark_seen() == 3
-    assert user.notifications.unseen_count() == 0
-    assert bob.notifications.unseen_count() == 1
-    with django_assert_num_queries(1):
-        assert user.notifications.sent().mark_consumed() == 3
-    assert user.notifications.unconsumed().count() == 0
-    assert Notification.objects.processed().count() == 4
-    assert Notification.objects.sent().count() == 4
-
-
-def test_mark_consumed_queryset_sets_seen_only_where_missing(user):
-    a, b = DefaultMessage.trigger(user), DefaultMessage.trigger(user)
-    process_all_notifications()
-    first = timezone.now() - datetime.timedelta(days=1)
-    Notification.objects.filter(pk=a.pk).update(datetime_seen=first)
-    Notification.objects.all().mark_consumed()
-    assert Notification.objects.get(pk=a.pk).datetime_seen == first
-    b = Notification.objects.get(pk=b.pk)
-    assert b.datetime_seen == b.datetime_consumed
 
 
 def test_due_and_str(user):

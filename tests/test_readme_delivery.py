@@ -17,7 +17,7 @@ from django.utils import timezone
 from tests.notifications import OrderShipped
 from tests.utils import email_settings, make_user
 from transmissions.models import Notification
-from transmissions.processing import process_all_notifications
+from transmissions.worker import process_all_notifications
 
 pytestmark = pytest.mark.django_db
 S = Notification.Status

@@ -12,7 +12,7 @@ from tests.messages import (
 from tests.models import Article
 from tests.utils import earlier, later, make_user
 from transmissions.models import Notification
-from transmissions.processing import process_all_notifications
+from transmissions.worker import process_all_notifications
 
 pytestmark = pytest.mark.django_db
 
@@ -82,3 +82,35 @@ def test_notification_text_of_an_inapp_message_is_what_it_stored():
     assert render("{% notification_text n %}", n=n) == "You earned the gold badge"
     Notification.objects.filter(pk=n.pk).update(data_bytes=b"junk")
     assert render("{% notification_text n %}", n=Notification.objects.get(pk=n.pk)) == "badge-inapp"
+
+
+def test_time_ago():
+    import datetime
+
+    import time_machine
+
+    start = datetime.datetime(2025, 3, 1, 12, 0, tzinfo=datetime.UTC)
+    cases = [
+        (datetime.timedelta(0), "just now"),
+        (datetime.timedelta(seconds=59), "just now"),
+        (datetime.timedelta(seconds=-30), "just now"),  # a clock a little ahead
+        (datetime.timedelta(minutes=1), "1 minute ago"),
+        (datetime.timedelta(minutes=5, seconds=10), "5 minutes ago"),
+        (datetime.timedelta(hours=2, minutes=59), "2 hours ago"),
+        (datetime.timedelta(days=1, hours=1), "1 day ago"),
+    ]
+    with time_machine.travel(start, tick=False) as traveller:
+        for elapsed, text in cases:
+            traveller.move_to(start + elapsed)
+            # timesince() puts a no-break space between the number and the unit.
+            assert render("{{ when|time_ago }}", when=start).replace("\xa0", " ") == text, elapsed
+        assert render("{{ when|time_ago }}", when=None) == ""
+        naive = datetime.datetime.now() - datetime.timedelta(hours=3)
+        assert render("{{ when|time_ago }}", when=naive) == "3\xa0hours ago"
+
+
+def test_badge_names_the_count_for_screen_readers(ada):
+    html = render("{% notifications_badge %}", ada)
+    assert 'aria-label="Notifications, 2 unseen"' in html
+    ada.notifications.mark_seen()
+    assert "aria-label" not in render("{% notifications_badge %}", ada)

@@ -5,7 +5,7 @@ from tests.messages import DefaultMessage, InboxMethodMessage
 from tests.models import Article, Document
 from tests.utils import earlier, later, make_user
 from transmissions.models import Notification
-from transmissions.processing import process_all_notifications
+from transmissions.worker import process_all_notifications
 
 pytestmark = pytest.mark.django_db
 S = Notification.Status
@@ -119,3 +119,25 @@ def test_open_someone_elses_or_unsent_notification_is_404(client, ada):
         n.refresh_from_db()
         assert n.datetime_consumed is None
     assert client.get(reverse("transmissions:open", args=["nope"])).status_code == 404
+
+
+def test_inbox_says_just_now_and_links_its_stylesheet(client, ada):
+    sent(DefaultMessage, ada)
+    html = client.get(INBOX).content.decode()
+    assert ">just now</time>" in html and "0\xa0minutes" not in html
+    assert '<link rel="stylesheet" href="/static/transmissions/transmissions.css">' in html
+    assert '<html lang="en-us">' in html and "<main>" in html
+
+
+def test_a_content_whose_model_is_gone_does_not_break_the_inbox(client, ada):
+    from django.contrib.contenttypes.models import ContentType
+
+    stale = ContentType.objects.create(app_label="uninstalled", model="gadget")
+    gone = sent(InboxMethodMessage, ada, content=Article.objects.create(title="Was here"))
+    Notification.objects.filter(pk=gone.pk).update(content_type=stale, object_id="7")
+    fine = sent(InboxMethodMessage, ada, content=Article.objects.create(title="Still here"))
+    response = client.get(INBOX)
+    assert response.status_code == 200
+    assert [n.pk for n in response.context["notifications"]] == [fine.pk, gone.pk]
+    html = response.content.decode()
+    assert "About Still here for ada" in html and "About nothing for ada" in html

@@ -4,6 +4,8 @@ from django.utils import timezone
 
 from tests.models import User
 from transmissions.channels.email import HAS_MAILERS
+from transmissions.registry import registry
+from transmissions.worker import process_all_notifications
 
 
 def make_user(username="ada", **kwargs):
@@ -29,6 +31,25 @@ def statements(ctx):
     not, so counting only the statements that do work is the same on both.
     """
     return [q["sql"] for q in ctx.captured_queries if not q["sql"].upper().startswith(_CONTROL)]
+
+
+def trigger_named(name, user, **kwargs):
+    """Trigger the message registered under ``name``."""
+    return registry.get(name).trigger(user, **kwargs)
+
+
+def status_of(notification):
+    """The notification's status as the database has it now."""
+    notification.refresh_from_db()
+    return notification.status
+
+
+def processed(*objects):
+    """Process every due notification, then reload ``objects`` (notifications, devices...)."""
+    process_all_notifications()
+    for obj in objects:
+        obj.refresh_from_db()
+    return objects[0] if len(objects) == 1 else objects
 
 
 def email_settings(backend="django.core.mail.backends.smtp.EmailBackend", **options):

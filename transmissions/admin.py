@@ -1,51 +1,165 @@
+"""The Notification admin: look, search, cancel, send again; never edit a row.
+
+A notification's trigger name, users, content and schedule are what its behaviour's
+dedup key was computed from, and its outcome is the worker's: an edit of any of them
+would break the behaviour (a SEND_ONCE row moved to another user keeps the first
+user's key). So every row is read-only here, whatever its status, and its state
+changes only through the actions, which go through the same code as the worker.
+"""
+
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import quote
+from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
-from django.db.models import QuerySet
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import Model, prefetch_related_objects
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from transmissions.models import Notification
-from transmissions.retry import requeue
+from transmissions.querysets import NotificationQuerySet
+
+# Longer content titles are cut (in full in the link's title) so that a row stays one line.
+CONTENT_CHARS = 40
+
+
+def _has_model(notification: Notification) -> bool:
+    ct_id = notification.content_type_id
+    return ct_id is None or ContentType.objects.get_for_id(ct_id).model_class() is not None
+
+
+class NotificationChangeList(ChangeList):
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        # The page's contents, one query per content type: not one per row. Only the page:
+        # the actions get the unsliced queryset, whose iterator() cannot prefetch.
+        # A content type whose model is gone (its app removed) cannot be fetched: those
+        # rows are shown without it (content_link). The inbox does the same, in
+        # views.prefetch_contents(); not imported from there, as the admin and the views
+        # are independent layers.
+        self.result_list = list(self.result_list)
+        prefetch_related_objects([n for n in self.result_list if _has_model(n)], "content")
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
-    list_display = (
-        "uuid",
-        "trigger_name",
-        "target_user",
-        "status",
-        "datetime_scheduled",
-        "datetime_processed",
-        "datetime_seen",
-    )
-    list_filter = ("status", "trigger_name", "datetime_scheduled", "datetime_processed")
-    list_select_related = ("target_user",)
-    raw_id_fields = ("target_user", "trigger_user")
+class NotificationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    # Five columns: with Django's navigation and filter sidebars open, a 1280 px wide
+    # window leaves the list about 600 px (see static/transmissions/admin.css).
+    list_display = ("trigger_name", "target_user_link", "status_when", "content_link", "scheduled")
+    list_display_links = ("trigger_name",)
+    list_filter = ("status", "channel", "trigger_name", "datetime_scheduled", "datetime_processed")
+    list_select_related = ("target_user", "content_type")
     date_hierarchy = "datetime_scheduled"
     ordering = ("-datetime_scheduled",)
     # Counting a table of millions of rows on every page is not worth it.
     show_full_result_count = False
-    readonly_fields = (
-        "uuid",
-        "datetime_created",
-        "datetime_processed",
-        "status",
-        "attempts",
-        "claimed_until",
-        "dedup_key",
-        "data_repr",
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "uuid",
+                    "trigger_name",
+                    "channel",
+                    "status",
+                    "reason",
+                    "target_user",
+                    "trigger_user",
+                    "content_link",
+                )
+            },
+        ),
+        (
+            _("Dates"),
+            {
+                "fields": (
+                    "datetime_created",
+                    "datetime_scheduled",
+                    "datetime_processed",
+                    "datetime_seen",
+                    "datetime_consumed",
+                )
+            },
+        ),
+        (_("Processing"), {"fields": ("attempts", "claimed_until", "dedup_key", "data_repr")}),
     )
+    readonly_fields = ("content_link", "data_repr")
     actions = ("cancel", "resend")
 
+    class Media:
+        css = {"all": ("transmissions/admin.css",)}
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Notifications are created by trigger(), which enforces the behaviours.
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # The model's change permission still allows the actions (obj is None for them);
+        # a row itself is only ever shown (see the module's docstring).
+        return obj is None and super().has_change_permission(request)
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return NotificationChangeList
+
     def get_search_fields(self, request: HttpRequest) -> list[str]:
-        username = get_user_model().USERNAME_FIELD
-        return ["=uuid", "trigger_name", f"target_user__{username}"]
+        user_model = get_user_model()
+        fields = ["=uuid", "trigger_name", f"target_user__{user_model.USERNAME_FIELD}"]
+        email = user_model.get_email_field_name()
+        if email != user_model.USERNAME_FIELD and any(f.name == email for f in user_model._meta.get_fields()):
+            fields.append(f"target_user__{email}")
+        return fields
+
+    # -- columns -----------------------------------------------------------------------
+
+    @admin.display(description=_("user"), ordering="target_user")
+    def target_user_link(self, obj: Notification) -> str:
+        return obj.target_user.get_username()
+
+    @admin.display(description=_("content"))
+    def content_link(self, obj: Notification) -> str:
+        content_type = obj.content_type
+        if content_type is None:
+            return self.get_empty_value_display()
+        if content_type.model_class() is None:
+            return _("%(type)s #%(id)s (no such model)") % {
+                "type": f"{content_type.app_label}.{content_type.model}",
+                "id": obj.object_id,
+            }
+        content = obj.content  # prefetched on the changelist
+        if content is None:
+            return _("%(type)s #%(id)s (deleted)") % {"type": content_type.name, "id": obj.object_id}
+        text = str(content)
+        title = f"{content_type.name} #{obj.object_id}: {text}"
+        short = Truncator(text).chars(CONTENT_CHARS)
+        url = self._admin_url(content)
+        if url is None:
+            return format_html('<span title="{}">{}</span>', title, short)
+        return format_html('<a href="{}" title="{}">{}</a>', url, title, short)
+
+    @admin.display(description=_("scheduled"), ordering="datetime_scheduled")
+    def scheduled(self, obj: Notification) -> str:
+        return self._when(obj.datetime_scheduled)
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_when(self, obj: Notification) -> str:
+        # Why, and when it was processed and seen, in the tooltip: no room for more columns.
+        times = [
+            f"{name} {self._local(value)}"
+            for name, value in ((_("processed"), obj.datetime_processed), (_("seen"), obj.datetime_seen))
+            if value is not None
+        ]
+        tip = "; ".join([obj.reason, ", ".join(times)] if obj.reason else times)
+        return format_html('<span title="{}">{}</span>', tip, obj.get_status_display())
 
     @admin.display(description=_("data"))
     def data_repr(self, obj: Notification) -> str:
@@ -54,29 +168,49 @@ class NotificationAdmin(admin.ModelAdmin):
         except Exception as exc:
             return f"unreadable: {exc}"
 
-    @admin.action(description=_("Cancel selected notifications that are waiting"))
-    def cancel(self, request: HttpRequest, queryset: QuerySet[Notification]) -> None:
-        from django.utils import timezone
-
-        count = queryset.filter(status=Notification.Status.CREATED).update(
-            status=Notification.Status.CANCELLED, datetime_processed=timezone.now(), dedup_key=None
+    def _when(self, value: datetime.datetime) -> str:
+        # Short and sortable (2025-01-31 14:05) so that a row stays on one line; the
+        # full date and time in the tooltip.
+        return format_html(
+            '<time datetime="{}" title="{}">{}</time>',
+            value.isoformat(),
+            self._local(value),
+            timezone.localtime(value).strftime("%Y-%m-%d %H:%M"),
         )
+
+    def _local(self, value: Any) -> str:
+        return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+    def _admin_url(self, obj: Model) -> str | None:
+        if not self.admin_site.is_registered(type(obj)):
+            return None
+        opts = obj._meta
+        return reverse(
+            f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_change", args=[quote(obj.pk)]
+        )
+
+    # -- actions -----------------------------------------------------------------------
+
+    # Short descriptions: the action menu is as wide as the longest one.
+    @admin.action(description=_("Cancel the waiting ones"), permissions=["change"])
+    def cancel(self, request: HttpRequest, queryset: NotificationQuerySet) -> None:
+        count = queryset.cancel(f"cancelled in the admin by {request.user}")
         self.message_user(
             request,
             ngettext("%d notification cancelled.", "%d notifications cancelled.", count) % count,
             messages.SUCCESS,
         )
 
-    @admin.action(description=_("Send selected failed, cancelled or broken notifications again"))
-    def resend(self, request: HttpRequest, queryset: QuerySet[Notification]) -> None:
-        queued, skipped = requeue(queryset)
-        self.message_user(
-            request,
-            _("%(queued)d queued again, %(skipped)d skipped (still blocked by their behaviour).")
-            % {"queued": queued, "skipped": skipped},
-            messages.SUCCESS,
-        )
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # Notifications are created by trigger(), which enforces the behaviours.
-        return False
+    @admin.action(description=_("Send again (failed, cancelled, broken)"), permissions=["change"])
+    def resend(self, request: HttpRequest, queryset: NotificationQuerySet) -> None:
+        queued, skipped = queryset.requeue()
+        text = ngettext(
+            "%(count)d notification queued again.", "%(count)d notifications queued again.", queued
+        ) % {"count": queued}
+        if skipped:
+            text += " " + ngettext(
+                "%(count)d skipped: its behaviour still blocks it.",
+                "%(count)d skipped: their behaviour still blocks them.",
+                skipped,
+            ) % {"count": skipped}
+        self.message_user(request, text, messages.SUCCESS)

@@ -1,5 +1,10 @@
 from django.apps import AppConfig
+from django.core import checks
 from django.utils.module_loading import autodiscover_modules
+
+from transmissions.channels.checks import check_channels
+from transmissions.channels.push_checks import check_push
+from transmissions.checks import check_settings
 
 
 class TransmissionsConfig(AppConfig):
@@ -9,7 +14,8 @@ class TransmissionsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from transmissions import checks  # noqa: F401 - registers the system checks
-
+        checks.register(check_settings)
+        checks.register(check_channels)
+        checks.register(check_push)
         # Workers must know every message without importing views.
         autodiscover_modules("messages", "notifications")

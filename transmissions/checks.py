@@ -1,4 +1,8 @@
-"""System checks for every setting. Ids are never reused."""
+"""System checks of the core settings (transmissions.E001-E012, W001-W003).
+
+The channels' checks are in ``channels/checks.py`` and ``channels/push_checks.py``;
+``apps.py`` registers all of them. An id is never reused: ``docs/checks.md`` lists them.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +13,16 @@ from django.conf import settings
 from django.core import checks
 from django.utils.module_loading import import_string
 
-from transmissions.channels import checks as channel_checks  # noqa: F401 - registers its checks
 from transmissions.conf import LEGACY_SERIALIZER_SETTING, conf
+from transmissions.policies import Policy
 
 
 def _error(msg: str, id: str, hint: str | None = None) -> checks.Error:
     return checks.Error(msg, hint=hint, id=id)
 
 
-def _positive_number(name: str, id: str, integer: bool = True) -> list[checks.CheckMessage]:
+def positive_number(name: str, id: str, integer: bool = True) -> list[checks.CheckMessage]:
+    """Return error ``id`` unless setting ``name`` is a positive integer (or number)."""
     value: Any = getattr(conf, name)
     number = isinstance(value, int | float) and not isinstance(value, bool)
     if not number or (integer and not isinstance(value, int)) or value <= 0:
@@ -48,15 +53,15 @@ def _is_serializer(cls: Any) -> bool:
     )
 
 
-@checks.register()
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Check every core TRANSMISSIONS_* setting."""
     name, value = conf.serializer_setting()
     errors = _importable(
         name, value, "transmissions.E001", _is_serializer, "a class with dumps() and loads()"
     )
-    errors += _positive_number("TRANSMISSIONS_BATCH_SIZE", "transmissions.E002")
-    errors += _positive_number("TRANSMISSIONS_TIME_LIMIT", "transmissions.E003", integer=False)
-    errors += _positive_number("TRANSMISSIONS_LEASE_SECONDS", "transmissions.E004", integer=False)
+    errors += positive_number("TRANSMISSIONS_BATCH_SIZE", "transmissions.E002")
+    errors += positive_number("TRANSMISSIONS_TIME_LIMIT", "transmissions.E003", integer=False)
+    errors += positive_number("TRANSMISSIONS_LEASE_SECONDS", "transmissions.E004", integer=False)
     policy = conf.TRANSMISSIONS_EXPIRED_LEASE_POLICY
     if policy not in ("broken", "retry"):
         errors.append(
@@ -65,9 +70,9 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 "transmissions.E005",
             )
         )
-    errors += _positive_number("TRANSMISSIONS_MAX_ATTEMPTS", "transmissions.E006")
-    errors += _positive_number("TRANSMISSIONS_RETRY_DELAY", "transmissions.E007", integer=False)
-    errors += _positive_number("TRANSMISSIONS_RETRY_MAX_DELAY", "transmissions.E008", integer=False)
+    errors += positive_number("TRANSMISSIONS_MAX_ATTEMPTS", "transmissions.E006")
+    errors += positive_number("TRANSMISSIONS_RETRY_DELAY", "transmissions.E007", integer=False)
+    errors += positive_number("TRANSMISSIONS_RETRY_MAX_DELAY", "transmissions.E008", integer=False)
     errors += _importable(
         "TRANSMISSIONS_SMS_BACKEND",
         conf.TRANSMISSIONS_SMS_BACKEND,
@@ -83,16 +88,33 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 "transmissions.E010",
             )
         )
+    errors += _policies()
     errors += _warnings()
     return errors
 
 
-@checks.register()
-def check_push(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    # Its own module: it looks at django-push-notifications, an optional extra.
-    from transmissions.channels.push_checks import check_push_settings
+def _policies() -> list[checks.CheckMessage]:
+    value = conf.TRANSMISSIONS_POLICIES
+    if not isinstance(value, list | tuple) or not all(isinstance(path, str) for path in value):
+        return [
+            _error(
+                f"TRANSMISSIONS_POLICIES must be a list of dotted paths, not {value!r}.", "transmissions.E011"
+            )
+        ]
+    errors: list[checks.CheckMessage] = []
+    for path in value:
+        errors += _importable(
+            "TRANSMISSIONS_POLICIES",
+            path,
+            "transmissions.E012",
+            _is_policy,
+            "a transmissions.policies.Policy subclass",
+        )
+    return errors
 
-    return check_push_settings()
+
+def _is_policy(cls: Any) -> bool:
+    return isinstance(cls, type) and issubclass(cls, Policy)
 
 
 def _warnings() -> list[checks.CheckMessage]:

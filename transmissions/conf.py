@@ -118,6 +118,12 @@ class Settings:
         return getattr(settings, "TRANSMISSIONS_PUSH_TTL", 86400)
 
     @property
+    def TRANSMISSIONS_POLICIES(self) -> Any:
+        """Dotted paths of the ``policies.Policy`` classes that may hold a notification back
+        before it is sent, in order."""
+        return getattr(settings, "TRANSMISSIONS_POLICIES", [])
+
+    @property
     def TRANSMISSIONS_FAST_PATH(self) -> Any:
         """Use the shortcuts in ``internals.py`` that lean on Django internals (on by default).
         Turn off if a Django release breaks them: everything then goes through public APIs."""

@@ -12,27 +12,23 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_extensions.db.fields import ShortUUIDField
 
-from transmissions.exceptions import DataDecodeError, DataSerializationError
+from transmissions.behaviors import TriggerBehavior
+from transmissions.exceptions import DataDecodeError
 from transmissions.querysets import NotificationQuerySet
-from transmissions.registry import TRIGGER_NAME_MAX_LENGTH
-from transmissions.serializers import get_serializer
+from transmissions.registry import CHANNEL_MAX_LENGTH, TRIGGER_NAME_MAX_LENGTH, registry
+from transmissions.serializers import dump_data, get_serializer
+from transmissions.status import REASON_MAX_LENGTH, Status, clip_reason
 
 _UNSET = object()
 
+__all__ = ["Notification", "TriggerBehavior"]
+
 
 class Notification(models.Model):
-    class Status(models.IntegerChoices):
-        # Values as in the original package, so existing data keeps its meaning.
-        CREATED = 0, _("created")
-        SUCCESSFULLY_SENT = 1, _("successfully sent")
-        FAILED = -1, _("failed")
-        CANCELLED = -2, _("cancelled")
-        BROKEN = -3, _("broken")
-        # Held by a worker that is sending it; never a final state. An abandoned
-        # claim is taken back after TRANSMISSIONS_LEASE_SECONDS (see processing.py).
-        PROCESSING = 2, _("processing")
+    # CREATED, PROCESSING, SUCCESSFULLY_SENT, FAILED, CANCELLED, BROKEN: see status.py.
+    Status = Status
 
-    uuid = ShortUUIDField(unique=True, editable=False)
+    uuid = ShortUUIDField(unique=True, editable=False)  # type: ignore[no-untyped-call]
     trigger_name = models.SlugField(max_length=TRIGGER_NAME_MAX_LENGTH, db_index=True)
     target_user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -62,6 +58,17 @@ class Notification(models.Model):
     datetime_seen = models.DateTimeField(null=True, blank=True)
     datetime_consumed = models.DateTimeField(null=True, blank=True)
     status = models.SmallIntegerField(choices=Status.choices, default=Status.CREATED)
+    # The kind of channel the message was triggered on ("email", "sms", "push", "inapp",
+    # or a project's own): the message class's ``channel`` at trigger time.
+    # A database default too, so that rows written by other means (raw SQL, 0.2) get one.
+    channel = models.CharField(
+        max_length=CHANNEL_MAX_LENGTH, blank=True, default="", db_default="", editable=False
+    )
+    # Why it is not (or not yet) SUCCESSFULLY_SENT: a cancel, a failure, a retry, a hold.
+    # Empty when it was sent, or is waiting for the first time.
+    reason = models.CharField(
+        max_length=REASON_MAX_LENGTH, blank=True, default="", db_default="", editable=False
+    )
     # Send attempts so far, counted when a worker claims the row.
     attempts = models.PositiveSmallIntegerField(default=0, editable=False)
     # While PROCESSING: when the worker's claim expires.
@@ -84,13 +91,14 @@ class Notification(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.trigger_name} to {self.target_user_id} ({self.get_status_display()})"
+        """ "welcome-sms to bob (created)": reads ``target_user`` (select it with the row)."""
+        return f"{self.trigger_name} to {self.target_user.get_username()} ({self.get_status_display()})"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         # Data read (or set) through ``data`` may have been changed in place.
         update_fields = kwargs.get("update_fields")
         if "_data" in self.__dict__ and (update_fields is None or "data_bytes" in update_fields):
-            self.data_bytes = _dump(self.__dict__["_data"])
+            self.data_bytes = dump_data(self.__dict__["_data"])
         super().save(*args, **kwargs)
 
     # -- data --------------------------------------------------------------------------
@@ -118,7 +126,11 @@ class Notification(models.Model):
 
     @data.setter
     def data(self, value: Any) -> None:
-        self.data_bytes = _dump(value)
+        self.data_bytes = dump_data(value)
+        self.__dict__["_data"] = {} if value is None else value
+
+    def cache_data(self, value: Any) -> None:
+        """Remember ``value`` as the data ``data_bytes`` already holds (no serializing again)."""
         self.__dict__["_data"] = {} if value is None else value
 
     # -- state -------------------------------------------------------------------------
@@ -130,21 +142,18 @@ class Notification(models.Model):
     @property
     def message_class(self) -> type | None:
         """The registered message class for ``trigger_name``, or None."""
-        from transmissions.registry import registry
+        return registry.find(self.trigger_name)
 
-        return registry._classes.get(self.trigger_name)
-
-    def cancel(self) -> bool:
+    def cancel(self, reason: str = "cancelled by the application") -> bool:
         """End a waiting notification as CANCELLED, saved at once; return whether it was.
 
         A processed notification, or one a worker is sending right now, is left as it is.
         """
         now = timezone.now()
-        changed = Notification.objects.filter(pk=self.pk, status=self.Status.CREATED).update(
-            status=self.Status.CANCELLED, datetime_processed=now, dedup_key=None
-        )
+        changed = Notification.objects.filter(pk=self.pk).cancel(reason, now)
         if changed:
             self.status, self.datetime_processed, self.dedup_key = self.Status.CANCELLED, now, None
+            self.reason = clip_reason(reason)
         return bool(changed)
 
     def mark_seen(self, when: Any = None) -> None:
@@ -160,15 +169,3 @@ class Notification(models.Model):
             self.datetime_consumed = when
             self.datetime_seen = self.datetime_seen or when
             self.save(update_fields=["datetime_consumed", "datetime_seen"])
-
-
-def _dump(value: Any) -> bytes | None:
-    if value is None or (isinstance(value, dict) and not value):
-        return None
-    serializer = get_serializer()  # a bad setting stays ImproperlyConfigured
-    try:
-        return serializer.dumps(value)
-    except Exception as exc:
-        raise DataSerializationError(
-            f"The serializer cannot store this data ({type(exc).__name__}: {exc})."
-        ) from exc

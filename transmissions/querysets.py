@@ -1,4 +1,4 @@
-"""QuerySet-first manager of Notification: intention-named filters and bulk helpers."""
+"""``Notification.objects``: intention-named filters, on top of the lifecycle's transitions."""
 
 from __future__ import annotations
 
@@ -9,25 +9,24 @@ from django.db import models
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from transmissions.lifecycle import LifecycleQuerySet
+from transmissions.status import Status
+
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
-
-def _status() -> Any:
-    from transmissions.models import Notification
-
-    return Notification.Status
+# The channel kind of in-app messages (``Notification.channel``): what a feed lists.
+FEED_CHANNEL = "inapp"
 
 
-class NotificationQuerySet(models.QuerySet):
+class NotificationQuerySet(LifecycleQuerySet):
     def due(self, now: datetime.datetime | None = None) -> NotificationQuerySet:
         """Waiting to be sent and scheduled at or before ``now`` (served by the due index)."""
-        return self.filter(status=_status().CREATED, datetime_scheduled__lte=now or timezone.now())
+        return self.filter(status=Status.CREATED, datetime_scheduled__lte=now or timezone.now())
 
     def pending(self) -> NotificationQuerySet:
         """Not yet processed: waiting, or held by a worker right now."""
-        s = _status()
-        return self.filter(status__in=(s.CREATED, s.PROCESSING))
+        return self.filter(status__in=(Status.CREATED, Status.PROCESSING))
 
     def processed(self) -> NotificationQuerySet:
         """In a final state (sent, failed, cancelled or broken)."""
@@ -35,22 +34,22 @@ class NotificationQuerySet(models.QuerySet):
 
     def sent(self) -> NotificationQuerySet:
         """Successfully sent: what a user's inbox shows."""
-        return self.filter(status=_status().SUCCESSFULLY_SENT)
+        return self.filter(status=Status.SUCCESSFULLY_SENT)
 
     def failed(self) -> NotificationQuerySet:
-        return self.filter(status=_status().FAILED)
+        return self.filter(status=Status.FAILED)
 
-    def for_user(self, user: AbstractBaseUser) -> NotificationQuerySet:
+    def for_user(self, user: AbstractBaseUser | Any) -> NotificationQuerySet:
         return self.filter(target_user=user)
 
-    def feed(self, user: AbstractBaseUser | None = None) -> NotificationQuerySet:
+    def feed(self, user: AbstractBaseUser | Any = None) -> NotificationQuerySet:
         """Sent in-app notifications (of ``user`` when given), newest first.
 
         Each one's text is in ``notification.data["inapp"]``; see ``channels/inapp.py``.
+        The rows are chosen by the channel they were triggered on, so an entry stays in
+        the feed after its message class is changed or removed.
         """
-        from transmissions.channels.inapp import inapp_trigger_names
-
-        qs = self.sent().filter(trigger_name__in=inapp_trigger_names())
+        qs = self.sent().filter(channel=FEED_CHANNEL)
         if user is not None:
             qs = qs.filter(target_user=user)
         return qs.order_by("-datetime_created", "-pk")

@@ -1,32 +1,28 @@
-"""The ``@message`` decorator and the registry of message classes by trigger name."""
+"""The registry of message classes by trigger name, filled by ``@message`` (``decorators.py``).
+
+It only stores and finds classes, so that every stage (the worker, the admin, the
+checks) can look a trigger name up without importing how messages are defined.
+"""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
 
-from transmissions.behaviors import TriggerBehavior
-from transmissions.exceptions import (
-    AlreadyRegistered,
-    MessageRegistrationError,
-    UnknownTriggerException,
-)
+from transmissions.exceptions import AlreadyRegistered, UnknownTriggerException
 
-T = TypeVar("T", bound=type)
-
-# Must fit Notification.trigger_name (a SlugField of this length).
+# The longest trigger name and channel kind: they must fit Notification's columns.
 TRIGGER_NAME_MAX_LENGTH = 100
-_SLUG = re.compile(r"^[-a-zA-Z0-9_]+\Z")
+CHANNEL_MAX_LENGTH = 32
 
 
 class MessageRegistry:
-    """Message classes by trigger name, filled by ``@message`` at import time."""
+    """Message classes by trigger name."""
 
     def __init__(self) -> None:
         self._classes: dict[str, type] = {}
 
     def register(self, cls: type, trigger_name: str) -> None:
+        """Register ``cls`` under ``trigger_name``; raise AlreadyRegistered on a clash."""
         existing = self._classes.get(trigger_name)
         if existing is not None and not _same_class(existing, cls):
             raise AlreadyRegistered(
@@ -45,8 +41,14 @@ class MessageRegistry:
             return self._classes[trigger_name]
         except KeyError:
             raise UnknownTriggerException(
-                f"No message is registered under trigger name {trigger_name!r}."
+                f"No message is registered under trigger name {trigger_name!r}. Messages are "
+                "discovered from the messages.py and notifications.py modules of installed apps "
+                "(or any module imported at start-up)."
             ) from None
+
+    def find(self, trigger_name: str) -> type | None:
+        """Return the class registered under ``trigger_name``, or None."""
+        return self._classes.get(trigger_name)
 
     def __contains__(self, trigger_name: object) -> bool:
         return trigger_name in self._classes
@@ -64,49 +66,3 @@ def _same_class(a: type, b: type) -> bool:
 
 
 registry = MessageRegistry()
-
-
-def message(
-    trigger_name: str, behavior: TriggerBehavior | str | None = None, **attrs: Any
-) -> Callable[[T], T]:
-    """Register the decorated channel class as the message ``trigger_name``.
-
-    Sets ``cls.trigger_name`` and ``cls.behavior``, copies ``attrs`` (``subject=``...)
-    onto the class, and returns the class itself, which gains ``trigger()``.
-    """
-    if not isinstance(trigger_name, str) or not _SLUG.match(trigger_name):
-        raise MessageRegistrationError(
-            f"Trigger name {trigger_name!r} must be a slug (letters, digits, '-' and '_')."
-        )
-    if len(trigger_name) > TRIGGER_NAME_MAX_LENGTH:
-        raise MessageRegistrationError(
-            f"Trigger name {trigger_name!r} is longer than {TRIGGER_NAME_MAX_LENGTH} characters."
-        )
-    resolved = TriggerBehavior.coerce(behavior)
-
-    def decorator(cls: T) -> T:
-        if not isinstance(cls, type):
-            raise MessageRegistrationError(f"@message({trigger_name!r}) decorates classes, not {cls!r}.")
-        if not callable(getattr(cls, "send", None)):
-            raise MessageRegistrationError(
-                f"{cls.__qualname__} has no send() method; derive it from a channel "
-                "such as transmissions.channels.email.DefaultEmailMessage."
-            )
-        registry.register(cls, trigger_name)
-        cls.trigger_name = trigger_name  # type: ignore[attr-defined]
-        cls.behavior = resolved  # type: ignore[attr-defined]
-        cls.message_attrs = dict(attrs)  # type: ignore[attr-defined]
-        for name, value in attrs.items():
-            setattr(cls, name, value)
-        if not hasattr(cls, "trigger"):
-            # Classes that do not derive from BaseChannel get the same entry points.
-            from transmissions.channels.base import BaseChannel
-
-            cls.trigger = classmethod(BaseChannel.trigger.__func__)  # type: ignore[attr-defined]
-        if not hasattr(cls, "trigger_many"):
-            from transmissions.channels.base import BaseChannel
-
-            cls.trigger_many = classmethod(BaseChannel.trigger_many.__func__)  # type: ignore[attr-defined]
-        return cls
-
-    return decorator

@@ -19,6 +19,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from transmissions.conf import conf
+from transmissions.exceptions import DataSerializationError
 
 
 class Serializer(Protocol):
@@ -93,7 +94,8 @@ class JSONSerializer:
 @functools.cache
 def _load(path: str) -> Serializer:
     try:
-        return import_string(path)()
+        serializer: Serializer = import_string(path)()
+        return serializer
     except Exception as exc:
         name, _ = conf.serializer_setting()
         raise ImproperlyConfigured(f"{name} = {path!r} cannot be loaded: {exc}") from exc
@@ -102,3 +104,20 @@ def _load(path: str) -> Serializer:
 def get_serializer() -> Serializer:
     """Return the serializer the settings name (``ImproperlyConfigured`` if it cannot load)."""
     return _load(conf.TRANSMISSIONS_SERIALIZER)
+
+
+def dump_data(value: Any) -> bytes | None:
+    """Return ``value`` serialized for ``Notification.data`` (None for no data).
+
+    Raise DataSerializationError when the serializer cannot store it; a bad serializer
+    setting stays ImproperlyConfigured.
+    """
+    if value is None or (isinstance(value, dict) and not value):
+        return None
+    serializer = get_serializer()
+    try:
+        return serializer.dumps(value)
+    except Exception as exc:
+        raise DataSerializationError(
+            f"The serializer cannot store this data ({type(exc).__name__}: {exc})."
+        ) from exc

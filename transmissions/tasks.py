@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from transmissions import worker
+
 
 @shared_task(name="transmissions.tasks.process_all_notifications", ignore_result=True)
 def process_all_notifications() -> int:
     """Process every due notification within the run's time budget; return how many."""
-    from transmissions import processing
-
-    return processing.process_all_notifications()
+    return worker.process_all_notifications()

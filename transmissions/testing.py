@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from transmissions import worker
 from transmissions.channels import base
 
 
@@ -117,9 +118,7 @@ def process_now() -> int:
     Notifications scheduled in the future stay waiting: move time (``time-machine``)
     to reach them.
     """
-    from transmissions.processing import process_all_notifications
-
-    return process_all_notifications(time_limit=float("inf"))
+    return worker.process_all_notifications(time_limit=float("inf"))
 
 
 class CaptureMixin:

@@ -1,36 +1,77 @@
-"""``trigger()``: validate the input, apply the message's behaviour, write one row.
+"""Triggering: ``trigger()`` for one user and ``trigger_many()`` for many, both to an INSERT.
 
-The behaviours that refuse or replace a trigger rely on the unique
-``Notification.dedup_key`` column, so two processes racing to trigger the same
-TRIGGER_ONCE message leave exactly one pending row, on every database.
+Both validate their input (bad input raises ``InvalidTrigger`` and writes nothing),
+turn the message's behaviour into each row's ``dedup_key`` (``behaviors.py``) and
+write the rows through the database's dialect (``db/``): one statement for many rows
+where the database can, with ``ON CONFLICT (dedup_key) DO NOTHING`` for the
+behaviours that refuse a trigger, so the rule holds when many processes trigger at
+once. LAST_ONLY locks the users, cancels their waiting rows, then inserts, in one
+transaction. The rows written, a wake-up is queued for when they commit (``wakeup.py``).
 """
 
 from __future__ import annotations
 
 import datetime
-from typing import Any
+import os
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
+import shortuuid
+from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.contenttypes.models import ContentType
-from django.db import IntegrityError, connections, models, router, transaction
+from django.db import models, router, transaction
 from django.utils import timezone
 
-from transmissions import inserts
+from transmissions import db, internals, signals, wakeup
 from transmissions.behaviors import TriggerBehavior
-from transmissions.dispatch import after_trigger
 from transmissions.exceptions import DuplicateNotification, InvalidTrigger, MessageRegistrationError
-from transmissions.models import Notification
+from transmissions.lifecycle import notification_model
+from transmissions.serializers import dump_data
+from transmissions.status import Status
 
-# LAST_ONLY retries when a concurrent trigger took the key between its cancel and insert.
+if TYPE_CHECKING:
+    from transmissions.models import Notification
+
+# LAST_ONLY retries the rows a concurrent trigger keyed between its cancel and insert.
 LAST_ONLY_ATTEMPTS = 10
-# Users locked per statement (well under every database's parameter limit).
-LOCK_CHUNK = 5000
-_TARGET_USER = Notification._meta.get_field("target_user")
-_TRIGGER_USER = Notification._meta.get_field("trigger_user")
+# Users per INSERT statement in trigger_many().
+CHUNK_SIZE = 1000
+# ShortUUIDField's alphabet and length, so these ids look like the field's own.
+_ALPHABET = shortuuid.get_alphabet()
+_UUID_LENGTH = 22
 
 
-@after_trigger  # TRANSMISSIONS_DISPATCH_ON_COMMIT: queue the task at commit
+class Triggerable:
+    """The entry points ``@message`` gives every message class."""
+
+    @classmethod
+    def trigger(
+        cls,
+        target_user: Any,
+        trigger_user: Any = None,
+        datetime_scheduled: datetime.datetime | None = None,
+        content: models.Model | None = None,
+        data: Any = None,
+        silent: bool = True,
+    ) -> Notification | None:
+        """Create a notification of this message for ``target_user``; see ``transmissions.trigger``."""
+        return trigger(cls, target_user, trigger_user, datetime_scheduled, content, data, silent)
+
+    @classmethod
+    def trigger_many(
+        cls,
+        users: Iterable[Any],
+        trigger_user: Any = None,
+        datetime_scheduled: datetime.datetime | None = None,
+        content: models.Model | None = None,
+        data: Any = None,
+    ) -> list[Notification]:
+        """Create a notification of this message for each of ``users``, in a few statements per
+        thousand users; return those created. See ``transmissions.trigger.trigger_many``."""
+        return trigger_many(cls, users, trigger_user, datetime_scheduled, content, data)
+
+
 def trigger(
     message_cls: Any,
     target_user: Any,
@@ -45,87 +86,94 @@ def trigger(
     When the behaviour refuses the trigger, return None if ``silent``, else raise
     DuplicateNotification. Bad input raises InvalidTrigger and writes nothing.
     """
-    behavior = _registered_behavior(message_cls)
-    notification = build_notification(
-        message_cls, target_user, trigger_user, datetime_scheduled, content, data
-    )
-    key = behavior.dedup_key(message_cls.trigger_name, target_user.pk, _content_key(notification))
-    notification.dedup_key = key
-    using = router.db_for_write(Notification)
-    if inserts.fast_path(using):
+    behavior = registered_behavior(message_cls)
+    check_user(target_user, "target_user")
+    shared = shared_values(message_cls, trigger_user, datetime_scheduled, content, data)
+    model: type[Notification] = notification_model()
+    using = router.db_for_write(model)
+    created = _write(model, using, behavior, [_row(shared, target_user.pk, behavior)])
+    if not created:
+        if silent:
+            return None
+        raise DuplicateNotification(
+            f"{message_cls.trigger_name!r} ({behavior.name}) is already pending"
+            + (" or sent" if behavior.keeps_key_when_sent else "")
+            + f" for user {target_user.pk}."
+        )
+    notification = created[0]
+    # As Notification(target_user=..., data=...) would: reading them back costs nothing.
+    internals.cache_related(notification, model.target_user.field, target_user)
+    internals.cache_related(notification, model.trigger_user.field, trigger_user)
+    notification.cache_data(data)
+    _created(using, message_cls, created)
+    return notification
+
+
+def trigger_many(
+    message_cls: Any,
+    users: Iterable[Any],
+    trigger_user: Any = None,
+    datetime_scheduled: datetime.datetime | None = None,
+    content: models.Model | None = None,
+    data: Any = None,
+) -> list[Notification]:
+    """Create a CREATED notification of ``message_cls`` for each of ``users``; return those created.
+
+    The message's behaviour applies to each user as in ``trigger()``; the users it
+    refuses are left out of the result (a user listed twice is notified once when
+    the behaviour deduplicates). ``trigger_user``, ``datetime_scheduled``,
+    ``content`` and ``data`` are the same for every user. The whole call is one
+    transaction: bad input, or an error half-way, writes nothing. Like
+    ``bulk_create``, no ``pre_save``/``post_save`` signal is sent, unless a project
+    listens to them (then each row goes through ``save()``).
+    """
+    behavior = registered_behavior(message_cls)
+    if isinstance(users, models.Model | str | bytes) or not isinstance(users, Iterable):
+        raise InvalidTrigger(
+            f"users must be an iterable of users, not {type(users).__name__}; for one user, use trigger()."
+        )
+    users = list(users)
+    for user in users:
+        check_user(user, "each of users")
+    if not users:
+        return []
+    if behavior.key_prefix is not None:
+        firsts: dict[Any, Any] = {}
+        for user in users:
+            firsts.setdefault(user.pk, user)
+        users = list(firsts.values())  # each user once, in order of first appearance
+    shared = shared_values(message_cls, trigger_user, datetime_scheduled, content, data)
+    model: type[Notification] = notification_model()
+    using = router.db_for_write(model)
+    dialect = db.dialect(using, model)
+    columns = len(_row(shared, users[0].pk, behavior))
+    chunk = max(1, min(CHUNK_SIZE, dialect.max_params() // columns))
+    by_pk = {user.pk: user for user in users}
+    created: list[Notification] = []
+    with transaction.atomic(using=using):
         if behavior is TriggerBehavior.LAST_ONLY:
-            return _replace_fast(notification, using)
-        if _insert_fast(notification, using, skip_conflicts=key is not None):
-            return notification
-    elif key is None:
-        notification.save(force_insert=True, using=using)
-        return notification
-    elif behavior is TriggerBehavior.LAST_ONLY:
-        return _trigger_last_only(notification)
-    elif _insert_unless_duplicate(notification):
-        return notification
-    if silent:
-        return None
-    raise DuplicateNotification(
-        f"{message_cls.trigger_name!r} ({behavior.name}) is already pending"
-        + (" or sent" if behavior.keeps_key_when_sent else "")
-        + f" for user {target_user.pk}."
-    )
+            # All at once and in key order, so two fan-outs never deadlock.
+            dialect.lock_users([user.pk for user in users])
+        for start in range(0, len(users), chunk):
+            rows = [_row(shared, user.pk, behavior) for user in users[start : start + chunk]]
+            created += _write(model, using, behavior, rows, lock=False)
+    for notification in created:
+        internals.cache_related(notification, model.target_user.field, by_pk[notification.target_user_id])
+        internals.cache_related(notification, model.trigger_user.field, trigger_user)
+    _created(using, message_cls, created)
+    return created
 
 
-def _registered_behavior(message_cls: Any) -> TriggerBehavior:
+def registered_behavior(message_cls: Any) -> TriggerBehavior:
+    """Return the behaviour of a class registered with ``@message``, or raise."""
     behavior: TriggerBehavior | None = getattr(message_cls, "behavior", None)
     if behavior is None or getattr(message_cls, "trigger_name", None) is None:
         raise MessageRegistrationError(f"{message_cls.__qualname__} is not registered with @message.")
     return behavior
 
 
-def build_notification(
-    message_cls: Any,
-    target_user: Any,
-    trigger_user: Any,
-    datetime_scheduled: datetime.datetime | None,
-    content: models.Model | None,
-    data: Any,
-) -> Notification:
-    """Return an unsaved Notification, or raise InvalidTrigger for bad input."""
-    _check_user(target_user, "target_user")
-    if trigger_user is not None:
-        _check_user(trigger_user, "trigger_user")
-    now = timezone.now()
-    if datetime_scheduled is None:
-        datetime_scheduled = now
-    else:
-        _check_datetime(datetime_scheduled)
-    if content is not None:
-        if not isinstance(content, models.Model):
-            raise InvalidTrigger(f"content must be a model instance, not {type(content).__name__}.")
-        if content.pk is None:
-            raise InvalidTrigger("content must be saved before it is used in a notification.")
-    elif message_cls.behavior.per_content:
-        raise InvalidTrigger(
-            f"{message_cls.trigger_name!r} is {message_cls.behavior.name}: give it a saved content."
-        )
-    notification = inserts.new_notification(
-        {
-            "trigger_name": message_cls.trigger_name,
-            "target_user_id": target_user.pk,
-            "trigger_user_id": None if trigger_user is None else trigger_user.pk,
-            "datetime_created": now,
-            "datetime_scheduled": datetime_scheduled,
-        }
-    )
-    # As Notification(target_user=...) would: reading them back costs no query.
-    _TARGET_USER.set_cached_value(notification, target_user)
-    _TRIGGER_USER.set_cached_value(notification, trigger_user)
-    notification.data = data  # serialized now: unstorable data fails before anything is written
-    if content is not None:
-        notification.content_type = ContentType.objects.get_for_model(content, for_concrete_model=False)
-        notification.object_id = str(content.pk)
-    return notification
-
-
-def _check_user(user: Any, name: str) -> None:
+def check_user(user: Any, name: str) -> None:
+    """Raise InvalidTrigger unless ``user`` is a saved instance of the user model."""
     user_model = get_user_model()
     if not isinstance(user, user_model):
         raise InvalidTrigger(f"{name} must be a saved {user_model._meta.label} instance, not {user!r}.")
@@ -133,112 +181,121 @@ def _check_user(user: Any, name: str) -> None:
         raise InvalidTrigger(f"{name} must be saved before it is notified.")
 
 
-def _check_datetime(value: Any) -> None:
-    if not isinstance(value, datetime.datetime):
-        raise InvalidTrigger(f"datetime_scheduled must be a datetime, not {type(value).__name__}.")
-    if settings.USE_TZ and timezone.is_naive(value):
+def shared_values(
+    message_cls: Any,
+    trigger_user: Any,
+    datetime_scheduled: datetime.datetime | None,
+    content: models.Model | None,
+    data: Any,
+) -> dict[str, Any]:
+    """Validate what every row of one trigger shares; return it as column values.
+
+    ``data`` is serialized here, so unstorable data fails before anything is written.
+    """
+    if trigger_user is not None:
+        check_user(trigger_user, "trigger_user")
+    now = timezone.now()
+    if datetime_scheduled is None:
+        datetime_scheduled = now
+    elif not isinstance(datetime_scheduled, datetime.datetime):
+        raise InvalidTrigger(
+            f"datetime_scheduled must be a datetime, not {type(datetime_scheduled).__name__}."
+        )
+    elif settings.USE_TZ and timezone.is_naive(datetime_scheduled):
         raise InvalidTrigger(
             "datetime_scheduled is naive while USE_TZ is on; build it from "
             "django.utils.timezone.now() or make it aware."
         )
-
-
-def _content_key(notification: Notification) -> tuple[int, str] | None:
-    if notification.content_type_id is None:
-        return None
-    return notification.content_type_id, notification.object_id or ""
-
-
-def _insert_fast(notification: Notification, using: str, skip_conflicts: bool) -> bool:
-    """One INSERT (... ON CONFLICT (dedup_key) DO NOTHING) RETURNING; False when refused."""
-    row = inserts.row_of(notification)
-    inserted = inserts.insert_rows(using, [row], skip_conflicts)
-    if not inserted:
-        return False
-    inserts.mark_saved(notification, inserted[notification.uuid], using)
-    return True
-
-
-def _replace_fast(notification: Notification, using: str) -> Notification:
-    """LAST_ONLY: lock the user, cancel the waiting rows, insert unless a racer got in."""
-    for _ in range(LAST_ONLY_ATTEMPTS):
-        with transaction.atomic(using=using):
-            lock_users(using, [notification.target_user_id])
-            cancel_waiting(using, notification.trigger_name, [notification.target_user_id])
-            if _insert_fast(notification, using, skip_conflicts=True):
-                return notification
-        # Another process inserted its row in between: cancel that one too.
-    raise DuplicateNotification(
-        f"{notification.trigger_name!r}: gave up after {LAST_ONLY_ATTEMPTS} concurrent replacements."
-    )
-
-
-def cancel_waiting(using: str, trigger_name: str, user_ids: list[Any]) -> int:
-    """Cancel the not-yet-claimed rows of ``trigger_name`` for these users (LAST_ONLY)."""
-    return (
-        Notification.objects.using(using)
-        .filter(trigger_name=trigger_name, target_user_id__in=user_ids, status=Notification.Status.CREATED)
-        .update(status=Notification.Status.CANCELLED, datetime_processed=timezone.now(), dedup_key=None)
-    )
-
-
-def _insert_unless_duplicate(notification: Notification) -> bool:
-    """INSERT the row; return False when its dedup_key is taken."""
-    using = router.db_for_write(Notification)
-    try:
-        if transaction.get_connection(using).in_atomic_block:
-            # A failed INSERT must not poison the caller's transaction.
-            with transaction.atomic(using=using):
-                notification.save(force_insert=True, using=using)
-        else:
-            notification.save(force_insert=True, using=using)
-    except IntegrityError:
-        if not Notification.objects.using(using).filter(dedup_key=notification.dedup_key).exists():
-            raise
-        notification.pk = None
-        return False
-    return True
-
-
-def _trigger_last_only(notification: Notification) -> Notification:
-    """LAST_ONLY through ``save()``: lock the user, cancel the waiting rows, insert."""
-    using = router.db_for_write(Notification)
-    for _ in range(LAST_ONLY_ATTEMPTS):
-        try:
-            with transaction.atomic(using=using):
-                lock_users(using, [notification.target_user_id])
-                cancel_waiting(using, notification.trigger_name, [notification.target_user_id])
-                notification.save(force_insert=True, using=using)
-            return notification
-        except IntegrityError:
-            # Another process inserted its row in between: cancel that one too.
-            if not Notification.objects.using(using).filter(dedup_key=notification.dedup_key).exists():
-                raise
-            notification.pk = None
-    raise DuplicateNotification(
-        f"{notification.trigger_name!r}: gave up after {LAST_ONLY_ATTEMPTS} concurrent replacements."
-    )
-
-
-def lock_users(using: str, user_ids: list[Any]) -> None:
-    """Lock these users' rows until the transaction ends, in primary-key order.
-
-    LAST_ONLY triggers for one user queue on the user's row, so each one cancels what
-    the previous one inserted. Without it, concurrent triggers collide on the key and
-    retry, and under load one gave up after LAST_ONLY_ATTEMPTS (seen with 8 processes).
-    NO KEY UPDATE (PostgreSQL) leaves other inserts' foreign-key checks on the user
-    unblocked; the key order keeps two fan-outs from deadlocking. SQLite has a single
-    writer and needs no lock.
-    """
-    features = connections[using].features
-    if not features.has_select_for_update or not user_ids:
-        return
-    users = get_user_model()._default_manager.using(using)
-    ordered = sorted(set(user_ids))
-    for start in range(0, len(ordered), LOCK_CHUNK):
-        list(
-            users.select_for_update(no_key=features.has_select_for_no_key_update)
-            .filter(pk__in=ordered[start : start + LOCK_CHUNK])
-            .order_by("pk")
-            .values_list("pk", flat=True)
+    content_type_id = object_id = None
+    if content is not None:
+        if not isinstance(content, models.Model):
+            raise InvalidTrigger(f"content must be a model instance, not {type(content).__name__}.")
+        if content.pk is None:
+            raise InvalidTrigger("content must be saved before it is used in a notification.")
+        # From the app registry: this module is imported before models may be.
+        content_types = apps.get_model("contenttypes", "ContentType").objects
+        content_type_id = content_types.get_for_model(content, for_concrete_model=False).pk
+        object_id = str(content.pk)
+    elif message_cls.behavior.per_content:
+        raise InvalidTrigger(
+            f"{message_cls.trigger_name!r} is {message_cls.behavior.name}: give it a saved content."
         )
+    return {
+        "trigger_name": message_cls.trigger_name,
+        "trigger_user_id": None if trigger_user is None else trigger_user.pk,
+        "content_type_id": content_type_id,
+        "object_id": object_id,
+        "data_bytes": dump_data(data),
+        "datetime_created": now,
+        "datetime_scheduled": datetime_scheduled,
+        "status": Status.CREATED,
+        "attempts": 0,
+        "channel": getattr(message_cls, "channel", "") or "",
+    }
+
+
+def short_uuid() -> str:
+    """Return a random 22-character id in ShortUUIDField's alphabet (128 random bits)."""
+    number = int.from_bytes(os.urandom(16), "big")
+    digits = []
+    for _ in range(_UUID_LENGTH):
+        number, digit = divmod(number, 57)
+        digits.append(_ALPHABET[digit])
+    return "".join(digits)
+
+
+def _row(shared: dict[str, Any], user_pk: Any, behavior: TriggerBehavior) -> dict[str, Any]:
+    content_key = None
+    if shared["content_type_id"] is not None:
+        content_key = (shared["content_type_id"], shared["object_id"])
+    return {
+        "uuid": short_uuid(),
+        "target_user_id": user_pk,
+        **shared,
+        "dedup_key": behavior.dedup_key(shared["trigger_name"], user_pk, content_key),
+    }
+
+
+def _write(
+    model: type[Notification],
+    using: str,
+    behavior: TriggerBehavior,
+    rows: Sequence[dict[str, Any]],
+    lock: bool = True,
+) -> list[Notification]:
+    """INSERT ``rows`` under ``behavior``; return the notifications created.
+
+    LAST_ONLY: lock the users (unless the caller holds their locks), cancel their
+    waiting rows, insert, and go round again for the rows a concurrent trigger keyed
+    in between, in one transaction.
+    """
+    dialect = db.dialect(using, model)
+    if behavior is not TriggerBehavior.LAST_ONLY:
+        return dialect.insert(rows, skip_conflicts=behavior.key_prefix is not None)  # type: ignore[return-value]
+    created: list[Notification] = []
+    todo = list(rows)
+    with transaction.atomic(using=using):
+        if lock:
+            dialect.lock_users([row["target_user_id"] for row in todo])
+        for _ in range(LAST_ONLY_ATTEMPTS):
+            model.objects.using(using).filter(
+                trigger_name=todo[0]["trigger_name"],
+                target_user_id__in=[row["target_user_id"] for row in todo],
+            ).cancel("replaced by a newer notification of the same message (LAST_ONLY)")
+            created += dialect.insert(todo, skip_conflicts=True)  # type: ignore[arg-type]
+            # A row is missing only when a concurrent trigger took its key in between.
+            done = {n.uuid for n in created}
+            todo = [row for row in todo if row["uuid"] not in done]
+            if not todo:
+                return created
+    raise DuplicateNotification(
+        f"{rows[0]['trigger_name']!r}: gave up after {LAST_ONLY_ATTEMPTS} concurrent replacements."
+    )
+
+
+def _created(using: str, message_cls: Any, created: list[Notification]) -> None:
+    if not created:
+        return
+    wakeup.after_commit(using, created)
+    if signals.notifications_created.has_listeners():
+        signals.notifications_created.send(sender=message_cls, notifications=created)

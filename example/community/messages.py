@@ -11,8 +11,14 @@ from transmissions.channels.email import DefaultEmailMessage
 from transmissions.channels.sms import DefaultSMSMessage
 
 
-def _name(user):
-    return (user.get_full_name() or user.get_username()) if user is not None else "Someone"
+def _who(user):
+    # Other people are named by username, as on every page of the site: unique, unlike
+    # first names. (A message greets its own recipient by first name: _hello().)
+    return user.get_username() if user is not None else "Someone"
+
+
+def _hello(user):
+    return user.first_name or user.get_username()
 
 
 def _title(post):
@@ -31,7 +37,7 @@ class InAppMessage(BaseChannel):
 class WelcomeEmail(DefaultEmailMessage):
     def send(self):
         self.body = (
-            f"Hi {_name(self.target_user)},\n\nThanks for joining. Write your first post, "
+            f"Hi {_hello(self.target_user)},\n\nThanks for joining. Write your first post, "
             "and we'll tell you when people comment on it.\n"
         )
         super().send()
@@ -44,7 +50,7 @@ class WelcomeEmail(DefaultEmailMessage):
 @message("welcome-sms", behavior=TriggerBehavior.SEND_ONCE)
 class WelcomeSMS(DefaultSMSMessage):
     def create_message(self):
-        return f"Hey {self.target_user.first_name or self.target_user.username}, welcome to the community!"
+        return f"Hey {_hello(self.target_user)}, welcome to the community!"
 
     def inbox_text(self):
         return "We texted you a welcome message."
@@ -58,14 +64,15 @@ class NewCommentEmail(DefaultEmailMessage):
     def send(self):
         post = self.content
         count = post.comments.count()
-        self.body = f"{_name(self.trigger_user)} commented on “{post.title}” ({count} comments so far)."
+        so_far = f"{count} comment{'s' if count != 1 else ''} so far"
+        self.body = f"{_who(self.trigger_user)} commented on “{post.title}” ({so_far})."
         super().send()
 
     def check_validity(self):
         return self.content is not None and super().check_validity()
 
     def inbox_text(self):
-        return f"{_name(self.trigger_user)} commented on your post “{_title(self.content)}”"
+        return f"{_who(self.trigger_user)} commented on your post “{_title(self.content)}”"
 
 
 # A reminder scheduled for later, cancelled if the draft was published meanwhile.

@@ -1,13 +1,13 @@
-"""The inbox in a real headless Chromium, against a live server of the example project.
+"""The inbox and the admin in a real headless Chromium, against a live server of the example project.
 
 Run by .ci/run (not by runtests.py, to keep the README's test command fast):
 
-    TRANSMISSIONS_REQUIRE_BROWSER=1 python -m pytest example/tests/test_browser.py \
-        --ds=example_project.settings
+    TRANSMISSIONS_REQUIRE_BROWSER=1 python -m pytest example/tests --ds=example_project.settings
 
 Needs Debian's ``chromium`` and ``chromium-driver`` and ``pip install -e ".[browser]"``.
-Without them the test skips, unless TRANSMISSIONS_REQUIRE_BROWSER=1 (CI), where it fails.
-A screenshot of the inbox is saved to ``artifacts/inbox.png``.
+Without them the tests skip, unless TRANSMISSIONS_REQUIRE_BROWSER=1 (CI), where they fail.
+Screenshots, in ``artifacts/``: ``inbox.png`` (the example's layout), ``inbox-default.png``
+(the templates as shipped, 1280 px wide) and ``admin-changelist.png`` (1280 px wide).
 """
 
 import os
@@ -20,7 +20,7 @@ import pytest
 from community.messages import LikesUpdate, NewCommentEmail, WelcomeEmail
 from community.models import Post, User
 from transmissions.models import Notification
-from transmissions.processing import process_all_notifications
+from transmissions.worker import process_all_notifications
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
@@ -114,7 +114,7 @@ def test_sign_in_see_badge_open_inbox_follow_notification(browser, live_server, 
     assert all("unseen" in item.get_attribute("class") for item in items)
     texts = [item.find_element(By.TAG_NAME, "a").text for item in items]
     assert texts[0].startswith("Your posts now have 3 likes")  # newest first
-    assert "Bob commented on your post “Notes on queues”" in texts
+    assert "bob commented on your post “Notes on queues”" in texts
     ARTIFACTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "inbox.png"))
     assert ada.notifications.unseen_count() == 0
@@ -128,3 +128,165 @@ def test_sign_in_see_badge_open_inbox_follow_notification(browser, live_server, 
 
     browser.get(live_server.url + "/notifications/")
     assert browser.find_elements(By.CSS_SELECTOR, "li.transmissions-item.unseen") == []
+
+
+# -- screenshots at 1280 px: the inbox as shipped, and the admin's changelist ---------------
+
+WIDE = (1280, 900)
+
+# The colour and background of an element, its background being the first ancestor's
+# that is not transparent; and the contrast ratio of two CSS colours (WCAG 2).
+COLORS_JS = """
+const el = arguments[0];
+let bg = el;
+while (bg && getComputedStyle(bg).backgroundColor.match(/rgba\\(.*, 0\\)|transparent/)) {
+  bg = bg.parentElement;
+}
+return [getComputedStyle(el).color, bg ? getComputedStyle(bg).backgroundColor : 'rgb(255, 255, 255)'];
+"""
+
+
+def contrast(css_a, css_b):
+    def luminance(css):
+        channels = [int(x) / 255 for x in css[css.index("(") + 1 : css.index(")")].split(",")[:3]]
+        r, g, b = (c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    high, low = sorted((luminance(css_a), luminance(css_b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def sign_in(browser, live_server, user):
+    """Give the browser a session of ``user`` (no login page needed)."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    browser.get(live_server.url + "/static/transmissions/transmissions.css")  # any page of the site
+    browser.add_cookie({"name": "sessionid", "value": client.cookies["sessionid"].value, "path": "/"})
+
+
+def shipped_templates_only(settings):
+    """Render with the app's templates: the example's overrides (its base.html) left out."""
+    settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": []}]
+
+
+def test_default_inbox_is_styled_readable_and_keyboard_friendly(browser, live_server, outputs, settings):
+    import datetime
+
+    from django.utils import timezone
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    shipped_templates_only(settings)
+    browser.set_window_size(*WIDE)
+    ada = User.objects.create_user("ada", "ada@example.com", "pw", first_name="Ada")
+    bob = User.objects.create_user("bob", "bob@example.com", "pw", first_name="Bob")
+    post = Post.objects.create(author=ada, title="Notes on queues")
+    ages = [datetime.timedelta(days=3), datetime.timedelta(hours=2), datetime.timedelta(minutes=5)]
+    for age in ages:
+        n = NewCommentEmail.trigger(ada, trigger_user=bob, content=post)
+        process_all_notifications()
+        Notification.objects.filter(pk=n.pk).update(datetime_created=timezone.now() - age)
+    ada.notifications.mark_seen()  # those three were seen on an earlier visit
+    WelcomeEmail.trigger(ada)
+    LikesUpdate.trigger(ada, trigger_user=bob, content=post, data={"likes": 1})
+    assert process_all_notifications() == 2
+
+    sign_in(browser, live_server, ada)
+    browser.get(live_server.url + "/notifications/")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Notifications"
+    # The shipped stylesheet is linked, loaded and applied.
+    loaded = browser.execute_script(
+        "return [...document.styleSheets].filter(s => s.href && s.href.endsWith("
+        "'/static/transmissions/transmissions.css')).map(s => s.cssRules.length)"
+    )
+    assert len(loaded) == 1 and loaded[0] > 10
+    items = browser.find_elements(By.CSS_SELECTOR, "ul.transmissions-list > li.transmissions-item")
+    assert len(items) == 5
+    style = browser.execute_script(
+        "const s = getComputedStyle(arguments[0]); return [s.display, s.borderBottomStyle, s.listStyleType]",
+        items[0],
+    )
+    assert style == ["flex", "solid", "none"]
+    unseen = [item for item in items if "unseen" in item.get_attribute("class")]
+    assert len(unseen) == 2
+    # Ages: "just now" for the fresh ones, one unit for the others; each a <time datetime>.
+    times = [item.find_element(By.CSS_SELECTOR, "time[datetime]").text for item in items]
+    assert times == ["just now", "just now", "5 minutes ago", "2 hours ago", "3 days ago"]
+    # Every text meets WCAG AA (4.5:1) on its background: links, ages, the "new" label.
+    checked = []
+    for item in items:
+        for css in ("a", "time", ".transmissions-new"):
+            for element in item.find_elements(By.CSS_SELECTOR, css):
+                fg, bg = browser.execute_script(COLORS_JS, element)
+                checked.append((css, round(contrast(fg, bg), 1)))
+    assert len(checked) == 12 and all(ratio >= 4.5 for _, ratio in checked), checked
+    # The first Tab reaches the first notification, and shows a focus ring.
+    browser.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
+    focused = browser.switch_to.active_element
+    assert focused == items[0].find_element(By.TAG_NAME, "a")
+    ring = browser.execute_script(
+        "const s = getComputedStyle(arguments[0]); return [s.outlineStyle, parseFloat(s.outlineWidth)]",
+        focused,
+    )
+    assert ring[0] == "solid" and ring[1] >= 2
+    width = browser.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
+    assert width[0] <= width[1]
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "inbox-default.png"))
+
+
+def test_admin_changelist_fits_1280_px_on_one_line_a_row(browser, live_server, outputs):
+    from django.contrib.auth.hashers import make_password
+    from selenium.webdriver.common.by import By
+
+    browser.set_window_size(*WIDE)
+    root = User.objects.create_superuser("root", "root@example.com", "pw")
+    names = ["ada", "bob", "a-rather-long-username-for-a-person", "grace"]
+    unusable = make_password(None)
+    users = User.objects.bulk_create(User(username=n, password=unusable) for n in names)
+    long_title = "Getting started with a title much longer than any column could ever show in full"
+    titles = ["Short", long_title, "Queues", "SMS"]
+    posts = [Post.objects.create(author=u, title=t) for u, t in zip(users, titles, strict=True)]
+    for i in range(30):
+        user, post = users[i % 4], posts[(i + 1) % 4]
+        NewCommentEmail.trigger(user, trigger_user=users[(i + 2) % 4], content=post)
+        LikesUpdate.trigger(user, trigger_user=users[(i + 3) % 4], content=post, data={"likes": i})
+    WelcomeEmail.trigger(users[0])
+    process_all_notifications()
+    Notification.objects.filter(trigger_name="likes-update").first().cancel()
+
+    sign_in(browser, live_server, root)
+    browser.get(live_server.url + "/admin/transmissions/notification/")
+    assert browser.find_element(By.ID, "nav-sidebar").is_displayed()  # the narrow case
+    assert browser.find_element(By.ID, "changelist-filter").is_displayed()
+    rows = browser.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")
+    assert len(rows) == Notification.objects.count() > 10
+    fit = browser.execute_script("""
+        const table = document.getElementById('result_list'), box = table.closest('.results');
+        const rows = [...table.tBodies[0].rows].map(r => r.getBoundingClientRect().height);
+        return {
+          table: table.getBoundingClientRect().right, box: box.getBoundingClientRect().right,
+          boxScroll: box.scrollWidth - box.clientWidth,
+          page: document.documentElement.scrollWidth, viewport: document.documentElement.clientWidth,
+          rowHeights: [...new Set(rows.map(Math.round))],
+          lineHeight: parseFloat(getComputedStyle(table.tBodies[0].rows[0].cells[1]).lineHeight) || 20,
+        };""")  # fmt: skip
+    assert fit["table"] <= fit["box"] + 0.5 and fit["boxScroll"] == 0, fit  # no sideways scrolling
+    assert fit["page"] <= fit["viewport"], fit
+    # One line a row: every row as tall as the others, and less than two lines tall.
+    assert len(fit["rowHeights"]) == 1 and fit["rowHeights"][0] < 2 * fit["lineHeight"] + 16, fit
+    # A title too long for its cell is cut with an ellipsis, and in full in the tooltip.
+    long_links = browser.find_elements(By.CSS_SELECTOR, f'td.field-content_link a[title$="{long_title}"]')
+    assert long_links
+    cut = browser.execute_script(
+        "const td = arguments[0].closest('td'); return [td.scrollWidth > td.clientWidth,"
+        " getComputedStyle(td).textOverflow]",
+        long_links[0],
+    )
+    assert cut == [True, "ellipsis"]
+    headers = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#result_list thead th")][1:]
+    assert headers == ["TRIGGER NAME", "USER", "STATUS", "CONTENT", "SCHEDULED"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "admin-changelist.png"))

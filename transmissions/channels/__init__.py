@@ -1,5 +1,5 @@
-"""Channels: the classes a message derives from. Each lives in its own module."""
+"""Channels: the classes a message derives from, each in its own module.
 
-from transmissions.channels.base import BaseChannel
-
-__all__ = ["BaseChannel"]
+``base.BaseChannel`` (the template method every channel follows), ``email``, ``sms`` and
+``twilio``, ``push``, ``inapp``; ``checks`` and ``push_checks`` hold their system checks.
+"""

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import datetime
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from transmissions.behaviors import TriggerBehavior
+from transmissions.trigger import Triggerable
 
 if TYPE_CHECKING:
-    from django.db.models import Model
-
     from transmissions.models import Notification
 
 
@@ -19,7 +17,7 @@ if TYPE_CHECKING:
 capture_hook: Callable[[BaseChannel, Any], Any] | None = None
 
 
-class BaseChannel:
+class BaseChannel(Triggerable):
     """Base of every channel and so of every message class.
 
     A worker builds ``Channel(notification)``, calls ``check_validity()`` and, when
@@ -32,6 +30,9 @@ class BaseChannel:
 
     trigger_name: ClassVar[str]
     behavior: ClassVar[TriggerBehavior]
+    # The kind of channel, stored on each notification (``Notification.channel``): "email",
+    # "sms", "push", "inapp", or a project's own. Preferences and feeds go by it.
+    channel: ClassVar[str] = ""
 
     def __init__(self, notification: Notification) -> None:
         self.notification = notification
@@ -56,6 +57,11 @@ class BaseChannel:
         """Return whether the notification should still be sent (False cancels it)."""
         return True
 
+    def get_cancel_reason(self) -> str:
+        """Return why ``check_validity()`` said no, in a few words (shown in the admin and
+        logged). Override it where your ``check_validity()`` can say more."""
+        return "check_validity() returned false"
+
     def send(self) -> Any:
         """Send the notification; return what the provider answered."""
         payload = self.build()
@@ -75,51 +81,6 @@ class BaseChannel:
 
     def record(self, result: Any) -> None:
         """Keep what the provider answered (a message id, say). Does nothing by default."""
-
-    @classmethod
-    def trigger(
-        cls,
-        target_user: Any,
-        trigger_user: Any = None,
-        datetime_scheduled: datetime.datetime | None = None,
-        content: Model | None = None,
-        data: Any = None,
-        silent: bool = True,
-    ) -> Notification | None:
-        """Create a notification of this message for ``target_user``; see ``transmissions.trigger``."""
-        from transmissions.trigger import trigger
-
-        return trigger(
-            cls,
-            target_user,
-            trigger_user=trigger_user,
-            datetime_scheduled=datetime_scheduled,
-            content=content,
-            data=data,
-            silent=silent,
-        )
-
-    @classmethod
-    def trigger_many(
-        cls,
-        users: Iterable[Any],
-        trigger_user: Any = None,
-        datetime_scheduled: datetime.datetime | None = None,
-        content: Model | None = None,
-        data: Any = None,
-    ) -> list[Notification]:
-        """Create a notification of this message for each of ``users``, in a few statements per
-        thousand users; return those created. See ``transmissions.fanout.trigger_many``."""
-        from transmissions.fanout import trigger_many
-
-        return trigger_many(
-            cls,
-            users,
-            trigger_user=trigger_user,
-            datetime_scheduled=datetime_scheduled,
-            content=content,
-            data=data,
-        )
 
 
 __all__ = ["BaseChannel"]

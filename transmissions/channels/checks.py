@@ -16,8 +16,9 @@ from django.template.loader import get_template
 from django.utils.module_loading import import_string
 
 from transmissions.channels.email import HAS_MAILERS, DefaultEmailMessage, configured_mailers
+from transmissions.channels.phone import is_e164
 from transmissions.channels.rendering import TemplateContextMixin
-from transmissions.channels.sms import is_e164
+from transmissions.channels.twilio import TwilioSMSBackend
 from transmissions.conf import conf
 from transmissions.registry import registry
 
@@ -27,8 +28,6 @@ TEMPLATE_ATTRIBUTES = ("subject_template_name", "text_template_name", "html_temp
 
 
 def _uses_twilio() -> bool:
-    from transmissions.channels.twilio import TwilioSMSBackend
-
     try:
         backend = import_string(conf.TRANSMISSIONS_SMS_BACKEND)
     except (ImportError, TypeError, ValueError):
@@ -144,8 +143,9 @@ def _mailer_errors() -> list[checks.CheckMessage]:
     return errors
 
 
-@checks.register()
 def check_channels(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Check the registered messages' templates and mailers, and Twilio's settings when it is the
+    SMS backend."""
     errors = _template_errors() + _mailer_errors()
     if _uses_twilio():
         errors += _twilio_errors()

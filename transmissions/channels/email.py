@@ -56,6 +56,8 @@ class DefaultEmailMessage(TemplateContextMixin, BaseChannel):
     configure is system check transmissions.E029.
     """
 
+    channel = "email"
+
     subject: str = ""
     body: str = ""
     subject_template_name: str | None = None
@@ -76,6 +78,9 @@ class DefaultEmailMessage(TemplateContextMixin, BaseChannel):
 
     def check_validity(self) -> bool:
         return bool(self.get_recipient())
+
+    def get_cancel_reason(self) -> str:
+        return "the user has no email address"
 
     def get_subject(self) -> str:
         """Return the subject: the rendered ``subject_template_name``, else ``subject``."""

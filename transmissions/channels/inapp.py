@@ -14,6 +14,7 @@ from typing import Any
 from transmissions.channels.base import BaseChannel
 from transmissions.channels.rendering import TemplateContextMixin, render
 from transmissions.exceptions import ChannelSendException
+from transmissions.querysets import FEED_CHANNEL
 
 # The key of ``Notification.data`` that holds what the feed shows.
 DATA_KEY = "inapp"
@@ -28,6 +29,7 @@ class InAppMessage(TemplateContextMixin, BaseChannel):
     dict (or empty): the rendered entry is stored in it under ``"inapp"``.
     """
 
+    channel = FEED_CHANNEL
     template_name: str | None = None
     url: str | None = None
 
@@ -47,8 +49,6 @@ class InAppMessage(TemplateContextMixin, BaseChannel):
         return {"text": self.get_text(), "url": self.get_url()}
 
     def transmit(self, payload: Any) -> Any:
-        from transmissions.models import Notification
-
         data = self.notification.data
         if not isinstance(data, dict):
             raise ChannelSendException(
@@ -57,15 +57,10 @@ class InAppMessage(TemplateContextMixin, BaseChannel):
             )
         self.notification.data = {**data, DATA_KEY: payload}
         # Only the data column: the status is written by the worker afterwards.
-        Notification.objects.filter(pk=self.notification.pk).update(data_bytes=self.notification.data_bytes)
+        type(self.notification)._default_manager.filter(pk=self.notification.pk).update(
+            data_bytes=self.notification.data_bytes
+        )
         return payload
-
-
-def inapp_trigger_names() -> list[str]:
-    """Return the trigger names of the registered in-app messages."""
-    from transmissions.registry import registry
-
-    return [name for name, cls in registry.items() if issubclass(cls, InAppMessage)]
 
 
 def entry(notification: Any) -> dict[str, Any]:

@@ -13,63 +13,15 @@ importable without the extra, and a missing piece is reported by the system chec
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from transmissions.channels import push_services
 from transmissions.channels.base import BaseChannel
+from transmissions.channels.push_services import SERVICES, DeviceResult, PushPayload, device_model
 from transmissions.conf import conf
 from transmissions.exceptions import ChannelSendException, TransientChannelError
 
 logger = logging.getLogger("transmissions.channels.push")
-
-# Device type name -> (model's dotted path in push_notifications.models, extra filter).
-SERVICES: dict[str, tuple[str, dict[str, Any]]] = {
-    "webpush": ("WebPushDevice", {}),
-    # GCMDevice rows with cloud_message_type "GCM" use Google's retired legacy API.
-    "fcm": ("GCMDevice", {"cloud_message_type": "FCM"}),
-    "apns": ("APNSDevice", {}),
-}
-
-
-@dataclass(frozen=True)
-class PushPayload:
-    """What every device of the user receives, whatever its type."""
-
-    title: str
-    body: str
-    data: dict[str, Any] = field(default_factory=dict)
-    # Seconds the provider keeps the message for a device that is offline.
-    ttl: int = 86400
-
-
-@dataclass
-class DeviceResult:
-    """The outcome of sending to one device."""
-
-    device: Any
-    error: str | None = None
-    # A failure worth retrying (429, 5xx, timeout); False for a permanent refusal.
-    transient: bool = False
-    # The provider said the device is gone; its ``active`` flag was set to False.
-    deactivated: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    def __str__(self) -> str:
-        what = f"{type(self.device).__name__} #{self.device.pk}"
-        if self.ok:
-            return f"{what}: sent"
-        state = "deactivated" if self.deactivated else ("transient" if self.transient else "refused")
-        return f"{what}: {state}: {self.error}"
-
-
-def device_model(service: str) -> Any:
-    """Return django-push-notifications' device model for ``service``."""
-    from push_notifications import models
-
-    return getattr(models, SERVICES[service][0])
 
 
 class PushMessage(BaseChannel):
@@ -83,6 +35,8 @@ class PushMessage(BaseChannel):
     retried (``TransientChannelError``) when none did and a failure was transient,
     and FAILED otherwise.
     """
+
+    channel = "push"
 
     title: str = ""
     body: str = ""
@@ -133,13 +87,14 @@ class PushMessage(BaseChannel):
             for service in self.get_services()
         )
 
+    def get_cancel_reason(self) -> str:
+        return f"the user has no active push device ({', '.join(self.get_services())})"
+
     def build(self) -> PushPayload:
         ttl = self.ttl if self.ttl is not None else conf.TRANSMISSIONS_PUSH_TTL
         return PushPayload(self.get_title(), self.get_body(), dict(self.get_push_data()), ttl)
 
     def transmit(self, payload: Any) -> list[DeviceResult]:
-        from transmissions.channels import push_services
-
         devices = self.get_devices()
         if not devices:
             # Every device was deactivated between check_validity() and now.

@@ -1,4 +1,4 @@
-"""System checks of the push channel's configuration (transmissions.E030-E036, W030).
+"""System checks of the push channel's configuration (transmissions.E030-E040, W030).
 
 A missing key or library is reported when ``manage.py check`` (or any command) runs,
 instead of failing every push notification one by one in the workers. The settings of
@@ -16,7 +16,8 @@ from django.apps import apps
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
-from transmissions.channels.push import SERVICES, PushMessage
+from transmissions.channels.push_services import SERVICES
+from transmissions.checks import positive_number
 from transmissions.conf import conf
 from transmissions.registry import registry
 
@@ -35,9 +36,8 @@ def _bad_services(value: Any) -> bool:
     )
 
 
-def check_push_settings() -> list[checks.CheckMessage]:
-    from transmissions.checks import _positive_number
-
+def check_push(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Check TRANSMISSIONS_PUSH_* and, when push messages are registered, their libraries and keys."""
     errors: list[checks.CheckMessage] = []
     services = conf.TRANSMISSIONS_PUSH_SERVICES
     if _bad_services(services):
@@ -49,16 +49,16 @@ def check_push_settings() -> list[checks.CheckMessage]:
             )
         )
         services = []
-    errors += _positive_number("TRANSMISSIONS_PUSH_TTL", "transmissions.E031")
+    errors += positive_number("TRANSMISSIONS_PUSH_TTL", "transmissions.E031")
     needed: set[str] = set()
     for name, cls in _push_messages():
-        own = cls.push_services
+        own = getattr(cls, "push_services", None)
         if own is not None and _bad_services(own):
             errors.append(
                 _error(
                     f"{cls.__qualname__}.push_services ({name!r}) must be a non-empty list of "
                     f"'webpush', 'fcm', 'apns', not {own!r}.",
-                    "transmissions.E030",
+                    "transmissions.E037",
                 )
             )
             continue
@@ -69,7 +69,8 @@ def check_push_settings() -> list[checks.CheckMessage]:
 
 
 def _push_messages() -> list[tuple[str, Any]]:
-    return [(name, cls) for name, cls in registry.items() if issubclass(cls, PushMessage)]
+    # By the channel kind PushMessage declares, so that this module needs no channel class.
+    return [(name, cls) for name, cls in registry.items() if getattr(cls, "channel", "") == "push"]
 
 
 def _check_library(services: list[str]) -> list[checks.CheckMessage]:
@@ -85,11 +86,11 @@ def _check_library(services: list[str]) -> list[checks.CheckMessage]:
         ]
     try:
         # Importing the module already builds django-push-notifications' config manager.
-        from push_notifications.conf import LegacyConfig, get_manager
+        from push_notifications.conf import LegacyConfig, get_manager  # type: ignore[attr-defined]
 
         manager = get_manager()
     except ImproperlyConfigured as exc:
-        return [_error(f"PUSH_NOTIFICATIONS_SETTINGS: {exc}", "transmissions.E032")]
+        return [_error(f"PUSH_NOTIFICATIONS_SETTINGS: {exc}", "transmissions.E038")]
     errors: list[checks.CheckMessage] = []
     for service in services:
         library = _LIBRARIES[service]
@@ -137,7 +138,7 @@ def _check_webpush(manager: Any) -> list[checks.CheckMessage]:
             errors.append(
                 _error(
                     f"PUSH_NOTIFICATIONS_SETTINGS['WP_PRIVATE_KEY'] is not a VAPID private key: {exc!r}",
-                    "transmissions.E034",
+                    "transmissions.E039",
                     hint,
                 )
             )
@@ -189,7 +190,7 @@ def _check_apns(manager: Any) -> list[checks.CheckMessage]:
                 _error(
                     "APNs needs credentials: APNS_AUTH_KEY_PATH, APNS_AUTH_KEY_ID and APNS_TEAM_ID, "
                     "or APNS_CERTIFICATE, in PUSH_NOTIFICATIONS_SETTINGS.",
-                    "transmissions.E036",
+                    "transmissions.E040",
                 )
             )
     return errors

@@ -4,7 +4,8 @@ Each sender takes a list of devices of its type and returns one ``DeviceResult``
 device, in order. A provider's "this device is gone" deactivates the device
 (``active=False``, django-push-notifications' flag, which its own senders and its REST
 API honour); 429, 5xx and network errors are transient; anything else is a refusal.
-Imported only when a push is sent, so that django-push-notifications stays optional.
+django-push-notifications and the providers' libraries are imported only when a push
+is sent, so that the core, and the system checks, import without the ``push`` extra.
 """
 
 from __future__ import annotations
@@ -12,13 +13,58 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-import requests
-from push_notifications.conf import get_manager
-from push_notifications.webpush import get_subscription_info
+# Device type name -> (model's dotted path in push_notifications.models, extra filter).
+SERVICES: dict[str, tuple[str, dict[str, Any]]] = {
+    "webpush": ("WebPushDevice", {}),
+    # GCMDevice rows with cloud_message_type "GCM" use Google's retired legacy API.
+    "fcm": ("GCMDevice", {"cloud_message_type": "FCM"}),
+    "apns": ("APNSDevice", {}),
+}
 
-from transmissions.channels.push import DeviceResult, PushPayload
+
+@dataclass(frozen=True)
+class PushPayload:
+    """What every device of the user receives, whatever its type."""
+
+    title: str
+    body: str
+    data: dict[str, Any] = field(default_factory=dict)
+    # Seconds the provider keeps the message for a device that is offline.
+    ttl: int = 86400
+
+
+@dataclass
+class DeviceResult:
+    """The outcome of sending to one device."""
+
+    device: Any
+    error: str | None = None
+    # A failure worth retrying (429, 5xx, timeout); False for a permanent refusal.
+    transient: bool = False
+    # The provider said the device is gone; its ``active`` flag was set to False.
+    deactivated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def __str__(self) -> str:
+        what = f"{type(self.device).__name__} #{self.device.pk}"
+        if self.ok:
+            return f"{what}: sent"
+        state = "deactivated" if self.deactivated else ("transient" if self.transient else "refused")
+        return f"{what}: {state}: {self.error}"
+
+
+def device_model(service: str) -> Any:
+    """Return django-push-notifications' device model for ``service``."""
+    from push_notifications import models
+
+    return getattr(models, SERVICES[service][0])
+
 
 # --- Web Push --------------------------------------------------------------------------
 # pywebpush is called directly, not through WebPushDevice.send_message(): that turns
@@ -37,6 +83,8 @@ def webpush_body(payload: PushPayload) -> str:
 
 
 def send_webpush(devices: list[Any], payload: PushPayload) -> list[DeviceResult]:
+    import requests
+    from push_notifications.webpush import get_subscription_info
     from pywebpush import WebPushException, webpush
 
     body = webpush_body(payload)
@@ -75,6 +123,8 @@ def send_webpush(devices: list[Any], payload: PushPayload) -> list[DeviceResult]
 
 
 def _wp_setting(name: str, app_id: str | None) -> Any:
+    from push_notifications.conf import get_manager
+
     # As django-push-notifications does: a config manager may not offer Web Push settings.
     getter = getattr(get_manager(), f"get_wp_{name}", None)
     return getter(app_id) if getter is not None else None

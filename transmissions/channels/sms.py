@@ -8,7 +8,6 @@ class with ``send_messages(messages)``. ``ConsoleSMSBackend`` (the default) prin
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -16,18 +15,11 @@ from typing import Any
 from django.utils.module_loading import import_string
 
 from transmissions.channels.base import BaseChannel
+from transmissions.channels.phone import is_e164
 from transmissions.conf import conf
 from transmissions.exceptions import ChannelSendException
 
 logger = logging.getLogger("transmissions")
-
-# E.164: a plus, a country code that does not start with 0, at most 15 digits in all.
-_E164 = re.compile(r"^\+[1-9][0-9]{1,14}\Z")
-
-
-def is_e164(number: object) -> bool:
-    """Return whether ``number`` is a phone number in E.164 form (``+14155552671``)."""
-    return isinstance(number, str) and bool(_E164.match(number))
 
 
 @dataclass
@@ -74,6 +66,8 @@ class DefaultSMSMessage(BaseChannel):
     ``get_phone_number()`` to read or normalise the number elsewhere.
     """
 
+    channel = "sms"
+
     phone_number_field = "phone_number"
     sender: str | None = None  # None: the backend's default sender
 
@@ -85,15 +79,13 @@ class DefaultSMSMessage(BaseChannel):
         return getattr(self.target_user, self.phone_number_field, "") or ""
 
     def check_validity(self) -> bool:
+        return is_e164(self.get_phone_number())
+
+    def get_cancel_reason(self) -> str:
         number = self.get_phone_number()
-        if number and not is_e164(number):
-            logger.warning(
-                "Cancelling notification %s (%s): %r is not an E.164 phone number.",
-                self.notification.pk,
-                self.trigger_name,
-                number,
-            )
-        return is_e164(number)
+        if not number:
+            return f"the user has no phone number (user.{self.phone_number_field} is empty)"
+        return f"{number!r} is not an E.164 phone number (+ and country code, e.g. +14155552671)"
 
     def create_message(self) -> str:
         """Return the text of the SMS. Must be implemented by a subclass."""

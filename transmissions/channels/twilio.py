@@ -86,7 +86,7 @@ def _http_client(timeout: float, api_url: str) -> Any:
     """Return Twilio's HTTP client with a timeout, sending to ``api_url`` (a proxy, a stand-in)."""
     from twilio.http.http_client import TwilioHttpClient
 
-    class HttpClient(TwilioHttpClient):
+    class HttpClient(TwilioHttpClient):  # type: ignore[misc]
         def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
             if api_url != TWILIO_API_URL and url.startswith(TWILIO_API_URL + "/"):
                 url = api_url.rstrip("/") + url[len(TWILIO_API_URL) :]

@@ -1,14 +1,19 @@
-"""``{% load transmissions %}``: the unseen count, a badge, and a notification's text."""
+"""``{% load transmissions %}``: the unseen count, a badge, a notification's text and age."""
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from django import template
+from django.utils import timezone
+from django.utils.timesince import timesince
+from django.utils.translation import gettext
 
-from transmissions.channels.inapp import InAppMessage, entry
+from transmissions.channels.inapp import entry
 from transmissions.exceptions import DataDecodeError
 from transmissions.models import Notification
+from transmissions.querysets import FEED_CHANNEL
 
 register = template.Library()
 
@@ -46,21 +51,37 @@ def notifications_badge(context: template.Context) -> dict[str, Any]:
 def notification_text(notification: Notification) -> str:
     """Return what the inbox shows for ``notification``.
 
-    The text an in-app message stored when it was sent, else the message class's
-    ``inbox_text`` (a method called on the message built for this notification, or a
-    plain attribute), else its ``subject``, else the trigger name.
+    The text an in-app message stored when it was sent (even if its class is gone
+    since), else the message class's ``inbox_text`` (a method called on the message
+    built for this notification, or a plain attribute), else its ``subject``, else the
+    trigger name.
     """
-    cls = notification.message_class
-    if cls is not None and issubclass(cls, InAppMessage):
+    if notification.channel == FEED_CHANNEL:
         try:
             stored = entry(notification).get("text")
         except DataDecodeError:
             stored = None
         if stored:
             return str(stored)
+    cls = notification.message_class
     if cls is None:
         return notification.trigger_name
     text = getattr(cls, "inbox_text", None)
     if callable(text):
         text = getattr(cls(notification), "inbox_text")()  # noqa: B009 - bound to the instance
     return str(text or getattr(cls, "subject", "") or notification.trigger_name)
+
+
+@register.filter
+def time_ago(value: datetime.datetime | None) -> str:
+    """Return "just now" for a time less than a minute ago, else "3 hours ago" (one unit).
+
+    ``{{ notification.datetime_created|time_ago }}``. A time in the future (another
+    server's clock a little ahead) is "just now" too; ``None`` is "".
+    """
+    if value is None:
+        return ""
+    now = timezone.now() if timezone.is_aware(value) else datetime.datetime.now()
+    if now - value < datetime.timedelta(minutes=1):
+        return gettext("just now")
+    return gettext("%(time)s ago") % {"time": timesince(value, now, depth=1)}

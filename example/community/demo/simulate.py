@@ -54,8 +54,15 @@ def ensure_users(count, rng):
             continue
         first = "Demo" if name == DEMO_USERNAME else rng.choice(FIRST_NAMES)
         roll = rng.random()
-        # Most users have a valid number; some none (SMS cancelled), a few a typo (SMS failed).
-        phone = "" if roll < 0.04 else "555-01" if roll < 0.07 else f"+1555{rng.randrange(10**7):07d}"
+        # Most users have a valid number. Some have none, or one not in E.164 form: the SMS
+        # channel cancels theirs. A few have one too short for the provider (the example's
+        # backend), which refuses it: FAILED.
+        phone = (
+            "" if roll < 0.03
+            else "555-01" if roll < 0.05
+            else "+155501" if roll < 0.07
+            else f"+1555{rng.randrange(10**7):07d}"
+        )  # fmt: skip
         new.append(
             User(
                 username=name,

@@ -5,7 +5,6 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from transmissions.models import Notification
-from transmissions.retry import requeue
 
 
 class Command(BaseCommand):
@@ -22,5 +21,5 @@ class Command(BaseCommand):
         failed = Notification.objects.failed().filter(datetime_processed__gte=since)
         if trigger:
             failed = failed.filter(trigger_name=trigger)
-        queued, skipped = requeue(failed)
+        queued, skipped = failed.requeue()
         self.stdout.write(f"Queued {queued} failed notification(s) again; skipped {skipped}.")

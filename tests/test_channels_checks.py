@@ -11,9 +11,10 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test.utils import override_settings
 
+from transmissions import message
 from transmissions.channels.checks import check_channels
 from transmissions.channels.email import DefaultEmailMessage
-from transmissions.registry import message, registry
+from transmissions.registry import registry
 
 TWILIO = {
     "TRANSMISSIONS_SMS_BACKEND": "transmissions.channels.twilio.TwilioSMSBackend",

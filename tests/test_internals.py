@@ -1,3 +1,5 @@
+"""internals.py: claimed rows read like the ORM's, with the shortcuts on or off."""
+
 import pytest
 from django.db import connection
 from django.db.models.signals import post_init
@@ -7,7 +9,6 @@ from tests.messages import DefaultMessage
 from tests.models import Article, Document
 from tests.utils import earlier, make_user
 from transmissions.models import Notification
-from transmissions.processing import claim_batch
 
 pytestmark = pytest.mark.django_db
 FIELDS = [f.attname for f in Notification._meta.concrete_fields]
@@ -30,7 +31,7 @@ def batch_rows():
 
 
 def test_claimed_batch_reads_like_the_orm(batch_rows):
-    batch = claim_batch(10)
+    batch = Notification.objects.claim(10)
     # Oldest schedule first, as the due-query orders them.
     assert [n.pk for n in batch] == [batch_rows[i].pk for i in (1, 2, 0)]
     for n in batch:
@@ -60,7 +61,7 @@ def test_post_init_listeners_still_run(batch_rows):
 
     post_init.connect(listener, sender=Notification)
     try:
-        batch = claim_batch(10)
+        batch = Notification.objects.claim(10)
     finally:
         post_init.disconnect(listener, sender=Notification)
     assert sorted(seen) == sorted(n.pk for n in batch) and len(batch) == 3

@@ -53,6 +53,7 @@ def test_off_by_default(eager):
     assert eager == [] and messages.sent == []
 
 
+@pytest.mark.fast_path  # without the shortcuts: one wake-up per trigger
 def test_one_dispatch_per_transaction_delivers_after_commit(runs):
     user = make_user()
     with transaction.atomic():
@@ -119,3 +120,18 @@ def test_unreachable_broker_is_logged_not_raised(caplog):
         app.set_current()
     assert Notification.objects.get(pk=n.pk).status == S.CREATED  # committed; beat will send it
     assert "Could not queue process_all_notifications" in caplog.text
+
+
+def test_trigger_many_dispatches_once_after_commit(runs):
+    users = [make_user(f"fan{i}") for i in range(3)]
+    with transaction.atomic():
+        made = DefaultMessage.trigger_many(users)
+        assert runs == []
+    assert len(runs) == 1
+    assert sorted(pk for name, pk in messages.sent if name == "default") == sorted(n.pk for n in made)
+
+
+def test_trigger_many_outside_a_transaction_dispatches_at_its_commit(runs):
+    DefaultMessage.trigger_many([make_user("a1"), make_user("a2")])
+    assert len(runs) == 1
+    assert not Notification.objects.filter(status=S.CREATED).exists()

@@ -12,11 +12,12 @@ from django.test.utils import override_settings
 from tests.messages import HtmlOnlyEmail, MyEmailMessage, TemplatedEmail, TransactionalEmail
 from tests.servers import SilentServer, SMTPServer, closed_port
 from tests.utils import email_settings, make_user
+from transmissions import message
 from transmissions.channels.email import DefaultEmailMessage, smtp_error
 from transmissions.exceptions import ChannelSendException, TransientChannelError
 from transmissions.models import Notification
-from transmissions.processing import process_all_notifications
-from transmissions.registry import message, registry
+from transmissions.registry import registry
+from transmissions.worker import process_all_notifications
 
 pytestmark = pytest.mark.django_db
 S = Notification.Status
@@ -176,11 +177,19 @@ class ZeroBackend:
         return 0
 
 
-@override_settings(**email_settings("tests.test_email.ZeroBackend"))
+@override_settings(**email_settings("tests.test_channels_email.ZeroBackend"))
 def test_backend_that_sends_nothing_is_failed():
     n = MyEmailMessage.trigger(make_user())
     with pytest.raises(ChannelSendException, match="the backend sent nothing"):
         MyEmailMessage(n).send()
+
+
+def test_email_without_address_is_cancelled():
+    user = make_user(email="")
+    n = MyEmailMessage.trigger(user)
+    process_all_notifications()
+    n.refresh_from_db()
+    assert n.status == S.CANCELLED and mail.outbox == []
 
 
 @pytest.fixture

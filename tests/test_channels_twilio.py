@@ -12,7 +12,7 @@ from transmissions.channels.sms import SMS
 from transmissions.channels.twilio import TwilioSMSBackend
 from transmissions.exceptions import ChannelSendException, TransientChannelError
 from transmissions.models import Notification
-from transmissions.processing import process_all_notifications
+from transmissions.worker import process_all_notifications
 
 pytestmark = pytest.mark.django_db
 S = Notification.Status

@@ -1,3 +1,5 @@
+"""channels/inapp.py: the in-app channel and the feed."""
+
 import pytest
 from django.db import connection
 from django.template import Context, Template
@@ -8,8 +10,8 @@ from tests.models import Article
 from tests.utils import make_user, statements
 from transmissions.channels.inapp import entry
 from transmissions.models import Notification
-from transmissions.processing import process_all_notifications
 from transmissions.registry import registry
+from transmissions.worker import process_all_notifications
 
 pytestmark = pytest.mark.django_db
 S = Notification.Status
@@ -48,6 +50,22 @@ def test_the_feed_shows_entries_without_the_message_class():
         registry.register(BadgeInApp, "badge-inapp")
     assert html == "You earned the gold badge"
     assert entry(n) == {"text": "You earned the gold badge", "url": None}
+
+
+def test_the_feed_keeps_entries_whose_message_class_is_gone():
+    # The feed goes by the channel each row was triggered on, not by the live registry:
+    # removing or renaming an in-app class must not empty its users' feeds.
+    ada = make_user()
+    sent = BadgeInApp.trigger(ada, data={"badge": "gold"})
+    process_all_notifications()
+    registry.unregister("badge-inapp")
+    try:
+        feed = list(Notification.objects.feed(ada))
+        text = Template("{% load transmissions %}{% notification_text n %}").render(Context({"n": feed[0]}))
+    finally:
+        registry.register(BadgeInApp, "badge-inapp")
+    assert [n.pk for n in feed] == [sent.pk]
+    assert text == "You earned the gold badge"
 
 
 def test_feed_is_the_users_sent_inapp_notifications_newest_first_in_one_query():

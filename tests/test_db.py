@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 
 from tests.utils import earlier, make_user
 from transmissions.models import Notification
-from transmissions.processing import claim_batch, process_batch
+from transmissions.worker import process_batch
 
 pytestmark = pytest.mark.django_db(transaction=True)
 TABLE = Notification._meta.db_table
@@ -18,7 +18,7 @@ TABLE = Notification._meta.db_table
 
 def claim_sql(size=10):
     with CaptureQueriesContext(connection) as ctx:
-        assert len(claim_batch(size)) == size
+        assert len(Notification.objects.claim(size)) == size
     [sql] = [q["sql"] for q in ctx.captured_queries if q["sql"].upper().startswith(("WITH", "UPDATE"))]
     return sql
 
@@ -78,8 +78,8 @@ def test_sqlite_claim_looks_up_the_chosen_ids_and_scans_the_due_index_in_order()
 def test_sqlite_outcome_update_looks_up_ids_not_every_processing_row():
     user = make_user()
     seed(user, processed=0, due=300)
-    claim_batch(200)  # another worker's batch, still held
-    batch = claim_batch(10)
+    Notification.objects.claim(200)  # another worker's batch, still held
+    batch = Notification.objects.claim(10)
     with CaptureQueriesContext(connection) as ctx:
         process_batch(batch)
     [sql] = [q["sql"] for q in ctx.captured_queries if "datetime_processed" in q["sql"]]

@@ -1,0 +1,42 @@
+"""Policies the tests configure through TRANSMISSIONS_POLICIES."""
+
+import datetime
+
+from django.db.models import Q
+from django.utils import timezone
+
+from tests.models import User
+from transmissions.policies import Hold, Policy
+
+# What each policy saw: (policy name, [notification ids]) per prepare() call.
+prepared: list[tuple[str, list[int]]] = []
+
+
+class QuietForBob(Policy):
+    """Defers bob's notifications by an hour, in one query per batch."""
+
+    def prepare(self, batch):
+        prepared.append(("quiet", [n.pk for n in batch]))
+        ids = {n.target_user_id for n in batch}
+        self.quiet = set(User.objects.filter(Q(pk__in=ids) & Q(username="bob")).values_list("pk", flat=True))
+
+    def check(self, notification, message_cls):
+        if notification.target_user_id in self.quiet:
+            return Hold("bob's quiet hours", until=timezone.now() + datetime.timedelta(hours=1))
+        return None
+
+
+class NothingForCarol(Policy):
+    """Cancels carol's notifications."""
+
+    def prepare(self, batch):
+        prepared.append(("carol", [n.pk for n in batch]))
+
+    def check(self, notification, message_cls):
+        if notification.target_user.username in ("carol", "bob"):
+            return Hold(f"{notification.target_user.username} opted out of {message_cls.trigger_name}")
+        return None
+
+
+class NotAPolicy:
+    pass

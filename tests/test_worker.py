@@ -1,0 +1,117 @@
+"""worker.py: the loop (due rows only, oldest first, at most once, time limit, query count per batch)."""
+
+import pytest
+import time_machine
+from django.core import mail
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from tests import messages
+from tests.messages import (
+    DefaultMessage,
+    MyEmailMessage,
+    WelcomeSMS,
+)
+from tests.models import Article
+from tests.utils import earlier, later, make_user, statements, status_of, trigger_named
+from transmissions import internals
+from transmissions.models import Notification
+from transmissions.worker import process_all_notifications
+
+pytestmark = pytest.mark.django_db
+S = Notification.Status
+
+
+def test_sends_due_and_leaves_future(user):
+    due = DefaultMessage.trigger(user, datetime_scheduled=earlier())
+    future = DefaultMessage.trigger(user, datetime_scheduled=later())
+    assert process_all_notifications() == 1
+    assert messages.sent == [("default", due.pk)]
+    due.refresh_from_db()
+    assert due.status == S.SUCCESSFULLY_SENT and due.datetime_processed is not None
+    assert due.attempts == 1 and due.claimed_until is None
+    assert status_of(future) == S.CREATED
+    with time_machine.travel(later(days=3)):
+        assert process_all_notifications() == 1
+    assert status_of(future) == S.SUCCESSFULLY_SENT
+
+
+def test_oldest_schedule_first(user):
+    a = DefaultMessage.trigger(user, datetime_scheduled=earlier(minutes=1))
+    b = DefaultMessage.trigger(user, datetime_scheduled=earlier(minutes=3))
+    c = DefaultMessage.trigger(user, datetime_scheduled=earlier(minutes=2))
+    assert process_all_notifications(batch_size=1) == 3
+    assert [pk for _, pk in messages.sent] == [b.pk, c.pk, a.pk]
+
+
+def test_processed_at_most_once(user):
+    DefaultMessage.trigger(user)
+    assert process_all_notifications() == 1
+    assert process_all_notifications() == 0
+    assert len(messages.sent) == 1
+
+
+def test_only_created_rows_are_sent(user):
+    for status in (S.FAILED, S.CANCELLED, S.BROKEN, S.SUCCESSFULLY_SENT, S.PROCESSING):
+        n = DefaultMessage.trigger(user, datetime_scheduled=earlier())
+        Notification.objects.filter(pk=n.pk).update(status=status, claimed_until=later())
+    assert process_all_notifications() == 0
+    assert messages.sent == []
+
+
+def test_one_bad_notification_never_stops_the_batch(user):
+    names = ["crashes", "default", "init-raises", "default", "always-fails", "default"]
+    rows = [trigger_named(name, user) for name in names]
+    assert process_all_notifications() == 6
+    ok, failed = S.SUCCESSFULLY_SENT, S.FAILED
+    assert [status_of(n) for n in rows] == [failed, ok, S.BROKEN, ok, failed, ok]
+
+
+def test_time_limit_stops_between_batches(user):
+    for _ in range(5):
+        DefaultMessage.trigger(user)
+    assert process_all_notifications(batch_size=2, time_limit=0) == 2
+    assert process_all_notifications(batch_size=2) == 3
+
+
+def test_readme_email_message_is_sent(user):
+    MyEmailMessage.trigger(user)
+    process_all_notifications()
+    [email] = mail.outbox
+    assert email.subject == "Hello world!"
+    assert email.body == "Hey, let me type a message later"
+    assert email.to == [user.email]
+
+
+def test_readme_welcome_sms_is_sent_once(user):
+    from transmissions.channels.sms import outbox
+
+    WelcomeSMS.trigger(user, datetime_scheduled=later())
+    with time_machine.travel(later(days=3)):
+        process_all_notifications()
+    assert WelcomeSMS.trigger(user) is None
+    [sms] = outbox
+    assert sms.to == "+15005550006"
+    assert sms.body == "Hey Ada, welcome to transmissions!"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("size", [5, 50])
+def test_batch_query_count_does_not_grow_with_size(size):
+    users = [make_user(f"u{i}", phone_number="+15005550006") for i in range(3)]
+    articles = [Article.objects.create(title=str(i)) for i in range(3)]
+    names = ["default", "send-once-content", "always-fails", "delete-after", "invalid"]
+    for i in range(size):
+        user = users[i % 3]
+        name = names[i % len(names)]
+        trigger_named(name, user, content=articles[i % 3], datetime_scheduled=earlier(seconds=i))
+        if name == "send-once-content":
+            Notification.objects.filter(trigger_name=name, dedup_key__isnull=False).update(dedup_key=None)
+    with CaptureQueriesContext(connection) as ctx:
+        assert process_all_notifications(batch_size=100) == size
+    # recover, claim (returning the rows), users, content, one UPDATE per outcome (4), DELETE;
+    # MySQL/MariaDB claim ids in two statements (SELECT ... FOR UPDATE SKIP LOCKED, UPDATE),
+    # then fetch the rows: PostgreSQL and SQLite get them from the claim's RETURNING (when the
+    # shortcuts of internals.py are on; else they fetch the claimed ids' rows).
+    extra = 2 if connection.vendor == "mysql" else (0 if internals.enabled() else 1)
+    assert len(statements(ctx)) == 9 + extra, statements(ctx)

@@ -1,0 +1,186 @@
+"""The portable dialect: the ORM only. Vendor modules override what they do in fewer round trips."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Case, CharField, F, Model, Value, When
+
+from transmissions import internals
+from transmissions.status import Status
+
+# Users locked per statement (well under every database's parameter limit).
+LOCK_CHUNK = 5000
+
+
+class Dialect:
+    """What the app asks of a database, in the ORM's portable terms.
+
+    ``model`` is the notification model; every method works on its table.
+    """
+
+    vendor = "portable"
+
+    def __init__(self, connection: BaseDatabaseWrapper, model: type[Model], signals: bool = False) -> None:
+        self.connection = connection
+        self.alias = connection.alias
+        self.model = model
+        # Someone listens to the model's pre_save/post_save: inserts go through save().
+        self.signals = signals
+
+    @property
+    def manager(self) -> Any:
+        return self.model._default_manager.using(self.alias)
+
+    # -- trigger ---------------------------------------------------------------------
+
+    def max_params(self) -> int:
+        """The most parameters one statement may carry."""
+        return int(self.connection.features.max_query_params or 65535)
+
+    def insert(self, rows: Sequence[dict[str, Any]], skip_conflicts: bool) -> list[Model]:
+        """INSERT ``rows`` (attribute values; the others take their defaults); return the
+        saved instances of those inserted, in order.
+
+        With ``skip_conflicts`` a row whose ``dedup_key`` is taken is left out, not an
+        error. Here: one ``save()`` per row, each in a savepoint when the caller is in a
+        transaction, so that a refused row never breaks it.
+        """
+        saved = []
+        for row in rows:
+            instance = self.model(**row)
+            try:
+                if self.connection.in_atomic_block:
+                    with transaction.atomic(using=self.alias):
+                        instance.save(force_insert=True, using=self.alias)
+                else:
+                    instance.save(force_insert=True, using=self.alias)
+            except IntegrityError:
+                key = row.get("dedup_key")
+                if not skip_conflicts or key is None or not self.manager.filter(dedup_key=key).exists():
+                    raise
+                continue
+            saved.append(instance)
+        return saved
+
+    def lock_users(self, user_ids: Sequence[Any]) -> None:
+        """Lock these users' rows until the transaction ends, in primary-key order.
+
+        LAST_ONLY triggers for one user queue on the user's row, so each one cancels
+        what the previous one inserted. Without it, concurrent triggers collide on the
+        key and retry, and under load one gave up (seen with 8 processes). NO KEY
+        UPDATE (PostgreSQL) leaves other inserts' foreign-key checks on the user
+        unblocked; the key order keeps two fan-outs from deadlocking.
+        """
+        features = self.connection.features
+        if not features.has_select_for_update or not user_ids:
+            return
+        users = get_user_model()._default_manager.using(self.alias)
+        ordered = sorted(set(user_ids))
+        for start in range(0, len(ordered), LOCK_CHUNK):
+            list(
+                users.select_for_update(no_key=features.has_select_for_no_key_update)
+                .filter(pk__in=ordered[start : start + LOCK_CHUNK])
+                .order_by("pk")
+                .values_list("pk", flat=True)
+            )
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def claim(
+        self, batch_size: int, now: datetime.datetime, lease: datetime.datetime, release_prefix: str
+    ) -> list[Model]:
+        """Move up to ``batch_size`` due rows to PROCESSING under ``lease`` and return them,
+        oldest schedule first.
+
+        Each claimed row counts one more attempt and loses a ``dedup_key`` that starts
+        with ``release_prefix``. Here: SELECT ... FOR UPDATE SKIP LOCKED where the
+        database has it, then an UPDATE of those ids, then the rows through the ORM.
+        """
+        features = self.connection.features
+        with transaction.atomic(using=self.alias):
+            due = self.manager.filter(status=Status.CREATED, datetime_scheduled__lte=now).order_by(
+                "datetime_scheduled"
+            )
+            if features.has_select_for_update_skip_locked:
+                due = due.select_for_update(skip_locked=True)
+            ids = list(due.values_list("pk", flat=True)[:batch_size])
+            if ids:
+                self.manager.filter(pk__in=ids, status=Status.CREATED).update(
+                    status=Status.PROCESSING,
+                    claimed_until=lease,
+                    attempts=F("attempts") + 1,
+                    dedup_key=Case(
+                        When(dedup_key__startswith=release_prefix, then=Value(None)),
+                        default=F("dedup_key"),
+                    ),
+                )
+        return self.fetch(ids)
+
+    def fetch(self, ids: Sequence[int]) -> list[Model]:
+        """Return the rows of ``ids``, oldest schedule first."""
+        if not ids:
+            return []
+        return list(self.manager.filter(pk__in=ids).order_by("datetime_scheduled", "pk"))
+
+    def finish(
+        self,
+        ids: Sequence[int],
+        status: int,
+        now: datetime.datetime,
+        lease: datetime.datetime | None,
+        release_key: bool,
+        reasons: dict[int, str],
+    ) -> int:
+        """Write final ``status`` on the rows of ``ids`` still PROCESSING under ``lease``, each
+        with its reason (``reasons``, "" for the others); return how many. Rows taken back
+        meanwhile are left alone."""
+        held = self.manager.filter(pk__in=ids, status=Status.PROCESSING)
+        if lease is not None:
+            held = held.filter(claimed_until=lease)
+        reason: Any = Value("")
+        if reasons:
+            whens = [When(pk=pk, then=Value(text)) for pk, text in reasons.items()]
+            reason = Case(*whens, default=Value(""), output_field=CharField())
+        values: dict[str, Any] = {
+            "status": status,
+            "datetime_processed": now,
+            "claimed_until": None,
+            "reason": reason,
+        }
+        if release_key:
+            values["dedup_key"] = None
+        return int(held.update(**values))
+
+    # -- helpers for the vendor modules ------------------------------------------------
+
+    def quote(self, name: str) -> str:
+        return str(self.connection.ops.quote_name(name))
+
+    @property
+    def table(self) -> str:
+        return self.quote(self.model._meta.db_table)
+
+    def column(self, attname: str) -> str:
+        field = next(f for f in self.model._meta.concrete_fields if f.attname == attname)
+        return self.quote(str(field.column))
+
+    def all_columns(self, alias: str = "") -> str:
+        """Every concrete column, in field order: what a claim returns."""
+        prefix = f"{alias}." if alias else ""
+        return ", ".join(prefix + self.quote(str(f.column)) for f in self.model._meta.concrete_fields)
+
+    def adapt_datetime(self, value: Any) -> Any:
+        return self.connection.ops.adapt_datetimefield_value(value)
+
+    def load(self, rows: Sequence[Sequence[Any]]) -> list[Model]:
+        """Instances from rows of every column (what a claim's RETURNING gave), oldest
+        schedule first."""
+        batch = internals.load_rows(self.model, self.alias, rows)
+        batch.sort(key=lambda n: (getattr(n, "datetime_scheduled"), n.pk))  # noqa: B009
+        return batch

@@ -1,0 +1,172 @@
+"""The SQL PostgreSQL and SQLite (>= 3.35) share: INSERT and UPDATE ... RETURNING.
+
+A trigger is one ``INSERT ... [ON CONFLICT (dedup_key) DO NOTHING] RETURNING id, uuid``:
+a refused trigger is an empty RETURNING, not an IntegrityError behind a savepoint. A
+claim is one ``UPDATE ... RETURNING`` of every column, so no second query fetches
+the rows. An outcome is one UPDATE by id, written as SQL rather than compiled by the
+ORM on every batch.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import models
+
+from transmissions import internals
+from transmissions.db.base import Dialect
+from transmissions.status import Status
+
+
+class ReturningDialect(Dialect):
+    """Inserts and claims in one statement each; subclasses write the claim's SQL."""
+
+    # The column of ``status`` in an outcome's WHERE (SQLite writes "+status" there).
+    held_status = "status"
+
+    @functools.cached_property
+    def _datetime_columns(self) -> frozenset[str]:
+        return frozenset(
+            f.attname for f in self.model._meta.concrete_fields if isinstance(f, models.DateTimeField)
+        )
+
+    def insert(self, rows: Sequence[dict[str, Any]], skip_conflicts: bool) -> list[models.Model]:
+        if self.signals or not self.connection.features.can_return_columns_from_insert:
+            return super().insert(rows, skip_conflicts)
+        if not rows:
+            return []
+        rows = self._with_defaults(rows)
+        columns = tuple(rows[0])
+        adapted = self._adapt(columns, rows)
+        with self.connection.cursor() as cursor:
+            cursor.execute(self.insert_sql(columns, len(rows), skip_conflicts), self.insert_params(adapted))
+            inserted = {uuid: pk for pk, uuid in cursor.fetchall()}
+        names = internals.attnames(self.model)
+        saved = []
+        for row in rows:
+            pk = inserted.get(row["uuid"])
+            if pk is not None:
+                values = [pk if name == "id" else row.get(name) for name in names]
+                saved.append(internals.build(self.model, values, self.alias))
+        return saved
+
+    def _with_defaults(self, rows: Sequence[dict[str, Any]]) -> Sequence[dict[str, Any]]:
+        # A raw INSERT gets none of the model's defaults: give the rows the NOT NULL columns
+        # they leave out (a column added later, say), as save() would.
+        missing = {
+            f.attname: f.get_default()
+            for f in self.model._meta.concrete_fields
+            if not f.null and f.has_default() and f.attname not in rows[0]
+        }
+        return [{**row, **missing} for row in rows] if missing else rows
+
+    def _adapt(self, columns: tuple[str, ...], rows: Sequence[dict[str, Any]]) -> list[list[Any]]:
+        # The rows of one fan-out share their datetimes: adapt each object once.
+        datetimes = [i for i, name in enumerate(columns) if name in self._datetime_columns]
+        memo: dict[int, Any] = {}
+        out = []
+        for row in rows:
+            values = list(row.values())
+            for i in datetimes:
+                value = values[i]
+                key = id(value)
+                if key not in memo:
+                    memo[key] = self.adapt_datetime(value)
+                values[i] = memo[key]
+            out.append(values)
+        return out
+
+    def insert_params(self, rows: list[list[Any]]) -> list[Any]:
+        return [value for row in rows for value in row]
+
+    def insert_values(self, columns: tuple[str, ...], count: int) -> str:
+        one = "(" + ", ".join(["%s"] * len(columns)) + ")"
+        return "VALUES " + ", ".join([one] * count)
+
+    def insert_sql(self, columns: tuple[str, ...], count: int, skip_conflicts: bool) -> str:
+        key = (columns, count, skip_conflicts)
+        sql = self._insert_sql.get(key)
+        if sql is None:
+            sql = self._insert_sql[key] = self._build_insert_sql(columns, count, skip_conflicts)
+        return sql
+
+    @functools.cached_property
+    def _insert_sql(self) -> dict[tuple[tuple[str, ...], int, bool], str]:
+        return {}
+
+    def _build_insert_sql(self, columns: tuple[str, ...], count: int, skip_conflicts: bool) -> str:
+        names = ", ".join(self.column(name) for name in columns)
+        conflict = f" ON CONFLICT ({self.quote('dedup_key')}) DO NOTHING" if skip_conflicts else ""
+        return (
+            f"INSERT INTO {self.table} ({names}) {self.insert_values(columns, count)}"
+            f"{conflict} RETURNING {self.quote('id')}, {self.quote('uuid')}"
+        )
+
+    def claim(
+        self, batch_size: int, now: datetime.datetime, lease: datetime.datetime, release_prefix: str
+    ) -> list[models.Model]:
+        # Every column comes back, unless the rows may not be built from them here (then
+        # the ids, and one SELECT through the ORM).
+        load = internals.can_load_rows()
+        due, due_params = self.due_sql(now, batch_size)
+        set_clause, set_params = self.claim_set(lease, release_prefix)
+        sql, order = self.claim_statement(due, set_clause, "*" if load else "id")
+        groups = {"due": due_params, "set": set_params, "status": [Status.CREATED]}
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, [param for name in order for param in groups[name]])
+            rows = cursor.fetchall()
+        return self.load(rows) if load else self.fetch([row[0] for row in rows])
+
+    def claim_statement(self, due: str, set_clause: str, returning: str) -> tuple[str, tuple[str, ...]]:
+        """Return the claim: an UPDATE of the ids ``due`` selects, setting ``set_clause`` where
+        the status is still CREATED, RETURNING every column (``returning`` is "*") or the id;
+        and the order of its parameter groups ("due", "set", "status")."""
+        raise NotImplementedError
+
+    def claim_set(self, lease: datetime.datetime, release_prefix: str) -> tuple[str, list[Any]]:
+        """The SET clause of a claim, and its parameters."""
+        sql = (
+            "status = %s, claimed_until = %s, attempts = attempts + 1, "
+            "dedup_key = CASE WHEN dedup_key LIKE %s THEN NULL ELSE dedup_key END"
+        )
+        return sql, [Status.PROCESSING, self.adapt_datetime(lease), release_prefix + "%"]
+
+    def due_sql(self, now: datetime.datetime, batch_size: int) -> tuple[str, list[Any]]:
+        """The ids of the due rows a claim takes, oldest schedule first."""
+        sql = (
+            f"SELECT id FROM {self.table} WHERE status = %s AND datetime_scheduled <= %s "  # noqa: S608
+            "ORDER BY datetime_scheduled LIMIT %s"
+        )
+        return sql, [Status.CREATED, self.adapt_datetime(now), batch_size]
+
+    def finish(
+        self,
+        ids: Sequence[int],
+        status: int,
+        now: datetime.datetime,
+        lease: datetime.datetime | None,
+        release_key: bool,
+        reasons: dict[int, str],
+    ) -> int:
+        release = ", dedup_key = NULL" if release_key else ""
+        marks = ", ".join(["%s"] * len(ids))
+        reason: str = "%s"
+        reason_params: list[Any] = [""]
+        if reasons:
+            reason = "CASE id " + "WHEN %s THEN %s " * len(reasons) + "ELSE %s END"
+            reason_params = [value for item in reasons.items() for value in item] + [""]
+        claim, params = "", [status, self.adapt_datetime(now), *reason_params, Status.PROCESSING]
+        if lease is not None:
+            claim = " AND claimed_until = %s"
+            params.append(self.adapt_datetime(lease))
+        # Only quoted names and placeholders are formatted in; every value is a parameter.
+        sql = (
+            f"UPDATE {self.table} SET status = %s, datetime_processed = %s, reason = {reason}, "  # noqa: S608
+            f"claimed_until = NULL{release} WHERE {self.held_status} = %s{claim} AND id IN ({marks})"
+        )
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, [*params, *ids])
+            return int(cursor.rowcount)

@@ -1,0 +1,37 @@
+"""SQLite: one writer at a time, so a claim needs no row locks; the planner needs hints."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from transmissions.db.returning import ReturningDialect
+
+
+class SQLiteDialect(ReturningDialect):
+    vendor = "sqlite"
+    # "+status" keeps SQLite on the primary key rather than scanning every PROCESSING
+    # row of the due index (all workers' batches) for each outcome.
+    held_status = "+status"
+
+    def max_params(self) -> int:
+        # Django assumes SQLite's old limit of 999; ask the library (Python >= 3.11).
+        self.connection.ensure_connection()
+        getlimit = getattr(self.connection.connection, "getlimit", None)
+        if getlimit is not None:
+            return int(getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+        return super().max_params()
+
+    def lock_users(self, user_ids: Any) -> None:
+        """Nothing to lock: SQLite has a single writer."""
+
+    def claim_statement(self, due: str, set_clause: str, returning: str) -> tuple[str, tuple[str, ...]]:
+        # One statement, atomic under the single writer. "+status" keeps SQLite off the
+        # due index for the outer WHERE: with it, each claim scanned every waiting row
+        # (O(backlog) per batch) instead of looking up the ids the subquery chose.
+        columns = self.all_columns() if returning == "*" else "id"
+        sql = (
+            f"UPDATE {self.table} SET {set_clause} WHERE +status = %s AND id IN ({due}) "  # noqa: S608
+            f"RETURNING {columns}"
+        )
+        return sql, ("set", "status", "due")

@@ -1,0 +1,68 @@
+"""``@message``: define a message by registering a channel class under a trigger name.
+
+Like the admin's ``register``: the class is validated, a clash is refused loudly, and
+the class itself is returned, with ``trigger()``/``trigger_many()`` when it does not
+derive from a channel (which already has them).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from transmissions.behaviors import TriggerBehavior
+from transmissions.exceptions import MessageRegistrationError
+from transmissions.registry import CHANNEL_MAX_LENGTH, TRIGGER_NAME_MAX_LENGTH, registry
+from transmissions.trigger import Triggerable
+
+T = TypeVar("T", bound=type)
+
+_SLUG = re.compile(r"^[-a-zA-Z0-9_]+\Z")
+
+
+def message(
+    trigger_name: str, behavior: TriggerBehavior | str | None = None, **attrs: Any
+) -> Callable[[T], T]:
+    """Register the decorated channel class as the message ``trigger_name``.
+
+    Sets ``cls.trigger_name`` and ``cls.behavior``, copies ``attrs`` (``subject=``...)
+    onto the class, and returns the class itself, which gains ``trigger()``.
+    """
+    if not isinstance(trigger_name, str) or not _SLUG.match(trigger_name):
+        raise MessageRegistrationError(
+            f"Trigger name {trigger_name!r} must be a slug (letters, digits, '-' and '_')."
+        )
+    if len(trigger_name) > TRIGGER_NAME_MAX_LENGTH:
+        raise MessageRegistrationError(
+            f"Trigger name {trigger_name!r} is longer than {TRIGGER_NAME_MAX_LENGTH} characters."
+        )
+    resolved = TriggerBehavior.coerce(behavior)
+
+    def decorator(cls: T) -> T:
+        if not isinstance(cls, type):
+            raise MessageRegistrationError(f"@message({trigger_name!r}) decorates classes, not {cls!r}.")
+        if not callable(getattr(cls, "send", None)):
+            raise MessageRegistrationError(
+                f"{cls.__qualname__} has no send() method; derive it from a channel "
+                "such as transmissions.channels.email.DefaultEmailMessage."
+            )
+        channel = attrs.get("channel", getattr(cls, "channel", ""))
+        if not isinstance(channel, str) or len(channel) > CHANNEL_MAX_LENGTH:
+            raise MessageRegistrationError(
+                f"{cls.__qualname__}.channel must be a string of at most {CHANNEL_MAX_LENGTH} "
+                f"characters, not {channel!r}."
+            )
+        registry.register(cls, trigger_name)
+        cls.trigger_name = trigger_name  # type: ignore[attr-defined]
+        cls.behavior = resolved  # type: ignore[attr-defined]
+        cls.message_attrs = dict(attrs)  # type: ignore[attr-defined]
+        for name, value in attrs.items():
+            setattr(cls, name, value)
+        if not hasattr(cls, "trigger"):
+            cls.trigger = Triggerable.__dict__["trigger"]  # type: ignore[attr-defined]
+        if not hasattr(cls, "trigger_many"):
+            cls.trigger_many = Triggerable.__dict__["trigger_many"]  # type: ignore[attr-defined]
+        return cls
+
+    return decorator

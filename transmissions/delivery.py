@@ -1,0 +1,102 @@
+"""Delivering one claimed notification: its message class, its checks, its send, what became of it.
+
+No SQL here and no batch: the worker (``worker.py``) hands each claimed notification
+to ``deliver()`` and records the ``Delivery`` it gets back, with the batch's others,
+through the lifecycle. The rules (SPEC "Processing"):
+
+1. no message class registered under the trigger name, stored data that cannot be
+   read, or a class that raises while being built or checked: BROKEN;
+2. ``check_validity()`` false: CANCELLED;
+3. ``send()`` raises ``TransientChannelError``: retried with backoff until
+   ``TRANSMISSIONS_MAX_ATTEMPTS``, then FAILED; any other exception: FAILED;
+4. ``send()`` returns: SUCCESSFULLY_SENT.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from transmissions.behaviors import TriggerBehavior
+from transmissions.conf import conf
+from transmissions.exceptions import TransientChannelError
+from transmissions.registry import registry
+from transmissions.status import Status
+
+logger = logging.getLogger("transmissions")
+
+
+@dataclass
+class Delivery:
+    """What became of one notification: a final ``status``, or None to retry ``retry_in`` later."""
+
+    status: int | None
+    message_cls: type | None = None
+    # Why it did not end SUCCESSFULLY_SENT, in a few words (also logged).
+    reason: str = ""
+    retry_in: datetime.timedelta | None = None
+    # What the channel's send() returned (the provider's answer).
+    result: Any = None
+
+    @property
+    def behavior(self) -> TriggerBehavior | None:
+        return getattr(self.message_cls, "behavior", None)
+
+
+def deliver(notification: Any) -> Delivery:
+    """Run ``notification`` through its message class; return what became of it. Never raises."""
+    label = f"notification {notification.pk} ({notification.trigger_name})"
+    message_cls = registry.find(notification.trigger_name)
+    if message_cls is None:
+        reason = "no message is registered under this trigger name"
+        logger.error(
+            "Broken %s: %s. Messages are discovered from the messages.py and notifications.py "
+            "modules of installed apps; is the class defined elsewhere, or was it renamed?",
+            label,
+            reason,
+        )
+        return Delivery(Status.BROKEN, None, reason)
+    try:
+        notification.data  # noqa: B018 - unreadable data makes the notification BROKEN
+        channel = message_cls(notification)
+        check = getattr(channel, "check_validity", None)
+        valid = check() if check is not None else True
+    except Exception as exc:
+        logger.exception("Broken %s: building it or checking its validity raised.", label)
+        return Delivery(Status.BROKEN, message_cls, f"{type(exc).__name__}: {exc}")
+    if not valid:
+        reason = _cancel_reason(channel)
+        logger.warning("Cancelled %s: %s.", label, reason)
+        return Delivery(Status.CANCELLED, message_cls, reason)
+    try:
+        result = channel.send()
+    except TransientChannelError as exc:
+        if notification.attempts < conf.TRANSMISSIONS_MAX_ATTEMPTS:
+            logger.warning("Retrying %s after a transient error.", label, exc_info=True)
+            return Delivery(None, message_cls, str(exc), retry_in=retry_delay(notification.attempts))
+        logger.exception("Failed %s after %d attempts.", label, notification.attempts)
+        return Delivery(Status.FAILED, message_cls, str(exc))
+    except Exception as exc:
+        logger.exception("Failed %s.", label)
+        return Delivery(Status.FAILED, message_cls, f"{type(exc).__name__}: {exc}")
+    return Delivery(Status.SUCCESSFULLY_SENT, message_cls, result=result)
+
+
+def _cancel_reason(channel: Any) -> str:
+    get_reason = getattr(channel, "get_cancel_reason", None)
+    if get_reason is None:
+        return "check_validity() returned false"
+    try:
+        return str(get_reason())
+    except Exception as exc:  # a reason must never cost the outcome
+        return f"check_validity() returned false (get_cancel_reason() raised {exc!r})"
+
+
+def retry_delay(attempts: int) -> datetime.timedelta:
+    """Exponential backoff with jitter: between half and all of base * 2**(attempts-1)."""
+    base = conf.TRANSMISSIONS_RETRY_DELAY
+    ceiling = min(conf.TRANSMISSIONS_RETRY_MAX_DELAY, base * 2 ** max(attempts - 1, 0))
+    return datetime.timedelta(seconds=ceiling / 2 + random.uniform(0, ceiling / 2))  # noqa: S311

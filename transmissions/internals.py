@@ -1,0 +1,140 @@
+"""Every shortcut that leans on Django internals, in one place, behind one setting.
+
+Two hot paths cost more in Django's generic machinery than in the database: building
+model instances for rows the app already holds (a claimed batch, a triggered row)
+and remembering, per transaction, that a wake-up is already queued. The shortcuts
+below do the same work as the public APIs they replace:
+
+- ``build()``: ``Model.__new__`` plus a hand-made ``ModelState`` instead of
+  ``Model.from_db()``/``Model.__init__`` (whose per-field ``setattr`` loop dominates
+  building a batch);
+- ``load_rows()``: the compiler's converters applied to rows an ``UPDATE ... RETURNING``
+  handed back, instead of fetching those rows again through the ORM;
+- ``cache_related()``: ``field.set_cached_value()`` instead of the descriptor's
+  ``__set__`` (which checks the instance's database router on every call);
+- ``on_commit_once()``: reads ``connection.run_on_commit`` to queue one callback per
+  transaction (Django drops the callbacks of a rolled-back savepoint from that list).
+
+One more read of an internal has no public equivalent and is not a shortcut:
+``write_db()``, the database a queryset's ``update()`` writes to (``.using()`` or the
+router's choice), so that the lifecycle's transitions honour ``.using()``.
+
+``TRANSMISSIONS_FAST_PATH = False`` turns every one of them off: the app then uses
+only public APIs (``from_db()``, one more SELECT per claimed batch, plain attribute
+assignment, one on-commit callback per trigger). The suite runs both ways; turn it
+off if a Django release breaks a shortcut, and tell us. The shortcuts also step aside
+by themselves when a project listens to Notification's ``pre_init``/``post_init``
+signals, which only the public path sends.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from django.db import connections, router, transaction
+from django.db.models import Field, Model, QuerySet
+from django.db.models.base import ModelState
+from django.db.models.signals import post_init, pre_init
+
+from transmissions.conf import conf
+
+M = TypeVar("M", bound=Model)
+Converter = Callable[[Any, Any, Any], Any]
+
+
+def enabled() -> bool:
+    """Whether the shortcuts are on (``TRANSMISSIONS_FAST_PATH``, default True)."""
+    return bool(conf.TRANSMISSIONS_FAST_PATH)
+
+
+def attnames(model: type[Model]) -> list[str]:
+    """The attribute names of ``model``'s concrete fields, in column order."""
+    return [field.attname for field in model._meta.concrete_fields]
+
+
+def build(model: type[M], values: Sequence[Any], using: str | None) -> M:
+    """Return an instance of ``model`` from ``values`` (in ``attnames()`` order).
+
+    Loaded from database ``using`` (as ``Model.from_db()`` gives it), or unsaved when
+    ``using`` is None (as ``Model(*values)`` gives it).
+    """
+    if not enabled() or pre_init.has_listeners(model) or post_init.has_listeners(model):
+        if using is None:
+            return model(*values)
+        return model.from_db(using, attnames(model), list(values))
+    instance = model.__new__(model)
+    state = ModelState()
+    if using is not None:
+        state.adding, state.db = False, using
+    instance._state = state
+    instance.__dict__.update(zip(attnames(model), values, strict=True))
+    return instance
+
+
+def cache_related(instance: Model, field: Field[Any, Any], value: Model | None) -> None:
+    """Set the related object of foreign key ``field`` on ``instance``, as assigning it would."""
+    if enabled():
+        field.set_cached_value(instance, value)  # type: ignore[attr-defined]
+    else:
+        setattr(instance, field.name, value)
+
+
+def can_load_rows() -> bool:
+    """Whether claimed rows returned by the database may be turned into instances here
+    (else the claim returns ids and the ORM fetches the rows)."""
+    return enabled()
+
+
+@functools.lru_cache(maxsize=16)
+def _converters(model: type[Model], alias: str, vendor: str) -> list[tuple[int, list[tuple[Converter, Any]]]]:
+    # What the ORM's compiler would apply to each selected column.
+    connection = connections[alias]
+    table = model._meta.db_table
+    out = []
+    for i, field in enumerate(model._meta.concrete_fields):
+        col = field.get_col(table)
+        funcs = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
+        if funcs:
+            out.append((i, [(func, col) for func in funcs]))
+    return out
+
+
+def load_rows(model: type[M], using: str, rows: Sequence[Sequence[Any]]) -> list[M]:
+    """Return instances of ``model`` loaded from ``rows`` (every concrete column, in order),
+    converted as the ORM would convert them."""
+    connection = connections[using]
+    converters = _converters(model, using, connection.vendor)
+    out = []
+    for row in rows:
+        values = list(row)
+        for i, funcs in converters:
+            value = values[i]
+            if value is not None:
+                for func, col in funcs:
+                    value = func(value, col, connection)
+                values[i] = value
+        out.append(build(model, values, using))
+    return out
+
+
+def on_commit_once(func: Callable[[], None], using: str) -> bool:
+    """Run ``func`` when the transaction on ``using`` commits, once per transaction.
+
+    Return whether this call added it. Outside a transaction ``func`` runs now.
+    """
+    connection = transaction.get_connection(using)
+    if (
+        enabled()
+        and connection.in_atomic_block
+        and any(entry[1] is func for entry in connection.run_on_commit)
+    ):
+        return False
+    transaction.on_commit(func, using=using)
+    return True
+
+
+def write_db(queryset: QuerySet[Any]) -> str:
+    """Return the database ``queryset.update()`` would write to."""
+    return queryset._db or router.db_for_write(queryset.model, **queryset._hints)  # type: ignore[attr-defined]

@@ -1,0 +1,280 @@
+"""Every status a notification moves through, and the life of its dedup key, in one place.
+
+::
+
+    trigger ──> CREATED ──claim──> PROCESSING ──finish──> SUCCESSFULLY_SENT | FAILED
+                  │  ^                 │                   | CANCELLED | BROKEN
+           cancel │  └──retry/requeue──┘ (lease expired: recover_expired)
+                  v
+              CANCELLED
+
+The transitions are methods of the notification QuerySet (``Notification.objects``),
+so each one is a statement or two whatever the number of rows. A row that blocks new
+triggers of its behaviour holds a unique ``dedup_key`` (see ``behaviors.py``); the
+key is released here when the row stops blocking: on claim for LAST_ONLY (a row
+being sent can no longer be replaced), on every final status but SUCCESSFULLY_SENT
+of the SEND_ONCE family, and on cancel. ``requeue()`` gives a row its key back.
+
+Outcomes are written only where the batch's lease still holds: the lease is the
+claim's token, so a worker that comes back after its claim expired and was taken
+over never overwrites the newer claim.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.apps import apps
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, models, transaction
+from django.db.models import Case, CharField, DateTimeField, F, Value, When, prefetch_related_objects
+from django.utils import timezone
+
+from transmissions import db, internals
+from transmissions.behaviors import RELEASED_ON_CLAIM_PREFIX, TriggerBehavior
+from transmissions.conf import conf
+from transmissions.registry import registry
+from transmissions.status import REQUEUEABLE, Status, clip_reason
+
+logger = logging.getLogger("transmissions")
+
+
+def notification_model() -> Any:
+    """Return the Notification model, looked up in the app registry.
+
+    The pipeline's modules reach the model through this, never by importing
+    ``transmissions.models``: ``import transmissions`` (for ``@message``) must work
+    while Django is still loading apps, before any model may be imported.
+    """
+    return apps.get_model("transmissions", "Notification")
+
+
+@dataclass
+class Outcomes:
+    """What happened to each notification of a claimed batch, grouped for a few UPDATEs."""
+
+    # The batch's lease, which doubles as its claim token (see the module's docstring).
+    lease: datetime.datetime | None = None
+    final: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
+    sent_keeping_key: list[int] = field(default_factory=list)
+    # Back to CREATED, due then: after a transient error (the attempt counts) ...
+    retry_at: dict[int, datetime.datetime] = field(default_factory=dict)
+    # ... or held by a policy (the attempt does not count).
+    deferred: dict[int, datetime.datetime] = field(default_factory=dict)
+    delete: list[int] = field(default_factory=list)
+    # Why, for the rows that were not sent; written with their outcome.
+    reasons: dict[int, str] = field(default_factory=dict)
+
+    def add(self, pk: int, status: int, behavior: TriggerBehavior | None, reason: str = "") -> None:
+        """Record the final ``status`` of row ``pk`` whose message has ``behavior``."""
+        if status == Status.SUCCESSFULLY_SENT and behavior is not None and behavior.keeps_key_when_sent:
+            self.sent_keeping_key.append(pk)
+        else:
+            self.final[status].append(pk)
+        if behavior is TriggerBehavior.DELETE_AFTER_PROCESSING and status in (
+            Status.SUCCESSFULLY_SENT,
+            Status.CANCELLED,
+        ):
+            self.delete.append(pk)
+        if reason:
+            self.reasons[pk] = clip_reason(reason)
+
+    def retry(self, pk: int, when: datetime.datetime, reason: str = "") -> None:
+        """Put row ``pk`` back in the queue, due at ``when``; the attempt counts."""
+        self.retry_at[pk] = when
+        if reason:
+            self.reasons[pk] = clip_reason(reason)
+
+    def defer(self, pk: int, until: datetime.datetime, reason: str) -> None:
+        """Put row ``pk`` back in the queue, due at ``until``, as if it had not been claimed."""
+        self.deferred[pk] = until
+        self.reasons[pk] = clip_reason(reason)
+
+    def counts(self) -> dict[str, int]:
+        """How many rows of the batch ended each way: "sent", "failed", "cancelled", "broken",
+        "retried", "deferred", and "deleted" (of those sent or cancelled)."""
+        names = {
+            Status.SUCCESSFULLY_SENT: "sent",
+            Status.FAILED: "failed",
+            Status.CANCELLED: "cancelled",
+            Status.BROKEN: "broken",
+        }
+        counts = dict.fromkeys([*names.values(), "retried", "deferred", "deleted"], 0)
+        for status, ids in self.final.items():
+            counts[names[Status(status)]] += len(ids)
+        counts["sent"] += len(self.sent_keeping_key)
+        counts["retried"], counts["deferred"] = len(self.retry_at), len(self.deferred)
+        counts["deleted"] = len(self.delete)
+        return counts
+
+
+# Typed by its rows' model only where it is used (models.py): importing the model here, even
+# for type checking, would draw a circle models -> querysets -> lifecycle -> models.
+class LifecycleQuerySet(models.QuerySet[Any]):
+    """The transitions of ``Notification.Status``; see the module's docstring."""
+
+    def _write_db(self) -> str:
+        return internals.write_db(self)
+
+    def _dialect(self) -> db.Dialect:
+        return db.dialect(self._write_db(), self.model)
+
+    # -- waiting -> held -----------------------------------------------------------------
+
+    def claim(self, batch_size: int, now: datetime.datetime | None = None) -> list[Any]:
+        """Atomically move up to ``batch_size`` due notifications to PROCESSING and return
+        them, oldest schedule first, with their users and content attached."""
+        now = now or timezone.now()
+        lease = now + datetime.timedelta(seconds=conf.TRANSMISSIONS_LEASE_SECONDS)
+        using = self._write_db()
+        with transaction.atomic(using=using):
+            batch = self._dialect().claim(batch_size, now, lease, RELEASED_ON_CLAIM_PREFIX)
+        attach_related(using, batch)
+        return batch
+
+    def recover_expired(self, now: datetime.datetime | None = None) -> int:
+        """Apply ``TRANSMISSIONS_EXPIRED_LEASE_POLICY`` to claims whose worker never came back."""
+        now = now or timezone.now()
+        expired = self.filter(status=Status.PROCESSING, claimed_until__lt=now)
+        count = 0
+        policy = conf.TRANSMISSIONS_EXPIRED_LEASE_POLICY
+        if policy == "retry":
+            # A row that took down its worker MAX_ATTEMPTS times is not queued again (it
+            # would kill workers forever); it ends BROKEN with the rest below.
+            retry = expired.filter(attempts__lt=conf.TRANSMISSIONS_MAX_ATTEMPTS)
+            count = retry.update(
+                status=Status.CREATED,
+                claimed_until=None,
+                reason="queued again: its worker's claim expired (lease policy 'retry')",
+            )
+        why = "its worker's claim expired before an outcome was written; it may have been sent"
+        if policy == "retry":
+            why = f"its worker's claim expired {conf.TRANSMISSIONS_MAX_ATTEMPTS} times (lease policy 'retry')"
+        count += expired.update(
+            status=Status.BROKEN, datetime_processed=now, claimed_until=None, dedup_key=None, reason=why
+        )
+        if count:
+            logger.warning("Took back %d notification(s) whose claim had expired.", count)
+        return count
+
+    # -- held -> final -------------------------------------------------------------------
+
+    def finish(self, outcomes: Outcomes) -> None:
+        """Write the outcomes of a batch: one DELETE, one UPDATE per outcome, in one transaction."""
+        now = timezone.now()
+        using = self._write_db()
+        dialect = self._dialect()
+        lease = outcomes.lease
+        # Only rows this claim still holds: one taken back after its lease expired is not
+        # overwritten, whether it is BROKEN, waiting again, or held by another worker now.
+        held = self.model._default_manager.using(using).filter(status=Status.PROCESSING)
+        if lease is not None:
+            held = held.filter(claimed_until=lease)
+        with transaction.atomic(using=using):
+            if outcomes.delete:
+                # First, while the claim still marks them as this worker's: afterwards the
+                # UPDATEs below find them gone, and a row claimed again meanwhile is kept.
+                held.filter(pk__in=outcomes.delete).delete()
+            reasons = outcomes.reasons
+            for status, ids in outcomes.final.items():
+                mine = {pk: reasons[pk] for pk in ids if pk in reasons}
+                dialect.finish(ids, status, now, lease, release_key=True, reasons=mine)
+            if outcomes.sent_keeping_key:
+                sent = Status.SUCCESSFULLY_SENT
+                dialect.finish(outcomes.sent_keeping_key, sent, now, lease, release_key=False, reasons={})
+            if outcomes.retry_at:
+                _back_in_queue(held, outcomes.retry_at, reasons, F("attempts"))
+            if outcomes.deferred:
+                # The claim counted an attempt that was not made: take it back.
+                _back_in_queue(held, outcomes.deferred, reasons, F("attempts") - 1)
+
+    # -- waiting -> cancelled, final -> waiting -------------------------------------------
+
+    def cancel(self, reason: str = "cancelled", now: datetime.datetime | None = None) -> int:
+        """End the waiting (CREATED) notifications among these as CANCELLED, with ``reason``, in
+        one UPDATE; return how many. Processed ones, and ones a worker is sending, are left alone."""
+        return int(
+            self.filter(status=Status.CREATED).update(
+                status=Status.CANCELLED,
+                datetime_processed=now or timezone.now(),
+                dedup_key=None,
+                reason=clip_reason(reason),
+            )
+        )
+
+    def requeue(self) -> tuple[int, int]:
+        """Make the FAILED, CANCELLED or BROKEN rows among these CREATED again, due now.
+
+        Each gets its behaviour's key back; a row whose behaviour is blocked by another
+        row (a newer pending TRIGGER_ONCE, a sent SEND_ONCE) is skipped. Return
+        ``(queued, skipped)``.
+        """
+        using = self._write_db()
+        queued = skipped = 0
+        now = timezone.now()
+        for notification in self.filter(status__in=REQUEUEABLE).iterator():
+            message_cls: Any = registry.find(notification.trigger_name)
+            key = None
+            if message_cls is not None:
+                content_key = None
+                if notification.content_type_id:
+                    content_key = (notification.content_type_id, notification.object_id or "")
+                key = message_cls.behavior.dedup_key(
+                    notification.trigger_name, notification.target_user_id, content_key
+                )
+            try:
+                with transaction.atomic(using=using):
+                    self.model._default_manager.using(using).filter(pk=notification.pk).update(
+                        status=Status.CREATED,
+                        datetime_scheduled=now,
+                        datetime_processed=None,
+                        attempts=0,
+                        dedup_key=key,
+                        reason="",
+                    )
+            except IntegrityError:
+                skipped += 1
+            else:
+                queued += 1
+        return queued, skipped
+
+
+def _back_in_queue(
+    held: Any, when: dict[int, datetime.datetime], reasons: dict[int, str], attempts: Any
+) -> None:
+    """Make the ``held`` rows of ``when`` CREATED again, each due at its time, with its reason."""
+    held.filter(pk__in=list(when)).update(
+        status=Status.CREATED,
+        claimed_until=None,
+        attempts=attempts,
+        datetime_scheduled=Case(
+            *(When(pk=pk, then=Value(at)) for pk, at in when.items()), output_field=DateTimeField()
+        ),
+        reason=Case(*(When(pk=pk, then=Value(reasons.get(pk, ""))) for pk in when), output_field=CharField()),
+    )
+
+
+def attach_related(using: str, batch: list[Any]) -> None:
+    """Cache the batch's target and trigger users (one query) and content (one per type)."""
+    if not batch:
+        return
+    model = type(batch[0])
+    target_field = model._meta.get_field("target_user")
+    trigger_field = model._meta.get_field("trigger_user")
+    user_ids = {n.target_user_id for n in batch} | {n.trigger_user_id for n in batch}
+    user_ids.discard(None)
+    # The base manager, as select_related uses: a filtering default manager must not hide users.
+    users = get_user_model()._base_manager.using(using).in_bulk(list(user_ids))
+    for n in batch:
+        target = users.get(n.target_user_id)
+        if target is not None:
+            internals.cache_related(n, target_field, target)
+        trigger_user = None if n.trigger_user_id is None else users.get(n.trigger_user_id)
+        if trigger_user is not None or n.trigger_user_id is None:
+            internals.cache_related(n, trigger_field, trigger_user)
+    if any(n.content_type_id is not None for n in batch):
+        prefetch_related_objects(batch, "content")

@@ -1,0 +1,35 @@
+"""The statuses a notification goes through, stored as the original package's integers."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Status(models.IntegerChoices):
+    """``Notification.Status``: values as in the original package, so old rows keep their meaning.
+
+    CREATED waits for its schedule; PROCESSING is held by a worker (never final: an
+    abandoned claim is taken back once its lease expires, see ``lifecycle.py``); the
+    other four are final and set ``datetime_processed``.
+    """
+
+    CREATED = 0, _("created")
+    SUCCESSFULLY_SENT = 1, _("successfully sent")
+    FAILED = -1, _("failed")
+    CANCELLED = -2, _("cancelled")
+    BROKEN = -3, _("broken")
+    PROCESSING = 2, _("processing")
+
+
+# The longest reason stored (``Notification.reason``); longer ones are cut.
+REASON_MAX_LENGTH = 255
+
+
+def clip_reason(reason: str) -> str:
+    """Return ``reason`` cut to fit ``Notification.reason``."""
+    return reason if len(reason) <= REASON_MAX_LENGTH else reason[: REASON_MAX_LENGTH - 1] + "…"
+
+
+# The statuses whose rows may be put back in the queue on purpose (``requeue()``).
+REQUEUEABLE = (Status.FAILED, Status.CANCELLED, Status.BROKEN)

@@ -1,0 +1,130 @@
+"""The worker loop: take back expired claims, claim a batch, deliver it, record the outcomes.
+
+A notification is sent at most once whatever the number of workers: a worker *claims*
+a batch in one statement (CREATED -> PROCESSING, see ``lifecycle.py`` and the dialects
+in ``db/``), lets the policies hold some back (``policies.py``), delivers the others
+(``delivery.py``), then writes the batch's outcomes in a few statements. A claim
+carries a lease (``claimed_until``); a claim whose worker died is handled, once the
+lease has expired, by ``TRANSMISSIONS_EXPIRED_LEASE_POLICY``. No SQL here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from django.db import connections, router, transaction
+from django.utils import timezone
+
+from transmissions import policies, signals
+from transmissions.conf import conf
+from transmissions.delivery import Delivery, deliver
+from transmissions.lifecycle import Outcomes, notification_model
+from transmissions.status import Status
+
+if TYPE_CHECKING:
+    from transmissions.models import Notification
+
+
+@dataclass
+class Summary:
+    """What one run did: how many notifications it took, and how each batch's rows ended."""
+
+    taken: int = 0
+    # "sent", "failed", "cancelled", "broken", "retried", "deferred", "deleted".
+    counts: Counter[str] = field(default_factory=Counter)
+    # With ``detail``: (notification id, trigger name, outcome, reason), in order.
+    rows: list[tuple[int, str, str, str]] = field(default_factory=list)
+
+
+def process_all_notifications(batch_size: int | None = None, time_limit: float | None = None) -> int:
+    """Process due notifications batch after batch; return how many were taken.
+
+    Stops when nothing is due or once ``time_limit`` seconds (default
+    ``TRANSMISSIONS_TIME_LIMIT``) are spent.
+    """
+    return run(batch_size, time_limit).taken
+
+
+def run(batch_size: int | None = None, time_limit: float | None = None, detail: bool = False) -> Summary:
+    """``process_all_notifications()``, returning a Summary (one row per notification with ``detail``)."""
+    batch_size = batch_size or conf.TRANSMISSIONS_BATCH_SIZE
+    limit = conf.TRANSMISSIONS_TIME_LIMIT if time_limit is None else time_limit
+    deadline = time.monotonic() + limit
+    model: type[Notification] = notification_model()
+    notifications = model.objects
+    notifications.recover_expired()
+    summary = Summary()
+    while True:
+        batch = notifications.claim(batch_size)
+        if not batch:
+            break
+        outcomes = process_batch(batch)
+        summary.taken += len(batch)
+        summary.counts.update(outcomes.counts())
+        if detail:
+            summary.rows += _rows(batch, outcomes)
+        if len(batch) < batch_size or time.monotonic() >= deadline:
+            break
+    return summary
+
+
+def process_batch(batch: list[Notification]) -> Outcomes:
+    """Deliver every claimed notification of ``batch`` (but those a policy holds) and record the
+    outcomes."""
+    outcomes = Outcomes(lease=batch[0].claimed_until if batch else None)
+    model: type[Notification] = notification_model()
+    using = router.db_for_write(model)
+    in_transaction = connections[using].in_atomic_block
+    held = policies.holds(batch) if conf.TRANSMISSIONS_POLICIES else {}
+    deliveries: list[tuple[Notification, Delivery]] = []
+    for notification in batch:
+        hold = held.get(notification.pk)
+        if hold is not None:
+            if hold.until is None:
+                delivery = Delivery(Status.CANCELLED, None, hold.reason)
+                outcomes.add(notification.pk, Status.CANCELLED, None, hold.reason)
+            else:
+                outcomes.defer(notification.pk, hold.until, hold.reason)
+                continue
+        else:
+            if in_transaction:
+                # A channel's database error must not break the caller's transaction.
+                with transaction.atomic(using=using):
+                    delivery = deliver(notification)
+            else:
+                delivery = deliver(notification)
+            if delivery.status is None:
+                assert delivery.retry_in is not None
+                outcomes.retry(notification.pk, timezone.now() + delivery.retry_in, delivery.reason)
+            else:
+                outcomes.add(notification.pk, delivery.status, delivery.behavior, delivery.reason)
+        deliveries.append((notification, delivery))
+    model.objects.using(using).finish(outcomes)
+    if signals.notification_finished.has_listeners():
+        _announce(deliveries)
+    return outcomes
+
+
+def _rows(batch: list[Notification], outcomes: Outcomes) -> list[tuple[int, str, str, str]]:
+    outcome = {pk: "retried" for pk in outcomes.retry_at} | {pk: "deferred" for pk in outcomes.deferred}
+    for status, ids in outcomes.final.items():
+        outcome.update(dict.fromkeys(ids, str(Status(status).label)))
+    outcome.update(dict.fromkeys(outcomes.sent_keeping_key, str(Status.SUCCESSFULLY_SENT.label)))
+    return [
+        (n.pk, n.trigger_name, str(outcome.get(n.pk, "?")), outcomes.reasons.get(n.pk, "")) for n in batch
+    ]
+
+
+def _announce(deliveries: list[tuple[Notification, Any]]) -> None:
+    for notification, delivery in deliveries:
+        if delivery.status is not None:
+            signals.notification_finished.send(
+                sender=delivery.message_cls or type(notification),
+                notification=notification,
+                status=delivery.status,
+                reason=delivery.reason,
+                result=delivery.result,
+            )
