@@ -24,6 +24,11 @@ PG = {
     "HOST": os.environ.get("PGHOST", "127.0.0.1"),
     "PORT": os.environ.get("PGPORT", "5432"),
 }
+# Email to locmem: MAILERS on Django 6.1+, which deprecates EMAIL_BACKEND.
+_LOCMEM = "django.core.mail.backends.locmem.EmailBackend"
+LOCMEM_EMAIL: dict[str, Any] = (
+    {"MAILERS": {"default": {"BACKEND": _LOCMEM}}} if django.VERSION >= (6, 1) else {"EMAIL_BACKEND": _LOCMEM}
+)
 SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL")
 
 
@@ -57,7 +62,7 @@ def configure(db: str, fresh: bool = True) -> None:
             "transmissions",
             "post_office",
         ],
-        EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
+        **LOCMEM_EMAIL,
         DEFAULT_FROM_EMAIL="bench@example.com",
         TEMPLATES=[{"BACKEND": "django.template.backends.django.DjangoTemplates"}],
         # post-office's own defaults, except: deliver to locmem, and log only failures

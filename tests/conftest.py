@@ -4,6 +4,7 @@ import pytest
 
 from tests import messages
 from tests.utils import make_user
+from transmissions.channels.email import HAS_MAILERS
 
 # The fixture projects get from transmissions.pytest_plugin, tested in test_testing.py.
 from transmissions.pytest_plugin import transmissions_outbox  # noqa: F401
@@ -42,6 +43,8 @@ def _unwanted(item, on_sqlite, vendor):
         return True
     if item.get_closest_marker("fast_path") and os.environ.get("TRANSMISSIONS_TEST_FAST_PATH") == "0":
         return True
+    if item.get_closest_marker("before_mailers" if HAS_MAILERS else "mailers"):
+        return True
     only, not_on = item.get_closest_marker("only_on"), item.get_closest_marker("not_on")
     return (only is not None and only.args[0] != vendor) or (not_on is not None and not_on.args[0] == vendor)
 
@@ -54,8 +57,9 @@ def pytest_collection_modifyitems(config, items):
     and MariaDB passes run them. ``only_on(vendor)`` tests (query plans) run on that
     vendor's pass, ``not_on(vendor)`` tests on the others. ``fast_path`` tests assert what
     the shortcuts of ``transmissions/internals.py`` give: the pass that turns them off
-    (TRANSMISSIONS_TEST_FAST_PATH=0) leaves them out. ``.ci/run`` runs all four passes,
-    so each test runs somewhere.
+    (TRANSMISSIONS_TEST_FAST_PATH=0) leaves them out. ``mailers`` tests need Django 6.1+ and
+    ``before_mailers`` tests an older Django: ``.ci/run``'s Django 6.1 pass runs the first,
+    its other passes the second. ``.ci/run`` runs all five passes, so each test runs somewhere.
     """
     db = os.environ.get("TRANSMISSIONS_TEST_DB", "sqlite")
     on_sqlite, vendor = db == "sqlite", _VENDORS.get(db, db)

@@ -131,6 +131,17 @@ class HtmlOnlyEmail(DefaultEmailMessage):
     html_template_name = "tests/email/welcome.html"
 
 
+class TransactionalEmail(DefaultEmailMessage):
+    """An email through the "transactional" mailer (tests/settings.py's MAILERS).
+
+    Not registered here: a named mailer is check error transmissions.E029 before Django
+    6.1. Tests register it with ``registered_transactional`` (tests/test_email.py).
+    """
+
+    subject = "Your receipt"
+    body = "Paid, thank you."
+
+
 @message("comment-inapp", behavior=TriggerBehavior.TRIGGER_ONCE_PER_CONTENT)
 class CommentInApp(InAppMessage):
     template_name = "tests/inapp/comment.html"

@@ -1,4 +1,5 @@
-"""System checks of the channels: Twilio settings (E020-E027, W020) and message templates (E028)."""
+"""System checks of the channels: Twilio settings (E020-E027, W020), message templates (E028) and
+mailers (E029)."""
 
 import os
 import subprocess
@@ -91,6 +92,72 @@ def test_missing_or_broken_template_is_an_error(broken_templates):
     assert errors[1].msg.endswith("template 'tests/email/no-such-template.html' does not exist.")
 
 
+@pytest.fixture
+def register():
+    """``register(name, **attrs)``: an email message registered for this test only."""
+    names = []
+
+    def register(name, **attrs):
+        names.append(name)
+        return message(name, **attrs)(type(name.title().replace("-", ""), (DefaultEmailMessage,), {}))
+
+    yield register
+    for name in names:
+        registry.unregister(name)
+
+
+def test_default_mailer_needs_no_configuration(register):
+    register("check-no-mailer")
+    register("check-default-mailer", mailer="default")
+    assert ids() == []
+
+
+@pytest.mark.mailers
+def test_mailer_in_mailers_passes(register):
+    register("check-transactional", mailer="transactional")
+    assert ids() == []
+
+
+@pytest.mark.mailers
+def test_mailer_missing_from_mailers_is_error_e029(register):
+    register("check-marketing", mailer="marketing")
+    [error] = check_channels()
+    assert error.id == "transmissions.E029"
+    assert (
+        error.msg
+        == "Message 'check-marketing' (CheckMarketing.mailer): mailer 'marketing' is not configured."
+    )
+    assert error.hint.startswith("Add it to MAILERS")
+    # The project's MAILERS decides: without "transactional" that alias is an error too.
+    register("check-transactional", mailer="transactional")
+    with override_settings(MAILERS={"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}):
+        assert ids() == ["transmissions.E029", "transmissions.E029"]
+
+
+@pytest.mark.before_mailers
+def test_named_mailer_before_django_61_is_error_e029(register):
+    register("check-transactional", mailer="transactional")
+    [error] = check_channels()
+    assert error.id == "transmissions.E029"
+    assert "mailer 'transactional' is not configured" in error.msg
+    assert error.hint.startswith("Named mailers need Django 6.1 or later")
+
+
+def test_mailer_that_is_not_a_string_is_error_e029(register):
+    register("check-bad-mailer", mailer=["default"])
+    assert ids() == ["transmissions.E029"]
+
+
+# Django 6.1's model checks ask the database whether it supports JSONField.
+@pytest.mark.django_db
+def test_check_command_fails_on_unconfigured_mailer(register):
+    register("check-marketing", mailer="marketing")
+    with pytest.raises(SystemCheckError, match="transmissions.E029"):
+        call_command("check")
+
+
+# Django 6.1's model checks ask the database whether it supports JSONField.
+@pytest.mark.django_db
 def test_check_command_fails_on_missing_twilio_credentials():
     with override_settings(**{**TWILIO, "TRANSMISSIONS_TWILIO_AUTH_TOKEN": None}):
         with pytest.raises(SystemCheckError, match="transmissions.E022"):

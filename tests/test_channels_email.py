@@ -1,32 +1,42 @@
 """The email channel, end to end through Django's SMTP backend to a real SMTP server on loopback."""
 
 import smtplib
+import warnings
 
 import pytest
+from django.conf import settings
 from django.core import mail
+from django.core.exceptions import ImproperlyConfigured
 from django.test.utils import override_settings
 
-from tests.messages import HtmlOnlyEmail, MyEmailMessage, TemplatedEmail
+from tests.messages import HtmlOnlyEmail, MyEmailMessage, TemplatedEmail, TransactionalEmail
 from tests.servers import SilentServer, SMTPServer, closed_port
-from tests.utils import make_user
-from transmissions.channels.email import smtp_error
+from tests.utils import email_settings, make_user
+from transmissions import message
+from transmissions.channels.email import DefaultEmailMessage, smtp_error
 from transmissions.exceptions import ChannelSendException, TransientChannelError
 from transmissions.models import Notification
+from transmissions.registry import registry
 from transmissions.worker import process_all_notifications
 
 pytestmark = pytest.mark.django_db
 S = Notification.Status
 
 
-def smtp(port, **extra):
-    settings = {
-        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
-        "EMAIL_HOST": "127.0.0.1",
-        "EMAIL_PORT": port,
-        "EMAIL_TIMEOUT": 2,
-        "DEFAULT_FROM_EMAIL": "noreply@acme.test",
+def smtp(port, timeout=2, **mailers):
+    """The default mailer (EMAIL_* before Django 6.1) is SMTP to 127.0.0.1:``port``.
+
+    ``mailers``: more MAILERS aliases, each an SMTP port on 127.0.0.1 (Django 6.1+).
+    """
+    more = {
+        alias: {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {"host": "127.0.0.1", "port": other, "timeout": timeout},
+        }
+        for alias, other in mailers.items()
     }
-    return override_settings(**{**settings, **extra})
+    settings = email_settings(host="127.0.0.1", port=port, timeout=timeout, mailers=more)
+    return override_settings(**settings, DEFAULT_FROM_EMAIL="noreply@acme.test")
 
 
 @pytest.fixture
@@ -93,7 +103,7 @@ def test_the_message_id_is_kept_on_the_notification(server):
     assert n.provider_message_id == received["Message-ID"] != ""
 
 
-@override_settings(EMAIL_BACKEND="anymail.backends.test.EmailBackend")
+@override_settings(**email_settings("anymail.backends.test.EmailBackend"))
 def test_anymail_esp_id_is_kept_rather_than_the_message_id():
     a, b = TemplatedEmail.trigger(make_user()), TemplatedEmail.trigger(make_user("bob"))
     process_all_notifications()
@@ -149,7 +159,7 @@ def test_refused_connection_is_retried(caplog):
 
 
 def test_server_that_never_answers_times_out_and_is_retried():
-    with SilentServer() as silent, smtp(silent.port, EMAIL_TIMEOUT=0.3):
+    with SilentServer() as silent, smtp(silent.port, timeout=0.3):
         n = MyEmailMessage.trigger(make_user())
         with pytest.raises(TransientChannelError, match="timed out"):
             MyEmailMessage(n).send()
@@ -191,7 +201,7 @@ class ZeroBackend:
         return 0
 
 
-@override_settings(EMAIL_BACKEND="tests.test_channels_email.ZeroBackend")
+@override_settings(**email_settings("tests.test_channels_email.ZeroBackend"))
 def test_backend_that_sends_nothing_is_failed():
     n = MyEmailMessage.trigger(make_user())
     with pytest.raises(ChannelSendException, match="the backend sent nothing"):
@@ -204,3 +214,117 @@ def test_email_without_address_is_cancelled():
     process_all_notifications()
     n.refresh_from_db()
     assert n.status == S.CANCELLED and mail.outbox == []
+
+
+@pytest.fixture
+def registered_transactional():
+    """TransactionalEmail registered, its alias given as ``@message(..., mailer=...)``."""
+    message("transactional-receipt", mailer="transactional")(TransactionalEmail)
+    yield TransactionalEmail
+    registry.unregister("transactional-receipt")
+
+
+@pytest.mark.mailers
+def test_each_message_goes_through_its_mailer():
+    # Django's test runner makes every MAILERS alias locmem, which notes the alias used.
+    message("transactional-receipt", mailer="transactional")(TransactionalEmail)
+    try:
+        TransactionalEmail.trigger(make_user("ada"))
+        MyEmailMessage.trigger(make_user("bob"))
+        assert process_all_notifications() == 2
+    finally:
+        registry.unregister("transactional-receipt")
+    assert sorted((m.to[0], m.sent_using) for m in mail.outbox) == [
+        ("ada@example.com", "transactional"),
+        ("bob@example.com", "default"),
+    ]
+
+
+@pytest.mark.mailers
+def test_named_mailer_sends_to_its_own_smtp_server(registered_transactional):
+    with (
+        SMTPServer() as default,
+        SMTPServer() as transactional,
+        smtp(default.port, transactional=transactional.port),
+    ):
+        receipt = TransactionalEmail.trigger(make_user("ada"))
+        hello = MyEmailMessage.trigger(make_user("bob"))
+        assert process_all_notifications() == 2
+    assert status(receipt) == status(hello) == S.SUCCESSFULLY_SENT
+    [(envelope, received)] = transactional.handler.messages
+    assert envelope.rcpt_tos == ["ada@example.com"] and received["Subject"] == "Your receipt"
+    [(envelope, received)] = default.handler.messages
+    assert envelope.rcpt_tos == ["bob@example.com"] and received["Subject"] == "Hello world!"
+
+
+@pytest.mark.mailers
+@pytest.mark.parametrize(
+    ("rcpt_reply", "expected"), [("450 4.2.0 mailbox busy", S.CREATED), ("550 5.1.1 no such user", S.FAILED)]
+)
+def test_named_mailer_smtp_replies_map_to_outcomes(registered_transactional, caplog, rcpt_reply, expected):
+    with (
+        SMTPServer() as default,
+        SMTPServer() as transactional,
+        smtp(default.port, transactional=transactional.port),
+    ):
+        transactional.handler.rcpt_reply = rcpt_reply
+        n = TransactionalEmail.trigger(make_user())
+        process_all_notifications()
+    assert status(n) == expected
+    assert rcpt_reply.split(" ", 2)[2] in caplog.text
+    assert default.handler.messages == transactional.handler.messages == []
+
+
+@pytest.mark.mailers
+def test_mailer_missing_from_mailers_is_a_configuration_error(registered_transactional, caplog):
+    with SMTPServer() as default, smtp(default.port):  # MAILERS has only "default"
+        n = TransactionalEmail.trigger(make_user())
+        with pytest.raises(ImproperlyConfigured, match="The mailer 'transactional' is not configured"):
+            TransactionalEmail(n).send()
+        process_all_notifications()
+    assert status(n) == S.FAILED
+    assert "MailerDoesNotExist" in caplog.text
+    assert default.handler.messages == []
+
+
+@pytest.mark.mailers
+def test_project_still_on_email_backend_keeps_sending_and_adds_no_warning():
+    # A project not yet migrated to MAILERS: Django warns about its EMAIL_BACKEND setting;
+    # sending adds no warning of its own (no get_connection(), no fail_silently).
+    with warnings.catch_warnings(record=True) as caught, override_settings():
+        warnings.simplefilter("always")
+        del settings.MAILERS
+        settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+        assert caught and all("The EMAIL_BACKEND setting is deprecated" in str(w.message) for w in caught)
+        caught.clear()
+        n = MyEmailMessage.trigger(make_user())
+        MyEmailMessage(n).send()
+        assert [str(w.message) for w in caught] == []
+    [email] = mail.outbox
+    assert email.to == ["ada@example.com"]
+
+
+@pytest.mark.before_mailers
+def test_named_mailer_before_django_61_is_a_configuration_error(registered_transactional):
+    n = TransactionalEmail.trigger(make_user())
+    with pytest.raises(ImproperlyConfigured, match="Mailer 'transactional': named mailers need Django 6.1"):
+        TransactionalEmail(n).send()
+    process_all_notifications()
+    assert status(n) == S.FAILED
+    assert mail.outbox == []
+
+
+def test_default_alias_is_the_default_mailer_on_every_version():
+    @message("default-mailer-email", subject="Hi", body="Hello", mailer="default")
+    class DefaultMailerEmail(DefaultEmailMessage):
+        pass
+
+    try:
+        with SMTPServer() as server, smtp(server.port):
+            n = DefaultMailerEmail.trigger(make_user())
+            assert process_all_notifications() == 1
+    finally:
+        registry.unregister("default-mailer-email")
+    assert status(n) == S.SUCCESSFULLY_SENT
+    [(envelope, received)] = server.handler.messages
+    assert envelope.rcpt_tos == ["ada@example.com"] and received["Subject"] == "Hi"

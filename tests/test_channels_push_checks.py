@@ -148,6 +148,8 @@ def test_a_key_file_and_a_certificate_are_accepted(firebase, dpn, tmp_path):
     assert ids() == []
 
 
+# Django 6.1's model checks ask the database whether it supports JSONField.
+@pytest.mark.django_db
 def test_the_check_command_really_fails(firebase, dpn):
     dpn(WP_PRIVATE_KEY=None)
     with pytest.raises(SystemCheckError, match=r"transmissions.E034.*WP_PRIVATE_KEY"):

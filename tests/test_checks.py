@@ -82,6 +82,8 @@ def test_same_value_in_both_spellings_is_fine():
     assert ids(TRANSMISSIONS_SERIALIZER=path, TRANSMISSION_SERIALIZER=path) == []
 
 
+# Django 6.1's model checks ask the database whether it supports JSONField.
+@pytest.mark.django_db
 def test_check_command_really_fails():
     with override_settings(TRANSMISSIONS_SERIALIZER="no.such.Class"):
         with pytest.raises(SystemCheckError, match=r"transmissions.E001.*TRANSMISSIONS_SERIALIZER"):

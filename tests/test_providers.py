@@ -14,7 +14,7 @@ from django.test.utils import override_settings
 from django.utils import timezone
 
 from tests.messages import MyEmailMessage, TemplatedEmail
-from tests.utils import make_user, processed
+from tests.utils import email_settings, make_user, processed
 from transmissions import signals
 from transmissions.models import DeliveryEvent, Notification, Suppression
 from transmissions.providers import on_anymail_tracking, soft_bounce, twilio_event
@@ -27,7 +27,7 @@ T0 = datetime.datetime(2026, 5, 4, 12, 0, tzinfo=datetime.UTC)
 
 @pytest.fixture
 def anymail_backend():
-    with override_settings(EMAIL_BACKEND="anymail.backends.test.EmailBackend"):
+    with override_settings(**email_settings("anymail.backends.test.EmailBackend")):
         yield
 
 

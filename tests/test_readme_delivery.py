@@ -15,7 +15,7 @@ from django.test.utils import override_settings
 from django.utils import timezone
 
 from tests.notifications import OrderShipped
-from tests.utils import make_user
+from tests.utils import email_settings, make_user
 from transmissions.models import Notification
 from transmissions.worker import process_all_notifications
 
@@ -61,12 +61,7 @@ def smtp():
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     port = server.server_address[1]
-    with override_settings(
-        EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
-        EMAIL_HOST="127.0.0.1",
-        EMAIL_PORT=port,
-        EMAIL_TIMEOUT=5,
-    ):
+    with override_settings(**email_settings(host="127.0.0.1", port=port, timeout=5)):
         yield server
     server.shutdown()
     server.server_close()
@@ -103,7 +98,7 @@ def test_server_down_is_retried(smtp):
         s.bind(("127.0.0.1", 0))
         closed_port = s.getsockname()[1]  # nothing listens once this socket closes
     n = OrderShipped.trigger(make_user())
-    with override_settings(EMAIL_PORT=closed_port):
+    with override_settings(**email_settings(host="127.0.0.1", port=closed_port, timeout=5)):
         process_all_notifications()
     n.refresh_from_db()
     assert n.status == S.CREATED and n.attempts == 1

@@ -3,6 +3,7 @@ import datetime
 from django.utils import timezone
 
 from tests.models import User
+from transmissions.channels.email import HAS_MAILERS
 from transmissions.registry import registry
 from transmissions.worker import process_all_notifications
 
@@ -49,3 +50,17 @@ def processed(*objects):
     for obj in objects:
         obj.refresh_from_db()
     return objects[0] if len(objects) == 1 else objects
+
+
+def email_settings(backend="django.core.mail.backends.smtp.EmailBackend", **options):
+    """Settings for ``override_settings`` that send the default mailer's email through ``backend``.
+
+    ``options`` are MAILERS OPTIONS (``host``, ``port``, ``timeout``); on Django 6.1+ they
+    become ``MAILERS["default"]``, before it the EMAIL_* settings they replace. Pass
+    ``mailers={"alias": {"BACKEND": ..., "OPTIONS": ...}}`` for more aliases (6.1+ only).
+    """
+    extra = options.pop("mailers", {})
+    if HAS_MAILERS:
+        return {"MAILERS": {"default": {"BACKEND": backend, "OPTIONS": options}, **extra}}
+    assert not extra, "named mailers need Django 6.1"
+    return {"EMAIL_BACKEND": backend, **{f"EMAIL_{name.upper()}": value for name, value in options.items()}}

@@ -9,6 +9,7 @@ unset, tasks run in-process (``CELERY_TASK_ALWAYS_EAGER``).
 import os
 from pathlib import Path
 
+import django
 from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -80,9 +81,18 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 STATIC_URL = "static/"
 
-# Emails are files you can open: one per message in sent_emails/.
-EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
-EMAIL_FILE_PATH = DATA_DIR / "sent_emails"
+# Emails are files you can open: one per message in sent_emails/ (read by `demo`).
+EMAILS_DIR = DATA_DIR / "sent_emails"
+if django.VERSION >= (6, 1):  # MAILERS replaces EMAIL_BACKEND and EMAIL_FILE_PATH
+    MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+            "OPTIONS": {"file_path": EMAILS_DIR},
+        }
+    }
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = EMAILS_DIR
 DEFAULT_FROM_EMAIL = "community@example.com"
 # django-anymail's webhook views take HTTP basic auth with this user:password (a demo value).
 ANYMAIL = {"WEBHOOK_SECRET": "demo:demo-webhook-secret"}

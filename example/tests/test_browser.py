@@ -14,6 +14,7 @@ import os
 import shutil
 from pathlib import Path
 
+import django
 import pytest
 
 from community.messages import LikesUpdate, NewCommentEmail, WelcomeEmail
@@ -62,7 +63,11 @@ def browser(tmp_path):
 
 @pytest.fixture
 def outputs(settings, tmp_path):
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    locmem = "django.core.mail.backends.locmem.EmailBackend"
+    if django.VERSION >= (6, 1):
+        settings.MAILERS = {"default": {"BACKEND": locmem}}
+    else:
+        settings.EMAIL_BACKEND = locmem
     settings.SMS_FILE_PATH = tmp_path / "sms.log"
 
 

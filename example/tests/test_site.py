@@ -5,6 +5,7 @@ Run with the browser test (.ci/run):
     python -m pytest example/tests --ds=example_project.settings
 """
 
+import django
 import pytest
 from django.core import mail
 from django.urls import reverse
@@ -19,7 +20,11 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def outputs(settings, tmp_path):
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    locmem = "django.core.mail.backends.locmem.EmailBackend"
+    if django.VERSION >= (6, 1):
+        settings.MAILERS = {"default": {"BACKEND": locmem}}
+    else:
+        settings.EMAIL_BACKEND = locmem
     settings.SMS_FILE_PATH = tmp_path / "sms.log"
 
 

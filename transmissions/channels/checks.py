@@ -1,4 +1,4 @@
-"""System checks of the channels' settings: Twilio (when it is the SMS backend) and templates.
+"""System checks of the channels' settings: Twilio (when it is the SMS backend), templates, mailers.
 
 Ids transmissions.E020-E029 and W020-W029.
 """
@@ -15,6 +15,7 @@ from django.template import TemplateDoesNotExist, TemplateSyntaxError
 from django.template.loader import get_template
 from django.utils.module_loading import import_string
 
+from transmissions.channels.email import HAS_MAILERS, DefaultEmailMessage, configured_mailers
 from transmissions.channels.phone import is_e164
 from transmissions.channels.rendering import TemplateContextMixin
 from transmissions.channels.twilio import TwilioSMSBackend
@@ -122,9 +123,30 @@ def _why(exc: Exception) -> str:
     return "does not exist." if isinstance(exc, TemplateDoesNotExist) else f"does not compile: {exc}"
 
 
+def _mailer_errors() -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
+    aliases = configured_mailers()
+    if HAS_MAILERS:
+        hint = "Add it to MAILERS, or set mailer = None to send through the default mailer."
+    else:
+        hint = (
+            "Named mailers need Django 6.1 or later (the MAILERS setting); before it every email "
+            "goes through EMAIL_BACKEND. Set mailer = None."
+        )
+    for trigger_name, cls in registry.items():
+        if not (isinstance(cls, type) and issubclass(cls, DefaultEmailMessage)) or cls.mailer is None:
+            continue
+        mailer = cls.mailer
+        if not isinstance(mailer, str) or mailer not in aliases:
+            msg = f"Message {trigger_name!r} ({cls.__name__}.mailer): mailer {mailer!r} is not configured."
+            errors.append(checks.Error(msg, hint=hint, obj=cls, id="transmissions.E029"))
+    return errors
+
+
 def check_channels(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """Check the registered messages' templates, and Twilio's settings when it is the SMS backend."""
-    errors = _template_errors()
+    """Check the registered messages' templates and mailers, and Twilio's settings when it is the
+    SMS backend."""
+    errors = _template_errors() + _mailer_errors()
     if _uses_twilio():
         errors += _twilio_errors()
     return errors

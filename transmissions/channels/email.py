@@ -1,4 +1,9 @@
-"""Email through the project's ``EMAIL_BACKEND``, with optional Django templates.
+"""Email through the project's mailers, with optional Django templates.
+
+On Django 6.1 and later an email goes through a mailer of the ``MAILERS`` setting:
+the message's ``mailer`` alias, or ``"default"``; nothing deprecated in 6.1
+(``EMAIL_BACKEND``, ``get_connection()``, ``fail_silently``) is used. Before 6.1 it
+goes through ``EMAIL_BACKEND``, and only the default mailer exists.
 
 SMTP errors are mapped to outcomes (see ``smtp_error()``): a refusal (5xx, a refused
 recipient) raises ``ChannelSendException`` and the notification ends FAILED; a
@@ -13,6 +18,9 @@ import smtplib
 import ssl
 from typing import Any
 
+import django
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import EmailMultiAlternatives
 from django.core.mail.message import make_msgid
 from django.core.mail.utils import DNS_NAME
@@ -23,6 +31,11 @@ from transmissions.channels.rendering import TemplateContextMixin, render
 from transmissions.exceptions import ChannelSendException, TransientChannelError
 
 logger = logging.getLogger("transmissions")
+
+# Django 6.1 replaced EMAIL_BACKEND and the other EMAIL_* settings with MAILERS, and
+# get_connection()/fail_silently with EmailMessage.send(using=alias).
+HAS_MAILERS = django.VERSION >= (6, 1)
+DEFAULT_MAILER = "default"
 
 
 class DefaultEmailMessage(TemplateContextMixin, BaseChannel):
@@ -36,6 +49,11 @@ class DefaultEmailMessage(TemplateContextMixin, BaseChannel):
     ``body`` wins over the text template; with only an HTML template the text part is
     the HTML with its tags stripped. A user without an email address cancels the
     notification.
+
+    ``mailer`` names the ``MAILERS`` alias to send through (Django 6.1+), as a class
+    attribute or ``@message(..., mailer="transactional")``; None sends through the
+    default mailer (``EMAIL_BACKEND`` before 6.1). An alias the project does not
+    configure is system check transmissions.E029.
     """
 
     channel = "email"
@@ -48,6 +66,7 @@ class DefaultEmailMessage(TemplateContextMixin, BaseChannel):
     from_email: str | None = None  # None: DEFAULT_FROM_EMAIL
     reply_to: list[str] | tuple[str, ...] = ()
     headers: dict[str, str] = {}
+    mailer: str | None = None  # a MAILERS alias; None: the default mailer
 
     def get_recipient(self) -> str:
         """Return the address to send to (the user model's email field by default)."""
@@ -91,6 +110,10 @@ class DefaultEmailMessage(TemplateContextMixin, BaseChannel):
         headers.setdefault("Message-ID", make_msgid(domain=DNS_NAME))
         return headers
 
+    def get_mailer(self) -> str | None:
+        """Return the ``MAILERS`` alias to send through (``mailer``; None for the default)."""
+        return self.mailer
+
     def build(self) -> EmailMultiAlternatives:
         html = self.get_html_body()
         email = EmailMultiAlternatives(
@@ -107,7 +130,9 @@ class DefaultEmailMessage(TemplateContextMixin, BaseChannel):
 
     def transmit(self, payload: Any) -> Any:
         try:
-            sent = payload.send(fail_silently=False)
+            sent = send_email(payload, self.get_mailer())
+        except ImproperlyConfigured:
+            raise  # a missing or broken mailer is the project's to fix, not this email's
         except Exception as exc:
             raise smtp_error(exc, f"Email to {self.get_recipient()} failed") from exc
         if not sent:
@@ -127,6 +152,33 @@ class DefaultEmailMessage(TemplateContextMixin, BaseChannel):
             self.trigger_name,
             self.provider_message_id,
         )
+
+
+def configured_mailers() -> set[str]:
+    """Return the mailer aliases an email can name: ``MAILERS``' keys on Django 6.1+.
+
+    "default" always works: without ``MAILERS`` (and before 6.1) it is ``EMAIL_BACKEND``.
+    """
+    if HAS_MAILERS and hasattr(settings, "MAILERS"):
+        return set(settings.MAILERS)
+    return {DEFAULT_MAILER}
+
+
+def send_email(email: EmailMultiAlternatives, mailer: str | None = None) -> int:
+    """Send ``email`` through the mailer aliased ``mailer`` (None: the default); return the count sent.
+
+    Errors are raised, never silenced. Django 6.1+: ``email.send(using=...)``, which raises
+    ``ImproperlyConfigured`` (``MailerDoesNotExist``) for an alias not in ``MAILERS``.
+    Before 6.1 only the default mailer exists; another alias raises ``ImproperlyConfigured``.
+    """
+    if HAS_MAILERS:
+        return email.send(using=mailer or DEFAULT_MAILER)
+    if mailer not in (None, DEFAULT_MAILER):
+        raise ImproperlyConfigured(
+            f"Mailer {mailer!r}: named mailers need Django 6.1 or later (the MAILERS setting); "
+            f"Django {django.get_version()} sends every email through EMAIL_BACKEND."
+        )
+    return email.send(fail_silently=False)
 
 
 def smtp_error(exc: BaseException, prefix: str) -> ChannelSendException:

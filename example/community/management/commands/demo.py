@@ -88,7 +88,7 @@ class Command(BaseCommand):
         )
 
     def where_to_look(self, elapsed):
-        emails = Path(settings.EMAIL_FILE_PATH)
+        emails = Path(settings.EMAILS_DIR)
         files = list(emails.glob("*.log")) if emails.exists() else []
         # The file backend ends every message with a line of 79 dashes.
         n_emails = sum(f.read_text(encoding="utf-8").count("\n" + "-" * 79 + "\n") for f in files)
