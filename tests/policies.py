@@ -23,7 +23,9 @@ class QuietForBob(Policy):
 
     def check(self, notification, message_cls):
         if notification.target_user_id in self.quiet:
-            return Hold("bob's quiet hours", until=timezone.now() + datetime.timedelta(hours=1))
+            return Hold(
+                "bob's quiet hours", until=timezone.now() + datetime.timedelta(hours=1), code="quiet-hours"
+            )
         return None
 
 
@@ -35,7 +37,10 @@ class NothingForCarol(Policy):
 
     def check(self, notification, message_cls):
         if notification.target_user.username in ("carol", "bob"):
-            return Hold(f"{notification.target_user.username} opted out of {message_cls.trigger_name}")
+            return Hold(
+                f"{notification.target_user.username} opted out of {message_cls.trigger_name}",
+                code="opted-out",
+            )
         return None
 
 

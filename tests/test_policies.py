@@ -34,9 +34,11 @@ def test_first_policy_to_hold_decides_and_the_others_are_sent():
     assert messages.sent == [("default", a.pk)]
     a, b, c = (Notification.objects.get(pk=n.pk) for n in (a, b, c))
     # bob: deferred by the first policy (the second would have cancelled him).
-    assert (b.status, b.attempts, b.reason) == (S.CREATED, 0, "bob's quiet hours")
+    assert (b.status, b.attempts, b.reason) == (S.CREATED, 0, "quiet-hours: bob's quiet hours")
     assert b.datetime_scheduled > timezone.now() + datetime.timedelta(minutes=59)
-    assert (c.status, c.reason) == (S.CANCELLED, "carol opted out of default")
+    assert (c.status, c.reason) == (S.CANCELLED, "opted-out: carol opted out of default")
+    assert set(Notification.objects.held()) == {b, c}
+    assert list(Notification.objects.held("opted-out")) == [c]
     assert c.datetime_processed is not None
     assert (a.status, a.reason) == (S.SUCCESSFULLY_SENT, "")
     assert dict(summary.counts) == {

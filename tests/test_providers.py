@@ -116,7 +116,8 @@ def test_a_bounce_suppresses_the_address_and_the_next_email_is_cancelled_with_th
     other.refresh_from_db()
     assert (later.status, later.provider_message_id) == (S.CANCELLED, "")
     assert later.reason == (
-        "ada@example.com is on the email suppression list: bounced (test, 2026-05-04): 550 5.1.1 no such user"
+        "suppressed: ada@example.com is on the email suppression list: "
+        "bounced (test, 2026-05-04): 550 5.1.1 no such user"
     )
     assert [email.to for email in mail.outbox] == [["bob@example.com"]]
     assert other.status == S.SUCCESSFULLY_SENT

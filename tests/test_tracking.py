@@ -112,8 +112,8 @@ def test_a_suppressed_number_cancels_the_sms(user):
     n = processed(WelcomeSMS.trigger(user))
     assert n.status == S.CANCELLED
     assert (
-        n.reason
-        == "+15005550006 is on the sms suppression list: bounced (twilio, 2026-05-04): Twilio error 30005"
+        n.reason == "suppressed: +15005550006 is on the sms suppression list: "
+        "bounced (twilio, 2026-05-04): Twilio error 30005"
     )
     # The email address of the same user is not suppressed.
     assert processed(MyEmailMessage.trigger(user)).status == S.SUCCESSFULLY_SENT
@@ -129,7 +129,7 @@ def test_a_project_that_sets_its_policies_chooses_its_own(user):
         n = processed(MyEmailMessage.trigger(make_user("bob")))
         assert (n.status, n.reason) == (
             S.CANCELLED,
-            "bob@example.com is on the email suppression list: bounced",
+            "suppressed: bob@example.com is on the email suppression list: bounced",
         )
 
 

@@ -147,7 +147,9 @@ def test_out_of_order_callbacks_and_a_retry_and_a_hard_bounce(client, sms):
     # The next SMS to that number is cancelled, with the reason.
     Notification.objects.filter(pk=sms.pk).update(dedup_key=None)
     n = processed(WelcomeSMS.trigger(sms.target_user))
-    assert n.status == S.CANCELLED and n.reason.startswith("+14155552671 is on the sms suppression list")
+    assert n.status == S.CANCELLED and n.reason.startswith(
+        "suppressed: +14155552671 is on the sms suppression list"
+    )
 
 
 def test_without_the_twilio_package_callbacks_are_refused(client, monkeypatch, caplog):

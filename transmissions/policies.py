@@ -31,11 +31,19 @@ logger = logging.getLogger("transmissions")
 class Hold:
     """A policy's answer for a notification it will not let through now.
 
-    ``until`` None cancels it; a datetime defers it to then.
+    ``until`` None cancels it; a datetime defers it to then. ``code`` (a short slug such
+    as "suppressed", "opted-out", "quiet-hours") starts the stored reason,
+    ``"<code>: <reason>"``, so that ``Notification.objects.held(code)`` finds them.
     """
 
     reason: str
     until: datetime.datetime | None = None
+    code: str = "held"
+
+    @property
+    def text(self) -> str:
+        """The reason as stored and logged."""
+        return f"{self.code}: {self.reason}"
 
 
 class Policy:
@@ -87,6 +95,6 @@ def holds(batch: list[Any]) -> dict[int, Hold]:
                     "Cancelled" if hold.until is None else f"Deferred to {hold.until.isoformat()}",
                     notification.pk,
                     notification.trigger_name,
-                    hold.reason,
+                    hold.text,
                 )
     return found

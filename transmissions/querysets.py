@@ -54,6 +54,14 @@ class NotificationQuerySet(LifecycleQuerySet):
             qs = qs.filter(target_user=user)
         return qs.order_by("-datetime_created", "-pk")
 
+    def held(self, code: str | None = None) -> NotificationQuerySet:
+        """Held back by a policy (``policies.Hold``): cancelled by one, or waiting for the time one
+        deferred them to; only by the policy whose code is ``code`` ("suppressed", "opted-out",
+        "quiet-hours"...) when given. Their reason reads ``"<code>: <why>"``."""
+        if code:
+            return self.filter(reason__startswith=f"{code}: ")
+        return self.filter(reason__regex=r"^[a-z0-9-]+: ")
+
     def unseen(self) -> NotificationQuerySet:
         """Sent and not yet seen by its user."""
         return self.sent().filter(datetime_seen__isnull=True)

@@ -201,7 +201,7 @@ class SuppressionPolicy(Policy):
         reason = None if key is None else self.suppressed.get(key)
         if key is None or reason is None:
             return None
-        return Hold(f"{key[1]} is on the {key[0]} suppression list: {reason}")
+        return Hold(f"{key[1]} is on the {key[0]} suppression list: {reason}", code="suppressed")
 
 
 def jsonable(raw: Any) -> Any:

@@ -84,10 +84,10 @@ def process_batch(batch: list[Notification]) -> Outcomes:
         hold = held.get(notification.pk)
         if hold is not None:
             if hold.until is None:
-                delivery = Delivery(Status.CANCELLED, None, hold.reason)
-                outcomes.add(notification.pk, Status.CANCELLED, None, hold.reason)
+                delivery = Delivery(Status.CANCELLED, None, hold.text)
+                outcomes.add(notification.pk, Status.CANCELLED, None, hold.text)
             else:
-                outcomes.defer(notification.pk, hold.until, hold.reason)
+                outcomes.defer(notification.pk, hold.until, hold.text)
                 continue
         else:
             if in_transaction:
