@@ -110,3 +110,21 @@ def test_settings_drive_backoff_and_attempts():
     assert ceilings == [10, 20, 30, 30, 30]
     for attempts, ceiling in enumerate(ceilings, start=1):
         assert ceiling / 2 <= retry_delay(attempts).total_seconds() <= ceiling
+
+
+def test_a_channels_own_errors_are_logged_in_one_line_others_with_their_traceback(user, caplog):
+    failing, transient, crashing = (
+        trigger_named(name, user) for name in ("always-fails", "transient", "crashes")
+    )
+    process_all_notifications()
+    by_id = {}
+    for record in caplog.records:
+        for n in (failing, transient, crashing):
+            if f"notification {n.pk} " in record.getMessage():
+                by_id[n.pk] = record
+    # ChannelSendException and TransientChannelError say what went wrong: no traceback.
+    assert by_id[failing.pk].exc_info is None and by_id[failing.pk].levelname == "ERROR"
+    assert by_id[transient.pk].exc_info is None and by_id[transient.pk].levelname == "WARNING"
+    assert "Retrying" in by_id[transient.pk].getMessage()
+    # Anything else is a bug in the message class: its traceback is logged.
+    assert by_id[crashing.pk].exc_info is not None

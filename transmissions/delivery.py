@@ -22,7 +22,7 @@ from typing import Any
 
 from transmissions.behaviors import TriggerBehavior
 from transmissions.conf import conf
-from transmissions.exceptions import TransientChannelError
+from transmissions.exceptions import ChannelSendException, TransientChannelError
 from transmissions.registry import registry
 from transmissions.status import Status
 
@@ -76,11 +76,19 @@ def deliver(notification: Any) -> Delivery:
     try:
         result = channel.send()
     except TransientChannelError as exc:
+        # A channel's own errors say what went wrong in one line (the provider's answer, a
+        # refused connection): no traceback, which would say nothing more on every retry.
         if notification.attempts < conf.TRANSMISSIONS_MAX_ATTEMPTS:
-            logger.warning("Retrying %s after a transient error.", label, exc_info=True)
-            return Delivery(None, message_cls, str(exc), retry_in=retry_delay(notification.attempts))
-        logger.exception("Failed %s after %d attempts.", label, notification.attempts)
+            delay = retry_delay(notification.attempts)
+            logger.warning(
+                "Retrying %s in %ds after a transient error: %s", label, delay.total_seconds(), exc
+            )
+            return Delivery(None, message_cls, str(exc), retry_in=delay)
+        logger.error("Failed %s after %d attempts: %s", label, notification.attempts, exc)
         return Delivery(Status.FAILED, message_cls, str(exc))
+    except ChannelSendException as exc:
+        logger.error("Failed %s: %s", label, exc)
+        return Delivery(Status.FAILED, message_cls, f"{type(exc).__name__}: {exc}")
     except Exception as exc:
         logger.exception("Failed %s.", label)
         return Delivery(Status.FAILED, message_cls, f"{type(exc).__name__}: {exc}")
