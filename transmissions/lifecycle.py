@@ -29,12 +29,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.apps import apps
-from django.contrib.auth import get_user_model
 from django.db import IntegrityError, models, transaction
-from django.db.models import Case, CharField, DateTimeField, F, Value, When, prefetch_related_objects
+from django.db.models import Case, CharField, DateTimeField, F, Value, When
 from django.utils import timezone
 
-from transmissions import db, internals
+from transmissions import db, internals, related
 from transmissions.behaviors import RELEASED_ON_CLAIM_PREFIX, TriggerBehavior
 from transmissions.conf import conf
 from transmissions.registry import registry
@@ -145,7 +144,7 @@ class LifecycleQuerySet(models.QuerySet[Any]):
         using = self._write_db()
         with transaction.atomic(using=using):
             batch = self._dialect().claim(batch_size, now, lease, RELEASED_ON_CLAIM_PREFIX)
-        attach_related(using, batch)
+        related.attach(using, batch)
         return batch
 
     def recover_expired(self, now: datetime.datetime | None = None) -> int:
@@ -270,25 +269,3 @@ def _back_in_queue(
         ),
         reason=Case(*(When(pk=pk, then=Value(reasons.get(pk, ""))) for pk in when), output_field=CharField()),
     )
-
-
-def attach_related(using: str, batch: list[Any]) -> None:
-    """Cache the batch's target and trigger users (one query) and content (one per type)."""
-    if not batch:
-        return
-    model = type(batch[0])
-    set_target = internals.related_setter(model._meta.get_field("target_user"))
-    set_trigger = internals.related_setter(model._meta.get_field("trigger_user"))
-    user_ids = {n.target_user_id for n in batch} | {n.trigger_user_id for n in batch}
-    user_ids.discard(None)
-    # The base manager, as select_related uses: a filtering default manager must not hide users.
-    users = get_user_model()._base_manager.using(using).in_bulk(list(user_ids))
-    for n in batch:
-        target = users.get(n.target_user_id)
-        if target is not None:
-            set_target(n, target)
-        trigger_user = None if n.trigger_user_id is None else users.get(n.trigger_user_id)
-        if trigger_user is not None or n.trigger_user_id is None:
-            set_trigger(n, trigger_user)
-    if any(n.content_type_id is not None for n in batch):
-        prefetch_related_objects(batch, "content")
