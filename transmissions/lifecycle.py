@@ -41,6 +41,9 @@ from transmissions.status import PROVIDER_ID_MAX_LENGTH, REQUEUEABLE, Status, cl
 
 logger = logging.getLogger("transmissions")
 
+# The reason of a row a worker handed back unsent (``Outcomes.release``).
+HANDED_BACK = "handed back unsent: its worker's batch reached half its lease"
+
 
 def notification_model() -> Any:
     """Return the Notification model, looked up in the app registry.
@@ -65,6 +68,8 @@ class Outcomes:
     # ... or held by a policy (the attempt does not count).
     deferred: dict[int, datetime.datetime] = field(default_factory=dict)
     delete: list[int] = field(default_factory=list)
+    # ... or handed back unsent: the worker stopped at half its lease (not an attempt).
+    released: list[int] = field(default_factory=list)
     # Why, for the rows that were not sent; written with their outcome.
     reasons: dict[int, str] = field(default_factory=dict)
     # What the provider called the rows it accepted; written with their outcome.
@@ -105,21 +110,27 @@ class Outcomes:
         self.deferred[pk] = until
         self.reasons[pk] = clip_reason(reason)
 
+    def release(self, pk: int) -> None:
+        """Hand row ``pk`` back unsent, due as it was: the claim's attempt does not count."""
+        self.released.append(pk)
+        self.reasons[pk] = HANDED_BACK
+
     def counts(self) -> dict[str, int]:
         """How many rows of the batch ended each way: "sent", "failed", "cancelled", "broken",
-        "retried", "deferred", and "deleted" (of those sent or cancelled)."""
+        "retried", "deferred", "released" (handed back unsent), and "deleted" (of those sent
+        or cancelled)."""
         names = {
             Status.SUCCESSFULLY_SENT: "sent",
             Status.FAILED: "failed",
             Status.CANCELLED: "cancelled",
             Status.BROKEN: "broken",
         }
-        counts = dict.fromkeys([*names.values(), "retried", "deferred", "deleted"], 0)
+        counts = dict.fromkeys([*names.values(), "retried", "deferred", "released", "deleted"], 0)
         for status, ids in self.final.items():
             counts[names[Status(status)]] += len(ids)
         counts["sent"] += len(self.sent_keeping_key)
         counts["retried"], counts["deferred"] = len(self.retry_at), len(self.deferred)
-        counts["deleted"] = len(self.delete)
+        counts["released"], counts["deleted"] = len(self.released), len(self.delete)
         return counts
 
 
@@ -204,6 +215,10 @@ class LifecycleQuerySet(models.QuerySet[Any]):
             if outcomes.deferred:
                 # The claim counted an attempt that was not made: take it back.
                 _back_in_queue(held, outcomes.deferred, reasons, F("attempts") - 1)
+            if outcomes.released:
+                held.filter(pk__in=outcomes.released).update(
+                    status=Status.CREATED, claimed_until=None, attempts=F("attempts") - 1, reason=HANDED_BACK
+                )
 
     # -- waiting -> cancelled, final -> waiting -------------------------------------------
 
