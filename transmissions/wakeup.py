@@ -53,7 +53,8 @@ def wake() -> None:
     its socket allows, but never the request that committed. While it is held, later
     wake-ups are skipped (logged): at most one dispatch is in flight per process.
     """
-    task = tasks.process_all_notifications._get_current_object()  # the app current here
+    # Resolved here: the app current in this thread (a new thread would get Celery's default app).
+    task: Any = tasks.process_all_notifications._get_current_object()  # type: ignore[attr-defined]
     if task.app.conf.task_always_eager:
         # Runs here and now (tests, scripts): no broker to wait for.
         _dispatch(task)
