@@ -173,6 +173,20 @@ class InboxAttributeMessage(RecordingChannel):
     inbox_text = "A plain attribute"
 
 
+# What SlowMessage's send does besides recording (a test moves the clock there).
+on_send = []
+
+
+@message("slow", behavior=TriggerBehavior.DEFAULT)
+class SlowMessage(RecordingChannel):
+    """A send that takes time: each one calls the hooks in ``on_send``."""
+
+    def send(self):
+        super().send()
+        for hook in on_send:
+            hook()
+
+
 # Categories (tests/settings.py's TRANSMISSIONS_CATEGORIES), on a project's own channel
 # kind ("memo") and on email; the security notice is required.
 @message("comment-memo", category="comments", channel="memo")
