@@ -1,4 +1,4 @@
-"""System checks of the core settings (transmissions.E001-E012, W001-W003) and of delivery
+"""System checks of the core settings (transmissions.E001-E012, W001-W003, E100) and of delivery
 tracking (E050-E052).
 
 The channels' checks are in ``channels/checks.py`` and ``channels/push_checks.py``;
@@ -76,6 +76,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     errors += positive_number("TRANSMISSIONS_MAX_ATTEMPTS", "transmissions.E006")
     errors += positive_number("TRANSMISSIONS_RETRY_DELAY", "transmissions.E007", integer=False)
     errors += positive_number("TRANSMISSIONS_RETRY_MAX_DELAY", "transmissions.E008", integer=False)
+    errors += positive_number("TRANSMISSIONS_DISPATCH_TIMEOUT", "transmissions.E013", integer=False)
     errors += _importable(
         "TRANSMISSIONS_SMS_BACKEND",
         conf.TRANSMISSIONS_SMS_BACKEND,
@@ -93,8 +94,26 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         )
     errors += _policies()
     errors += _tracking()
+    errors += _legacy()
     errors += _warnings()
     return errors
+
+
+def _legacy() -> list[checks.CheckMessage]:
+    """Settings of transmissions 0.2 that no longer do what they did (E100-E109)."""
+    user_model = conf.TRANSMISSION_USER_MODEL
+    if user_model is None or user_model == settings.AUTH_USER_MODEL:
+        return []
+    return [
+        _error(
+            f"TRANSMISSION_USER_MODEL is {user_model!r}, but transmissions no longer reads it: "
+            f"notifications belong to AUTH_USER_MODEL ({settings.AUTH_USER_MODEL!r}).",
+            "transmissions.E100",
+            hint="Remove TRANSMISSION_USER_MODEL. If your 0.2 notifications point to that other "
+            "model's rows, move them to AUTH_USER_MODEL's before upgrading "
+            "(docs/upgrading.md, 'Differences from 0.2').",
+        )
+    ]
 
 
 def _tracking() -> list[checks.CheckMessage]:

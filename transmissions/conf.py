@@ -55,6 +55,11 @@ class Settings:
         return "TRANSMISSIONS_SERIALIZER", DEFAULT_SERIALIZER
 
     @property
+    def TRANSMISSION_USER_MODEL(self) -> Any:
+        """transmissions 0.2's user model setting: not read any more (check E100), None if unset."""
+        return self._get("TRANSMISSION_USER_MODEL", None)
+
+    @property
     def TRANSMISSIONS_BATCH_SIZE(self) -> Any:
         """Notifications claimed per query by a worker."""
         return self._get("TRANSMISSIONS_BATCH_SIZE", 100)
@@ -95,6 +100,12 @@ class Settings:
         """Queue the processing task when a due notification is committed (``wakeup.py``),
         instead of waiting for the next beat run."""
         return self._get("TRANSMISSIONS_DISPATCH_ON_COMMIT", False)
+
+    @property
+    def TRANSMISSIONS_DISPATCH_TIMEOUT(self) -> Any:
+        """Seconds a commit waits for the broker to take the processing task (dispatch on
+        commit); past it the commit goes on and the beat sends the rows."""
+        return self._get("TRANSMISSIONS_DISPATCH_TIMEOUT", 2.0)
 
     @property
     def TRANSMISSIONS_SMS_BACKEND(self) -> Any:

@@ -30,18 +30,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.apps import apps
-from django.contrib.auth import get_user_model
 from django.db import IntegrityError, models, transaction
-from django.db.models import Case, CharField, DateTimeField, F, Value, When, prefetch_related_objects
+from django.db.models import Case, CharField, DateTimeField, F, Value, When
 from django.utils import timezone
 
-from transmissions import db, internals
+from transmissions import db, internals, related
 from transmissions.behaviors import RELEASED_ON_CLAIM_PREFIX, TriggerBehavior
 from transmissions.conf import conf
 from transmissions.registry import registry
 from transmissions.status import PROVIDER_ID_MAX_LENGTH, REQUEUEABLE, Status, clip_reason
 
 logger = logging.getLogger("transmissions")
+
+# The reason of a row a worker handed back unsent (``Outcomes.release``).
+HANDED_BACK = "handed back unsent: its worker's batch reached half its lease"
 
 
 def notification_model() -> Any:
@@ -67,6 +69,8 @@ class Outcomes:
     # ... or held by a policy (the attempt does not count).
     deferred: dict[int, datetime.datetime] = field(default_factory=dict)
     delete: list[int] = field(default_factory=list)
+    # ... or handed back unsent: the worker stopped at half its lease (not an attempt).
+    released: list[int] = field(default_factory=list)
     # Why, for the rows that were not sent; written with their outcome.
     reasons: dict[int, str] = field(default_factory=dict)
     # What the provider called the rows it accepted; written with their outcome.
@@ -107,21 +111,27 @@ class Outcomes:
         self.deferred[pk] = until
         self.reasons[pk] = clip_reason(reason)
 
+    def release(self, pk: int) -> None:
+        """Hand row ``pk`` back unsent, due as it was: the claim's attempt does not count."""
+        self.released.append(pk)
+        self.reasons[pk] = HANDED_BACK
+
     def counts(self) -> dict[str, int]:
         """How many rows of the batch ended each way: "sent", "failed", "cancelled", "broken",
-        "retried", "deferred", and "deleted" (of those sent or cancelled)."""
+        "retried", "deferred", "released" (handed back unsent), and "deleted" (of those sent
+        or cancelled)."""
         names = {
             Status.SUCCESSFULLY_SENT: "sent",
             Status.FAILED: "failed",
             Status.CANCELLED: "cancelled",
             Status.BROKEN: "broken",
         }
-        counts = dict.fromkeys([*names.values(), "retried", "deferred", "deleted"], 0)
+        counts = dict.fromkeys([*names.values(), "retried", "deferred", "released", "deleted"], 0)
         for status, ids in self.final.items():
             counts[names[Status(status)]] += len(ids)
         counts["sent"] += len(self.sent_keeping_key)
         counts["retried"], counts["deferred"] = len(self.retry_at), len(self.deferred)
-        counts["deleted"] = len(self.delete)
+        counts["released"], counts["deleted"] = len(self.released), len(self.delete)
         return counts
 
 
@@ -148,8 +158,35 @@ class LifecycleQuerySet(models.QuerySet[Any]):
         # itself (the portable one opens its own transaction for its SELECT and UPDATE), and
         # a BEGIN and a COMMIT would be two more round trips per batch.
         batch = self._dialect().claim(batch_size, now, lease, RELEASED_ON_CLAIM_PREFIX)
-        attach_related(using, batch)
+        related.attach(using, batch)
         return batch
+
+    def claim_one(self, pk: Any, now: datetime.datetime | None = None) -> Any:
+        """Atomically move notification ``pk`` to PROCESSING, due or not, and return it with its
+        users and content attached; None when it is not waiting (sent, claimed, gone...).
+
+        The same claim as ``claim()``: one UPDATE conditional on the row still waiting, so
+        whoever calls it (``Notification.send()``, ``tasks.process_notification``), however
+        often and from however many processes, only one of them gets the row.
+        """
+        now = now or timezone.now()
+        lease = now + datetime.timedelta(seconds=conf.TRANSMISSIONS_LEASE_SECONDS)
+        using = self._write_db()
+        manager = self.model._default_manager.using(using)
+        claimed = manager.filter(pk=pk, status=Status.CREATED).update(
+            status=Status.PROCESSING,
+            claimed_until=lease,
+            attempts=F("attempts") + 1,
+            dedup_key=Case(
+                When(dedup_key__startswith=RELEASED_ON_CLAIM_PREFIX, then=Value(None)),
+                default=F("dedup_key"),
+            ),
+        )
+        if not claimed:
+            return None
+        notification = manager.get(pk=pk)
+        related.attach(using, [notification])
+        return notification
 
     def recover_expired(self, now: datetime.datetime | None = None) -> int:
         """Apply ``TRANSMISSIONS_EXPIRED_LEASE_POLICY`` to claims whose worker never came back."""
@@ -190,8 +227,9 @@ class LifecycleQuerySet(models.QuerySet[Any]):
         held = self.model._default_manager.using(using).filter(status=Status.PROCESSING)
         if lease is not None:
             held = held.filter(claimed_until=lease)
-        statements = len(outcomes.final) + sum(
-            map(bool, (outcomes.delete, outcomes.sent_keeping_key, outcomes.retry_at, outcomes.deferred))
+        o = outcomes  # every statement below: the DELETE, one UPDATE per final status, the rest
+        statements = len(o.final) + sum(
+            map(bool, (o.delete, o.sent_keeping_key, o.retry_at, o.deferred, o.released))
         )
         together = transaction.atomic(using=using) if statements > 1 else contextlib.nullcontext()
         with together:
@@ -213,6 +251,10 @@ class LifecycleQuerySet(models.QuerySet[Any]):
             if outcomes.deferred:
                 # The claim counted an attempt that was not made: take it back.
                 _back_in_queue(held, outcomes.deferred, reasons, F("attempts") - 1)
+            if outcomes.released:
+                held.filter(pk__in=outcomes.released).update(
+                    status=Status.CREATED, claimed_until=None, attempts=F("attempts") - 1, reason=HANDED_BACK
+                )
 
     # -- waiting -> cancelled, final -> waiting -------------------------------------------
 
@@ -228,8 +270,9 @@ class LifecycleQuerySet(models.QuerySet[Any]):
             )
         )
 
-    def requeue(self) -> tuple[int, int]:
-        """Make the FAILED, CANCELLED or BROKEN rows among these CREATED again, due now.
+    def requeue(self, reschedule: bool = True) -> tuple[int, int]:
+        """Make the FAILED, CANCELLED or BROKEN rows among these CREATED again, due now
+        (with ``reschedule``; else at their own ``datetime_scheduled``).
 
         Each gets its behaviour's key back; a row whose behaviour is blocked by another
         row (a newer pending TRIGGER_ONCE, a sent SEND_ONCE) is skipped. Return
@@ -252,7 +295,7 @@ class LifecycleQuerySet(models.QuerySet[Any]):
                 with transaction.atomic(using=using):
                     self.model._default_manager.using(using).filter(pk=notification.pk).update(
                         status=Status.CREATED,
-                        datetime_scheduled=now,
+                        datetime_scheduled=now if reschedule else notification.datetime_scheduled,
                         datetime_processed=None,
                         attempts=0,
                         dedup_key=key,
@@ -278,25 +321,3 @@ def _back_in_queue(
         ),
         reason=Case(*(When(pk=pk, then=Value(reasons.get(pk, ""))) for pk in when), output_field=CharField()),
     )
-
-
-def attach_related(using: str, batch: list[Any]) -> None:
-    """Cache the batch's target and trigger users (one query) and content (one per type)."""
-    if not batch:
-        return
-    model = type(batch[0])
-    set_target = internals.related_setter(model._meta.get_field("target_user"))
-    set_trigger = internals.related_setter(model._meta.get_field("trigger_user"))
-    user_ids = {n.target_user_id for n in batch} | {n.trigger_user_id for n in batch}
-    user_ids.discard(None)
-    # The base manager, as select_related uses: a filtering default manager must not hide users.
-    users = get_user_model()._base_manager.using(using).in_bulk(list(user_ids))
-    for n in batch:
-        target = users.get(n.target_user_id)
-        if target is not None:
-            set_target(n, target)
-        trigger_user = None if n.trigger_user_id is None else users.get(n.trigger_user_id)
-        if trigger_user is not None or n.trigger_user_id is None:
-            set_trigger(n, trigger_user)
-    if any(n.content_type_id is not None for n in batch):
-        prefetch_related_objects(batch, "content")

@@ -12,13 +12,15 @@ with ``transaction.on_commit``:
 - never for notifications scheduled in the future: the beat sends them when due.
 
 The task claims what is due, as a beat run does, so a wake-up can never send a
-notification twice. A broker that cannot be reached is logged, never raised into
-the code that triggered: the rows are committed and the next beat run sends them.
+notification twice. A broker that cannot be reached, or does not answer within
+``TRANSMISSIONS_DISPATCH_TIMEOUT`` seconds, is logged, never raised into (nor waited
+for by) the code that triggered: the rows are committed and the next beat run sends them.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,9 +45,49 @@ def after_commit(using: str, notifications: Sequence[Any]) -> bool:
 
 
 def wake() -> None:
-    """Queue the processing task now; log, never raise, when the broker fails."""
+    """Queue the processing task, waiting at most ``TRANSMISSIONS_DISPATCH_TIMEOUT`` seconds;
+    log, never raise, when the broker fails or does not answer in time.
+
+    The publish runs in a thread of its own, without Celery's publish retries: a broker
+    that accepts connections and then stays silent can hold that thread for as long as
+    its socket allows, but never the request that committed. While it is held, later
+    wake-ups are skipped (logged): at most one dispatch is in flight per process.
+    """
+    # Resolved here: the app current in this thread (a new thread would get Celery's default app).
+    task: Any = tasks.process_all_notifications._get_current_object()  # type: ignore[attr-defined]
+    if task.app.conf.task_always_eager:
+        # Runs here and now (tests, scripts): no broker to wait for.
+        _dispatch(task)
+        return
+    global _in_flight
+    with _lock:
+        if _in_flight is not None and _in_flight.is_alive():
+            logger.warning(
+                "Did not queue process_all_notifications: an earlier dispatch is still waiting "
+                "for the broker; the next beat run will send the committed notifications."
+            )
+            return
+        thread = _in_flight = threading.Thread(
+            target=_dispatch, args=(task,), name="transmissions-dispatch", daemon=True
+        )
+    thread.start()
+    timeout = conf.TRANSMISSIONS_DISPATCH_TIMEOUT
+    thread.join(timeout)
+    if thread.is_alive():
+        logger.warning(
+            "Could not queue process_all_notifications within %s s (TRANSMISSIONS_DISPATCH_TIMEOUT): "
+            "the broker does not answer; the next beat run will send the committed notifications.",
+            timeout,
+        )
+
+
+_in_flight: threading.Thread | None = None
+_lock = threading.Lock()
+
+
+def _dispatch(task: Any) -> None:
     try:
-        tasks.process_all_notifications.delay()
+        task.apply_async(retry=False)
     except Exception:
         logger.warning(
             "Could not queue process_all_notifications; the next beat run will send the "

@@ -5,7 +5,7 @@ from django.utils.translation import ngettext
 
 from transmissions.worker import run
 
-OUTCOMES = ("sent", "cancelled", "failed", "broken", "retried", "deferred", "deleted")
+OUTCOMES = ("sent", "cancelled", "failed", "broken", "retried", "deferred", "released", "deleted")
 
 
 class Command(BaseCommand):
