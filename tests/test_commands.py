@@ -1,5 +1,9 @@
 import datetime
 import logging
+import os
+import signal
+import threading
+import time
 from io import StringIO
 
 import pytest
@@ -114,3 +118,47 @@ def test_task_is_registered_under_the_readme_name():
     DefaultMessage.trigger(make_user())
     with time_machine.travel(timezone.now() + datetime.timedelta(seconds=1)):
         assert process_all_notifications.apply().get() == 1
+
+
+def test_process_notifications_loop_sweeps_until_its_duration():
+    user = make_user()
+    now = DefaultMessage.trigger(user)
+    soon = DefaultMessage.trigger(user, datetime_scheduled=timezone.now() + datetime.timedelta(seconds=0.4))
+    started = time.monotonic()
+    out = run("process_notifications", "--loop", "--interval", "0.05", "--duration", "1")
+    assert 1 <= time.monotonic() - started < 5
+    lines = out.splitlines()
+    # Each run that took something reports; the notification due later was found by a later run.
+    assert lines[:2] == ["Processed 1 notification.", "  sent             1"]
+    assert lines[2:4] == ["Processed 1 notification.", "  sent             1"]
+    runs = int(lines[4].split()[2])
+    assert lines[4] == f"Stopped after {runs} runs: 2 notifications processed." and runs > 3
+    assert messages.sent == [("default", now.pk), ("default", soon.pk)]
+
+
+def test_process_notifications_loop_stops_on_sigterm_after_its_run():
+    previous = signal.getsignal(signal.SIGTERM)
+    DefaultMessage.trigger(make_user())
+    # A real SIGTERM to this process while the loop sleeps (the handler runs in the main thread).
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    started = time.monotonic()
+    try:
+        out = run("process_notifications", "--loop", "--interval", "30")
+    finally:
+        timer.cancel()
+    assert time.monotonic() - started < 10  # not the 30 s interval
+    # A run that took something is followed by another at once; the second found nothing and slept.
+    assert out.splitlines()[-2:] == [
+        "Stopped after 2 runs: 1 notification processed.",
+        "  sent             1",
+    ]
+    assert signal.getsignal(signal.SIGTERM) is previous  # put back
+
+
+@pytest.mark.parametrize("option", ["--interval", "--duration"])
+def test_process_notifications_loop_refuses_a_non_positive_time(option):
+    DefaultMessage.trigger(make_user())
+    with pytest.raises(CommandError, match=f"{option} must be a positive number of seconds"):
+        run("process_notifications", "--loop", option, "0")
+    assert messages.sent == []  # refused before any run
