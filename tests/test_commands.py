@@ -2,6 +2,8 @@ import datetime
 import logging
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from io import StringIO
@@ -9,10 +11,13 @@ from io import StringIO
 import pytest
 import time_machine
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.utils import timezone
 
 from tests import messages
+from tests.child import ROOT, child_env
 from tests.messages import DefaultMessage, FailingMessage, MyEmailMessage, SendOnceMessage, TransientMessage
+from tests.notifications import SEND_LOG_ENV, DurableMessage, read_send_log
 from tests.utils import make_user
 from transmissions.models import Notification
 
@@ -162,3 +167,40 @@ def test_process_notifications_loop_refuses_a_non_positive_time(option):
     with pytest.raises(CommandError, match=f"{option} must be a positive number of seconds"):
         run("process_notifications", "--loop", option, "0")
     assert messages.sent == []  # refused before any run
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_sweeper_process_sends_what_is_triggered_and_stops_on_sigterm(tmp_path):
+    log = tmp_path / "sends.log"
+    env = child_env(connection.settings_dict["NAME"], **{SEND_LOG_ENV: str(log), "PYTHONUNBUFFERED": "1"})
+    cmd = [
+        sys.executable,
+        "-m",
+        "tests.child",
+        "manage",
+        "process_notifications",
+        "--loop",
+        "--interval",
+        "0.1",
+    ]
+    sweeper = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        user = make_user()
+        due = DurableMessage.trigger(user)
+        soon = DurableMessage.trigger(user, datetime_scheduled=timezone.now() + datetime.timedelta(seconds=1))
+        deadline = time.monotonic() + 30
+        while sorted(read_send_log(log)) != sorted([due.pk, soon.pk]):
+            assert sweeper.poll() is None and time.monotonic() < deadline, "the sweeper did not send both"
+            time.sleep(0.05)
+        sweeper.send_signal(signal.SIGTERM)
+        out, _ = sweeper.communicate(timeout=30)
+    finally:
+        if sweeper.poll() is None:
+            sweeper.kill()
+            sweeper.wait(timeout=10)
+    assert sweeper.returncode == 0, out
+    assert "2 notifications processed." in out.splitlines()[-2]
+    assert Notification.objects.filter(status=S.SUCCESSFULLY_SENT).count() == 2

@@ -64,6 +64,7 @@ def test_the_task_is_found_by_its_path_and_the_celery_task_keeps_its_name():
         tasks.no_such_task  # noqa: B018
 
 
+@pytest.mark.fast_path  # without the shortcuts: one task per trigger
 def test_one_task_per_transaction_and_the_worker_sends_them(db_tasks):
     user = make_user()
     with transaction.atomic():
@@ -118,6 +119,7 @@ def test_rollback_and_rolled_back_savepoint_enqueue_nothing(db_tasks):
     assert messages.sent == [("default", kept.pk)]
 
 
+@pytest.mark.fast_path  # without the shortcuts: one task per trigger
 def test_future_schedules_are_deferred_with_run_after(db_tasks, time_machine):
     user = make_user()
     soon, after = later(minutes=5), later(minutes=9)

@@ -18,7 +18,7 @@ from types import FrameType
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 from django.utils.translation import ngettext
 
 from transmissions.worker import Summary, run
@@ -79,7 +79,7 @@ class Command(BaseCommand):
         runs, total = 0, Summary()
         try:
             while not stop.is_set():
-                close_old_connections()  # a long-running process, as a request cycle would
+                _close_old_connections()
                 summary = run(batch_size=batch_size, time_limit=time_limit, detail=verbose)
                 runs += 1
                 total.taken += summary.taken
@@ -93,7 +93,6 @@ class Command(BaseCommand):
                     stop.wait(interval if left is None else min(interval, left))
         finally:
             restore()
-            close_old_connections()
         runs_text = ngettext("%d run", "%d runs", runs) % runs
         taken_text = ngettext("%d notification", "%d notifications", total.taken) % total.taken
         self.stdout.write(f"Stopped after {runs_text}: {taken_text} processed.")
@@ -117,6 +116,14 @@ class Command(BaseCommand):
             count = counts.get(name, 0)
             if count:
                 self.stdout.write(f"  {name:<{width}}  {count:>7}")
+
+
+def _close_old_connections() -> None:
+    """Close connections that errored or outlived ``CONN_MAX_AGE``, as a request cycle does
+    (a long-running process); not when called inside a caller's ``atomic()``, which closing
+    would break."""
+    if not any(c.in_atomic_block for c in connections.all(initialized_only=True)):
+        close_old_connections()
 
 
 def _on_stop_signals(stop: threading.Event) -> Any:
