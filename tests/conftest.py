@@ -29,6 +29,7 @@ def cleanup():
 @pytest.fixture(autouse=True)
 def _clear_sent():
     messages.sent.clear()
+    messages.on_send.clear()
     from transmissions.channels import sms
 
     sms.outbox.clear()

@@ -171,3 +171,17 @@ class InboxMethodMessage(RecordingChannel):
 @message("inbox-attribute")
 class InboxAttributeMessage(RecordingChannel):
     inbox_text = "A plain attribute"
+
+
+# What SlowMessage's send does besides recording (a test moves the clock there).
+on_send = []
+
+
+@message("slow", behavior=TriggerBehavior.DEFAULT)
+class SlowMessage(RecordingChannel):
+    """A send that takes time: each one calls the hooks in ``on_send``."""
+
+    def send(self):
+        super().send()
+        for hook in on_send:
+            hook()

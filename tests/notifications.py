@@ -54,7 +54,7 @@ def read_send_log(path):
         return [int(line.split()[0]) for line in f if line.strip()]
 
 
-# The README's "Delivery guarantees" example, verbatim (tests/test_readme_delivery.py):
+# docs/reference.md's "Delivery guarantees" example, verbatim (tests/test_readme_delivery.py):
 # DefaultEmailMessage itself tells a 4xx (retried) from a 5xx (FAILED).
 @message("order-shipped", subject="Your order shipped")
 class OrderShipped(DefaultEmailMessage):

@@ -41,6 +41,8 @@ def test_defaults_pass():
         ({"TRANSMISSIONS_SMS_BACKEND": "transmissions.channels.sms.SMS"}, "transmissions.E009"),
         ({"TRANSMISSIONS_DISPATCH_ON_COMMIT": "yes"}, "transmissions.E010"),
         ({"TRANSMISSIONS_DISPATCH_ON_COMMIT": 1}, "transmissions.E010"),
+        ({"TRANSMISSIONS_DISPATCH_TIMEOUT": 0}, "transmissions.E013"),
+        ({"TRANSMISSIONS_DISPATCH_TIMEOUT": "2"}, "transmissions.E013"),
         (
             {
                 "TRANSMISSIONS_SERIALIZER": "transmissions.serializers.JSONSerializer",

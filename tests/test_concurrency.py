@@ -181,3 +181,36 @@ def test_webhooks_delivered_several_times_at_once_are_stored_once(tmp_path):
     # A message that both bounced and was complained about is suppressed once.
     suppressed = {f"{e[0]}@example.com" for e in events if e[2] in ("bounced", "complained")}
     assert suppressed and sorted(Suppression.objects.values_list("address", flat=True)) == sorted(suppressed)
+
+
+def pending():
+    return Notification.objects.filter(status__in=[S.CREATED, S.PROCESSING])
+
+
+@pytest.mark.parametrize("policy", ["broken", "retry"])
+def test_sends_slower_than_the_lease_are_never_sent_twice(tmp_path, policy):
+    """A worker whose batch of slow sends outlasts its lease (20 sends of 0.2 s, lease 2 s) beside
+    a worker that claims one row at a time, taking back expired claims before each: the slow one
+    stops starting sends at half its lease and hands the rest back, so nothing it holds is taken
+    from it. Every notification is sent exactly once, under both policies, and none ends BROKEN.
+    (Before: the fast worker took the slow one's batch back while it kept sending it: sent, then
+    BROKEN under "broken"; sent twice under "retry".)"""
+    user = make_user()
+    ids = backlog(user, 60)
+    log, stop_file = tmp_path / "sends.log", tmp_path / "stop"
+    settings = {"TRANSMISSIONS_LEASE_SECONDS": 2, "TRANSMISSIONS_EXPIRED_LEASE_POLICY": policy}
+    env = child_env(db_name(), settings, **{SEND_LOG_ENV: str(log), SEND_DELAY_ENV: "0.2"})
+    loop = ["process", "--loop", "--stop", str(stop_file), "--batch-size"]
+    procs = [spawn(env, *loop, "20")]
+    try:
+        wait_for(lambda: Notification.objects.filter(status=S.PROCESSING).count() == 20, 60, "a claim")
+        procs.append(spawn(env, *loop, "1"))
+        wait_for(lambda: not pending().exists(), 120, "every notification to be final")
+    finally:
+        stop_file.touch()
+    out = results(procs)
+
+    sent = collections.Counter(read_send_log(log))
+    assert set(sent) == ids and max(sent.values()) == 1  # each sent, none twice
+    assert set(Notification.objects.values_list("status", flat=True)) == {S.SUCCESSFULLY_SENT}
+    assert all(r["taken"] > 0 for r in out)

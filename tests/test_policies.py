@@ -48,6 +48,7 @@ def test_first_policy_to_hold_decides_and_the_others_are_sent():
         "failed": 0,
         "broken": 0,
         "retried": 0,
+        "released": 0,
         "deleted": 0,
     }
     # The second policy saw only what the first let through.

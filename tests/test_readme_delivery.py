@@ -1,4 +1,4 @@
-"""The README's OrderShipped example against a real SMTP server on loopback.
+"""docs/reference.md's OrderShipped example against a real SMTP server on loopback.
 
 A 4xx answer is retried with backoff, a 5xx answer fails, a server that is down is
 retried, a 250 sends.

@@ -4,6 +4,8 @@ The task runs eagerly in this process (a real Celery app, ``task_always_eager``)
 run is counted by Celery's own ``task_prerun`` signal.
 """
 
+import time
+
 import pytest
 from celery import Celery
 from celery.signals import task_prerun
@@ -13,7 +15,9 @@ from django.test.utils import override_settings
 from tests import messages
 from tests.celery_app import TASK, app
 from tests.messages import DefaultMessage, LastOnlyMessage
+from tests.servers import SilentServer
 from tests.utils import later, make_user
+from transmissions import wakeup
 from transmissions.models import Notification
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -120,6 +124,40 @@ def test_unreachable_broker_is_logged_not_raised(caplog):
         app.set_current()
     assert Notification.objects.get(pk=n.pk).status == S.CREATED  # committed; beat will send it
     assert "Could not queue process_all_notifications" in caplog.text
+
+
+def test_a_silent_broker_holds_the_commit_no_longer_than_the_dispatch_timeout(caplog):
+    """A broker that accepts the connection and never answers (127.0.0.1): the commit waits
+    TRANSMISSIONS_DISPATCH_TIMEOUT, not the outage; while that dispatch is stuck, the next
+    commit does not wait at all. (Before: trigger() blocked for as long as the socket did.)"""
+    user = make_user()
+    with SilentServer() as broker:
+        silent = Celery("silent", broker=f"redis://127.0.0.1:{broker.port}/0", set_as_current=False)
+        silent.set_current()
+        try:
+            with override_settings(TRANSMISSIONS_DISPATCH_ON_COMMIT=True, TRANSMISSIONS_DISPATCH_TIMEOUT=0.5):
+                started = time.monotonic()
+                with transaction.atomic():
+                    first = DefaultMessage.trigger(user)
+                waited = time.monotonic() - started
+                started = time.monotonic()
+                second = DefaultMessage.trigger(user)
+                waited_again = time.monotonic() - started
+        finally:
+            app.set_current()
+        stuck = wakeup._in_flight
+        assert stuck is not None and stuck.is_alive()
+    stuck.join(timeout=30)  # the server closed: the publish fails and the thread ends
+    assert not stuck.is_alive()
+    assert 0.5 <= waited < 1.5 and waited_again < 0.3
+    assert set(
+        Notification.objects.filter(pk__in=[first.pk, second.pk]).values_list("status", flat=True)
+    ) == {S.CREATED}
+    assert (
+        "Could not queue process_all_notifications within 0.5 s (TRANSMISSIONS_DISPATCH_TIMEOUT)"
+        in caplog.text
+    )
+    assert "an earlier dispatch is still waiting for the broker" in caplog.text
 
 
 def test_trigger_many_dispatches_once_after_commit(runs):

@@ -1,15 +1,21 @@
 """worker.py: the loop (due rows only, oldest first, at most once, time limit, query count per batch)."""
 
+import datetime
+import logging
+
 import pytest
 import time_machine
 from django.core import mail
 from django.db import connection
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from tests import messages
 from tests.messages import (
     DefaultMessage,
     MyEmailMessage,
+    SlowMessage,
     TemplatedEmail,
     WelcomeSMS,
 )
@@ -17,7 +23,7 @@ from tests.models import Article
 from tests.utils import earlier, later, make_user, statements, status_of, trigger_named
 from transmissions import internals
 from transmissions.models import Notification
-from transmissions.worker import process_all_notifications
+from transmissions.worker import process_all_notifications, run
 
 pytestmark = pytest.mark.django_db
 S = Notification.Status
@@ -136,3 +142,52 @@ def test_provider_ids_cost_no_query_of_their_own(size):
     assert "transmissions_suppression" in statements(ctx)[-2]
     ids = set(Notification.objects.values_list("provider_message_id", flat=True))
     assert len(ids) == size and all(i.startswith("<") for i in ids)
+
+
+@override_settings(TRANSMISSIONS_LEASE_SECONDS=600, TRANSMISSIONS_EXPIRED_LEASE_POLICY="retry")
+def test_a_batch_hands_back_the_rows_it_cannot_start_within_half_its_lease(user, caplog):
+    """Each send takes 2 minutes: at half the 10-minute lease the worker has sent 3, and hands
+    the other 7 back unsent (no attempt counted), due as they were, for the next claim."""
+    rows = [SlowMessage.trigger(user, datetime_scheduled=earlier(minutes=10 - i)) for i in range(10)]
+    with time_machine.travel(timezone.now(), tick=False) as traveller:
+        messages.on_send.append(lambda: traveller.shift(datetime.timedelta(minutes=2)))
+        with caplog.at_level(logging.WARNING, logger="transmissions"):
+            summary = run(batch_size=10, time_limit=0)  # one batch
+    assert [pk for _, pk in messages.sent] == [n.pk for n in rows[:3]]
+    assert summary.counts["sent"] == 3 and summary.counts["released"] == 7
+    for n, scheduled in ((n, n.datetime_scheduled) for n in rows[3:]):
+        n.refresh_from_db()
+        assert (n.status, n.attempts, n.claimed_until) == (S.CREATED, 0, None)
+        assert n.reason == "handed back unsent: its worker's batch reached half its lease"
+        assert n.datetime_scheduled == scheduled
+    assert "Handed back 7 unsent notification(s) of a batch of 10" in caplog.text
+    # The next run sends them (oldest first), and the reason goes with the send.
+    messages.on_send.clear()
+    assert process_all_notifications() == 7
+    assert [pk for _, pk in messages.sent] == [n.pk for n in rows]
+    assert set(Notification.objects.values_list("status", "reason", "attempts")) == {
+        (S.SUCCESSFULLY_SENT, "", 1)
+    }
+
+
+@override_settings(TRANSMISSIONS_LEASE_SECONDS=60)
+def test_a_run_stops_when_not_one_send_fits_in_half_the_lease(user):
+    """Claiming and the policies took the whole half lease: the batch goes back whole and the
+    run ends instead of claiming it again and again."""
+    for _ in range(3):
+        SlowMessage.trigger(user, datetime_scheduled=earlier())
+    claim = Notification.objects.claim
+    with time_machine.travel(timezone.now(), tick=False) as traveller:
+
+        def slow_claim(*args, **kwargs):
+            batch = claim(*args, **kwargs)
+            traveller.shift(datetime.timedelta(seconds=31))
+            return batch
+
+        Notification.objects.claim = slow_claim
+        try:
+            summary = run(batch_size=2)
+        finally:
+            del Notification.objects.claim
+    assert summary.taken == 2 and summary.counts["released"] == 2 and not messages.sent
+    assert Notification.objects.filter(status=S.CREATED, attempts=0).count() == 3

@@ -20,8 +20,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import quote
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
-from django.contrib.contenttypes.models import ContentType
-from django.db.models import Model, prefetch_related_objects
+from django.db.models import Model
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
@@ -30,6 +29,7 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from transmissions import related
 from transmissions.models import Notification, Suppression
 from transmissions.querysets import NotificationQuerySet
 from transmissions.tracking import normalise_address
@@ -40,22 +40,15 @@ logger = logging.getLogger("transmissions")
 CONTENT_CHARS = 40
 
 
-def _has_model(notification: Notification) -> bool:
-    ct_id = notification.content_type_id
-    return ct_id is None or ContentType.objects.get_for_id(ct_id).model_class() is not None
-
-
 class NotificationChangeList(ChangeList):
     def get_results(self, request: HttpRequest) -> None:
         super().get_results(request)
         # The page's contents, one query per content type: not one per row. Only the page:
         # the actions get the unsliced queryset, whose iterator() cannot prefetch.
-        # A content type whose model is gone (its app removed) cannot be fetched: those
-        # rows are shown without it (content_link). The inbox does the same, in
-        # views.prefetch_contents(); not imported from there, as the admin and the views
-        # are independent layers.
+        # A row whose content cannot be loaded (its model gone, an object_id that does not
+        # fit the key) is shown without it (content_link): related.py sets it aside.
         self.result_list = list(self.result_list)
-        prefetch_related_objects([n for n in self.result_list if _has_model(n)], "content")
+        related.attach_contents(self.result_list)
 
 
 @admin.register(Notification)
@@ -153,10 +146,19 @@ class NotificationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 "type": f"{content_type.app_label}.{content_type.model}",
                 "id": obj.object_id,
             }
-        content = obj.content  # prefetched on the changelist
+        content = related.content(obj)  # prefetched on the changelist
+        problem = related.content_problem(obj)
+        if problem is not None:
+            what = {"type": content_type.name, "id": obj.object_id}
+            label = _("%(type)s #%(id)s (cannot be loaded)") % what
+            return format_html('<span title="{}">{}</span>', problem, label)
         if content is None:
             return _("%(type)s #%(id)s (deleted)") % {"type": content_type.name, "id": obj.object_id}
-        text = str(content)
+        try:
+            text = str(content)
+        except Exception as exc:  # a project's __str__ must not take the page down
+            logger.warning("Notification %s: str() of its content raised %r.", obj.pk, exc)
+            text = f"#{obj.object_id}"
         title = f"{content_type.name} #{obj.object_id}: {text}"
         short = Truncator(text).chars(CONTENT_CHARS)
         url = self._admin_url(content)

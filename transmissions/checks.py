@@ -78,6 +78,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     errors += positive_number("TRANSMISSIONS_MAX_ATTEMPTS", "transmissions.E006")
     errors += positive_number("TRANSMISSIONS_RETRY_DELAY", "transmissions.E007", integer=False)
     errors += positive_number("TRANSMISSIONS_RETRY_MAX_DELAY", "transmissions.E008", integer=False)
+    errors += positive_number("TRANSMISSIONS_DISPATCH_TIMEOUT", "transmissions.E013", integer=False)
     errors += _importable(
         "TRANSMISSIONS_SMS_BACKEND",
         conf.TRANSMISSIONS_SMS_BACKEND,

@@ -124,6 +124,12 @@ class Settings:
         return self._get("TRANSMISSIONS_TASKS_QUEUE", "default")
 
     @property
+    def TRANSMISSIONS_DISPATCH_TIMEOUT(self) -> Any:
+        """Seconds a commit waits for the broker to take the processing task (dispatch on
+        commit); past it the commit goes on and the beat sends the rows."""
+        return self._get("TRANSMISSIONS_DISPATCH_TIMEOUT", 2.0)
+
+    @property
     def TRANSMISSIONS_SMS_BACKEND(self) -> Any:
         """Where DefaultSMSMessage hands its messages."""
         return self._get("TRANSMISSIONS_SMS_BACKEND", "transmissions.channels.sms.ConsoleSMSBackend")

@@ -5,7 +5,8 @@ to ``deliver()`` and records the ``Delivery`` it gets back, with the batch's oth
 through the lifecycle. The rules (SPEC "Processing"):
 
 1. no message class registered under the trigger name, stored data that cannot be
-   read, or a class that raises while being built or checked: BROKEN;
+   read, content that cannot be loaded (``related.py``), or a class that raises while
+   being built or checked: BROKEN;
 2. ``check_validity()`` false: CANCELLED;
 3. ``send()`` raises ``TransientChannelError``: retried with backoff until
    ``TRANSMISSIONS_MAX_ATTEMPTS``, then FAILED; any other exception: FAILED;
@@ -20,6 +21,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from transmissions import related
 from transmissions.behaviors import TriggerBehavior
 from transmissions.conf import conf
 from transmissions.exceptions import ChannelSendException, TransientChannelError
@@ -61,6 +63,11 @@ def deliver(notification: Any) -> Delivery:
             reason,
         )
         return Delivery(Status.BROKEN, None, reason)
+    problem = related.content_problem(notification)
+    if problem is not None:
+        reason = f"its content cannot be loaded: {problem}"
+        logger.error("Broken %s: %s.", label, reason)
+        return Delivery(Status.BROKEN, message_cls, reason)
     try:
         notification.data  # noqa: B018 - unreadable data makes the notification BROKEN
         channel = message_cls(notification)

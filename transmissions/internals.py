@@ -100,6 +100,13 @@ def cache_related(instance: Model, field: Field[Any, Any], value: Model | None) 
     related_setter(field)(instance, value)
 
 
+def cache_generic(instance: Model, field: Any, value: Model | None) -> None:
+    """Set what generic foreign key ``field`` of ``instance`` reads, leaving its columns as they
+    are (assigning would set them), as ``prefetch_related`` does. Always through the field's
+    cache: no public API does this."""
+    field.set_cached_value(instance, value)
+
+
 def can_load_rows() -> bool:
     """Whether claimed rows returned by the database may be turned into instances here
     (else the claim returns ids and the ORM fetches the rows)."""

@@ -29,18 +29,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.apps import apps
-from django.contrib.auth import get_user_model
 from django.db import IntegrityError, models, transaction
-from django.db.models import Case, CharField, DateTimeField, F, Value, When, prefetch_related_objects
+from django.db.models import Case, CharField, DateTimeField, F, Value, When
 from django.utils import timezone
 
-from transmissions import db, internals
+from transmissions import db, internals, related
 from transmissions.behaviors import RELEASED_ON_CLAIM_PREFIX, TriggerBehavior
 from transmissions.conf import conf
 from transmissions.registry import registry
 from transmissions.status import PROVIDER_ID_MAX_LENGTH, REQUEUEABLE, Status, clip_reason
 
 logger = logging.getLogger("transmissions")
+
+# The reason of a row a worker handed back unsent (``Outcomes.release``).
+HANDED_BACK = "handed back unsent: its worker's batch reached half its lease"
 
 
 def notification_model() -> Any:
@@ -66,6 +68,8 @@ class Outcomes:
     # ... or held by a policy (the attempt does not count).
     deferred: dict[int, datetime.datetime] = field(default_factory=dict)
     delete: list[int] = field(default_factory=list)
+    # ... or handed back unsent: the worker stopped at half its lease (not an attempt).
+    released: list[int] = field(default_factory=list)
     # Why, for the rows that were not sent; written with their outcome.
     reasons: dict[int, str] = field(default_factory=dict)
     # What the provider called the rows it accepted; written with their outcome.
@@ -106,21 +110,27 @@ class Outcomes:
         self.deferred[pk] = until
         self.reasons[pk] = clip_reason(reason)
 
+    def release(self, pk: int) -> None:
+        """Hand row ``pk`` back unsent, due as it was: the claim's attempt does not count."""
+        self.released.append(pk)
+        self.reasons[pk] = HANDED_BACK
+
     def counts(self) -> dict[str, int]:
         """How many rows of the batch ended each way: "sent", "failed", "cancelled", "broken",
-        "retried", "deferred", and "deleted" (of those sent or cancelled)."""
+        "retried", "deferred", "released" (handed back unsent), and "deleted" (of those sent
+        or cancelled)."""
         names = {
             Status.SUCCESSFULLY_SENT: "sent",
             Status.FAILED: "failed",
             Status.CANCELLED: "cancelled",
             Status.BROKEN: "broken",
         }
-        counts = dict.fromkeys([*names.values(), "retried", "deferred", "deleted"], 0)
+        counts = dict.fromkeys([*names.values(), "retried", "deferred", "released", "deleted"], 0)
         for status, ids in self.final.items():
             counts[names[Status(status)]] += len(ids)
         counts["sent"] += len(self.sent_keeping_key)
         counts["retried"], counts["deferred"] = len(self.retry_at), len(self.deferred)
-        counts["deleted"] = len(self.delete)
+        counts["released"], counts["deleted"] = len(self.released), len(self.delete)
         return counts
 
 
@@ -145,7 +155,7 @@ class LifecycleQuerySet(models.QuerySet[Any]):
         using = self._write_db()
         with transaction.atomic(using=using):
             batch = self._dialect().claim(batch_size, now, lease, RELEASED_ON_CLAIM_PREFIX)
-        attach_related(using, batch)
+        related.attach(using, batch)
         return batch
 
     def recover_expired(self, now: datetime.datetime | None = None) -> int:
@@ -205,6 +215,10 @@ class LifecycleQuerySet(models.QuerySet[Any]):
             if outcomes.deferred:
                 # The claim counted an attempt that was not made: take it back.
                 _back_in_queue(held, outcomes.deferred, reasons, F("attempts") - 1)
+            if outcomes.released:
+                held.filter(pk__in=outcomes.released).update(
+                    status=Status.CREATED, claimed_until=None, attempts=F("attempts") - 1, reason=HANDED_BACK
+                )
 
     # -- waiting -> cancelled, final -> waiting -------------------------------------------
 
@@ -270,25 +284,3 @@ def _back_in_queue(
         ),
         reason=Case(*(When(pk=pk, then=Value(reasons.get(pk, ""))) for pk in when), output_field=CharField()),
     )
-
-
-def attach_related(using: str, batch: list[Any]) -> None:
-    """Cache the batch's target and trigger users (one query) and content (one per type)."""
-    if not batch:
-        return
-    model = type(batch[0])
-    set_target = internals.related_setter(model._meta.get_field("target_user"))
-    set_trigger = internals.related_setter(model._meta.get_field("trigger_user"))
-    user_ids = {n.target_user_id for n in batch} | {n.trigger_user_id for n in batch}
-    user_ids.discard(None)
-    # The base manager, as select_related uses: a filtering default manager must not hide users.
-    users = get_user_model()._base_manager.using(using).in_bulk(list(user_ids))
-    for n in batch:
-        target = users.get(n.target_user_id)
-        if target is not None:
-            set_target(n, target)
-        trigger_user = None if n.trigger_user_id is None else users.get(n.trigger_user_id)
-        if trigger_user is not None or n.trigger_user_id is None:
-            set_trigger(n, trigger_user)
-    if any(n.content_type_id is not None for n in batch):
-        prefetch_related_objects(batch, "content")

@@ -12,14 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.contrib.contenttypes.fields import GenericForeignKey
-from django.contrib.contenttypes.models import ContentType
-from django.db.models import prefetch_related_objects
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, resolve_url
 from django.views import View
 from django.views.generic import ListView
 
+from transmissions import related
 from transmissions.models import Notification
 from transmissions.querysets import NotificationQuerySet
 
@@ -41,19 +39,11 @@ def prefetch_contents(notifications: list[Notification]) -> None:
     """Fetch the ``content`` of ``notifications``, one query per content type.
 
     Unlike ``prefetch_related("content")``, a notification whose content type has no
-    model any more (its app was removed) does not make this raise: its ``content``
-    reads ``None``, as for a deleted object.
+    model any more (its app was removed), or whose ``object_id`` does not fit the
+    model's key, does not make this raise: its ``content`` reads ``None``, as for a
+    deleted object (``transmissions.related``).
     """
-    field: Any = Notification._meta.get_field("content")
-    assert isinstance(field, GenericForeignKey)
-    known = []
-    for notification in notifications:
-        ct_id = notification.content_type_id
-        if ct_id is not None and ContentType.objects.get_for_id(ct_id).model_class() is None:
-            field.set_cached_value(notification, None)
-        else:
-            known.append(notification)
-    prefetch_related_objects(known, "content")
+    related.attach_contents(notifications)
 
 
 class NotificationListView(LoginRequiredMixin, ListView):  # type: ignore[type-arg]
@@ -106,6 +96,6 @@ class NotificationOpenView(LoginRequiredMixin, View):
         user: Any = request.user  # signed in: LoginRequiredMixin
         notification = get_object_or_404(Notification.objects.for_user(user).sent(), uuid=uuid)
         notification.mark_consumed()
-        content = notification.content
+        content = related.content(notification)
         get_url = getattr(content, "get_absolute_url", None)
         return HttpResponseRedirect(get_url() if callable(get_url) else resolve_url(self.fallback_url))

@@ -24,15 +24,19 @@ For both:
 
 The task claims what is due, as a beat run does, so a wake-up can never send a
 notification twice, and an extra one (a backend that runs a task twice, a savepoint
-rolled back after its trigger) only finds nothing to do. A broker or task backend that
-fails is logged at WARNING, never raised into the code that triggered: the rows are
-committed and the next sweep sends them.
+rolled back after its trigger) only finds nothing to do. A Celery broker that cannot be
+reached, or does not answer within ``TRANSMISSIONS_DISPATCH_TIMEOUT`` seconds, or a task
+backend that fails, is logged at WARNING, never raised into (nor, for Celery, waited for
+by) the code that triggered: the rows are committed and the next sweep sends them. The
+``django.tasks`` enqueue runs in the committing thread (a database backend writes through
+that thread's connection), bounded by the backend's own timeouts.
 """
 
 from __future__ import annotations
 
 import datetime
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -72,12 +76,53 @@ def after_commit(using: str, notifications: Sequence[Any]) -> bool:
 
 
 def wake() -> None:
-    """Queue the processing task now; log, never raise, when the broker or backend fails."""
+    """Queue the processing task, waiting at most ``TRANSMISSIONS_DISPATCH_TIMEOUT`` seconds
+    for Celery's broker; log, never raise, when the broker or task backend fails or does not
+    answer in time. With ``"django_tasks"``, ``enqueue()``.
+
+    The publish runs in a thread of its own, without Celery's publish retries: a broker
+    that accepts connections and then stays silent can hold that thread for as long as
+    its socket allows, but never the request that committed. While it is held, later
+    wake-ups are skipped (logged): at most one dispatch is in flight per process.
+    """
     if conf.TRANSMISSIONS_WAKE_UP == DJANGO_TASKS:
         enqueue()
         return
+    # Resolved here: the app current in this thread (a new thread would get Celery's default app).
+    task: Any = tasks.process_all_notifications._get_current_object()  # type: ignore[attr-defined]
+    if task.app.conf.task_always_eager:
+        # Runs here and now (tests, scripts): no broker to wait for.
+        _dispatch(task)
+        return
+    global _in_flight
+    with _lock:
+        if _in_flight is not None and _in_flight.is_alive():
+            logger.warning(
+                "Did not queue process_all_notifications: an earlier dispatch is still waiting "
+                "for the broker; the next beat run will send the committed notifications."
+            )
+            return
+        thread = _in_flight = threading.Thread(
+            target=_dispatch, args=(task,), name="transmissions-dispatch", daemon=True
+        )
+    thread.start()
+    timeout = conf.TRANSMISSIONS_DISPATCH_TIMEOUT
+    thread.join(timeout)
+    if thread.is_alive():
+        logger.warning(
+            "Could not queue process_all_notifications within %s s (TRANSMISSIONS_DISPATCH_TIMEOUT): "
+            "the broker does not answer; the next beat run will send the committed notifications.",
+            timeout,
+        )
+
+
+_in_flight: threading.Thread | None = None
+_lock = threading.Lock()
+
+
+def _dispatch(task: Any) -> None:
     try:
-        tasks.process_all_notifications.delay()
+        task.apply_async(retry=False)
     except Exception:
         logger.warning(
             "Could not queue process_all_notifications; the next beat run will send the "

@@ -5,11 +5,15 @@ a batch in one statement (CREATED -> PROCESSING, see ``lifecycle.py`` and the di
 in ``db/``), lets the policies hold some back (``policies.py``), delivers the others
 (``delivery.py``), then writes the batch's outcomes in a few statements. A claim
 carries a lease (``claimed_until``); a claim whose worker died is handled, once the
-lease has expired, by ``TRANSMISSIONS_EXPIRED_LEASE_POLICY``. No SQL here.
+lease has expired, by ``TRANSMISSIONS_EXPIRED_LEASE_POLICY``; so a live worker starts no
+send once half its lease is spent, and hands the rows it has not started back
+(``send_cutoff()``). No SQL here.
 """
 
 from __future__ import annotations
 
+import datetime
+import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -24,6 +28,8 @@ from transmissions.delivery import Delivery, deliver
 from transmissions.lifecycle import Outcomes, notification_model
 from transmissions.status import Status
 
+logger = logging.getLogger("transmissions")
+
 if TYPE_CHECKING:
     from transmissions.models import Notification
 
@@ -33,7 +39,7 @@ class Summary:
     """What one run did: how many notifications it took, and how each batch's rows ended."""
 
     taken: int = 0
-    # "sent", "failed", "cancelled", "broken", "retried", "deferred", "deleted".
+    # "sent", "failed", "cancelled", "broken", "retried", "deferred", "released", "deleted".
     counts: Counter[str] = field(default_factory=Counter)
     # With ``detail``: (notification id, trigger name, outcome, reason), in order.
     rows: list[tuple[int, str, str, str]] = field(default_factory=list)
@@ -68,6 +74,8 @@ def run(batch_size: int | None = None, time_limit: float | None = None, detail: 
             summary.rows += _rows(batch, outcomes)
         if len(batch) < batch_size or time.monotonic() >= deadline:
             break
+        if len(outcomes.released) == len(batch):
+            break  # not one send fitted in half the lease: claiming again would spin
     return summary
 
 
@@ -80,8 +88,14 @@ def process_batch(batch: list[Notification]) -> Outcomes:
     in_transaction = connections[using].in_atomic_block
     held = policies.holds(batch) if conf.TRANSMISSIONS_POLICIES else {}
     deliveries: list[tuple[Notification, Delivery]] = []
+    cutoff = send_cutoff(outcomes.lease)
     for notification in batch:
         hold = held.get(notification.pk)
+        if hold is None and cutoff is not None and timezone.now() >= cutoff:
+            # Past half the lease: another worker may take the batch back once it expires,
+            # so no send starts now; the unsent rows go back to the queue.
+            outcomes.release(notification.pk)
+            continue
         if hold is not None:
             if hold.until is None:
                 delivery = Delivery(Status.CANCELLED, None, hold.text)
@@ -108,14 +122,31 @@ def process_batch(batch: list[Notification]) -> Outcomes:
                     delivery.provider_message_id,
                 )
         deliveries.append((notification, delivery))
+    if outcomes.released:
+        logger.warning(
+            "Handed back %d unsent notification(s) of a batch of %d: the batch reached half its "
+            "lease (TRANSMISSIONS_LEASE_SECONDS = %s); sends are slower than the lease allows.",
+            len(outcomes.released),
+            len(batch),
+            conf.TRANSMISSIONS_LEASE_SECONDS,
+        )
     model.objects.using(using).finish(outcomes)
     if signals.notification_finished.has_listeners():
         _announce(deliveries)
     return outcomes
 
 
+def send_cutoff(lease: datetime.datetime | None) -> datetime.datetime | None:
+    """When a worker holding a claim that expires at ``lease`` stops starting sends: half
+    way through the lease, so a send in progress has the other half to end in."""
+    if lease is None:
+        return None
+    return lease - datetime.timedelta(seconds=conf.TRANSMISSIONS_LEASE_SECONDS / 2)
+
+
 def _rows(batch: list[Notification], outcomes: Outcomes) -> list[tuple[int, str, str, str]]:
     outcome = {pk: "retried" for pk in outcomes.retry_at} | {pk: "deferred" for pk in outcomes.deferred}
+    outcome |= dict.fromkeys(outcomes.released, "released")
     for status, ids in outcomes.final.items():
         outcome.update(dict.fromkeys(ids, str(Status(status).label)))
     outcome.update(dict.fromkeys(outcomes.sent_keeping_key, str(Status.SUCCESSFULLY_SENT.label)))

@@ -23,7 +23,7 @@ from django.utils.translation import ngettext
 
 from transmissions.worker import Summary, run
 
-OUTCOMES = ("sent", "cancelled", "failed", "broken", "retried", "deferred", "deleted")
+OUTCOMES = ("sent", "cancelled", "failed", "broken", "retried", "deferred", "released", "deleted")
 
 
 class Command(BaseCommand):
