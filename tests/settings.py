@@ -51,7 +51,7 @@ INSTALLED_APPS = [
     "push_notifications",
     "transmissions",
     "tests",
-    # The django.tasks wake-up's worker (tests/test_tasks.py): DBTaskResult and db_worker.
+    # The django.tasks wake-up's worker (tests/test_django_tasks.py): DBTaskResult and db_worker.
     "django_tasks_db",
 ]
 if django.VERSION < (6, 0):

@@ -56,6 +56,7 @@ def test_defaults_pass():
         ({"TRANSMISSIONS_TWILIO_STATUS_CALLBACK_URL": "ftp://example.com/x"}, "transmissions.E050"),
         ({"TRANSMISSIONS_TWILIO_STATUS_CALLBACK_URL": 42}, "transmissions.E050"),
         ({"TRANSMISSIONS_TWILIO_STATUS_CALLBACK_URL": "https://example.com/x"}, "transmissions.E051"),
+        ({"TRANSMISSION_USER_MODEL": "auth.User"}, "transmissions.E100"),
     ],
 )
 def test_each_check(settings, expected):
@@ -114,3 +115,14 @@ def test_each_check_id_is_raised_from_one_place_only():
     listed = collections.Counter(re.findall(r"^\| `(transmissions\.[EW]\d{3})`", table, flags=re.M))
     assert set(listed) == set(literals), set(listed) ^ set(literals)
     assert max(listed.values()) == 1, listed
+
+
+def test_transmission_user_model_naming_the_auth_user_model_is_fine():
+    assert ids(TRANSMISSION_USER_MODEL="tests.User") == []
+
+
+def test_transmission_user_model_error_names_the_setting_and_what_to_do():
+    with override_settings(TRANSMISSION_USER_MODEL="auth.User"):
+        (error,) = check_settings()
+    assert "TRANSMISSION_USER_MODEL is 'auth.User'" in error.msg and "'tests.User'" in error.msg
+    assert error.hint.startswith("Remove TRANSMISSION_USER_MODEL.")

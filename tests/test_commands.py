@@ -70,25 +70,74 @@ def test_process_notifications_prints_every_outcome_and_with_v2_every_row(caplog
 
 
 def fail(n, days_ago=0):
+    when = timezone.now() - datetime.timedelta(days=days_ago)
     Notification.objects.filter(pk=n.pk).update(
-        status=S.FAILED,
-        dedup_key=None,
-        attempts=3,
-        datetime_processed=timezone.now() - datetime.timedelta(days=days_ago),
+        status=S.FAILED, dedup_key=None, attempts=3, datetime_scheduled=when, datetime_processed=when
     )
 
 
-def test_retry_failed_notifications():
+def test_retry_failed_notifications_sends_them_now():
+    user = make_user()
+    recent, old = DefaultMessage.trigger(user), DefaultMessage.trigger(user)
+    fail(recent, days_ago=1)
+    fail(old, days_ago=10)
+    out = run("retry_failed_notifications", "--days", "2")
+    assert out.splitlines() == [
+        "Sending default to ada (failed)",
+        "  successfully sent",
+        "Sent 1 failed notification(s) again; 0 not sent.",
+    ]
+    recent.refresh_from_db()
+    assert recent.status == S.SUCCESSFULLY_SENT and recent.datetime_processed is not None
+    assert [pk for _, pk in messages.sent] == [recent.pk]
+    assert Notification.objects.get(pk=old.pk).status == S.FAILED
+    # Sent once: a second run finds nothing to send.
+    assert "Sent 0" in run("retry_failed_notifications", "--days", "2")
+    assert len(messages.sent) == 1
+
+
+def test_retry_selects_by_schedule_within_seven_days_by_default_oldest_first():
+    user = make_user()
+    rows = [DefaultMessage.trigger(user) for _ in range(3)]
+    for row, days in zip(rows, (2, 6, 8), strict=True):
+        fail(row, days_ago=days)
+    later_row = DefaultMessage.trigger(user, datetime_scheduled=timezone.now() + datetime.timedelta(hours=1))
+    Notification.objects.filter(pk=later_row.pk).update(status=S.FAILED)  # scheduled after now: left
+    out = run("retry_failed_notifications")
+    assert out.count("Sending ") == 2
+    assert [pk for _, pk in messages.sent] == [rows[1].pk, rows[0].pk]
+    assert Notification.objects.get(pk=rows[2].pk).status == S.FAILED
+    assert Notification.objects.get(pk=later_row.pk).status == S.FAILED
+
+
+def test_retry_reports_each_outcome_and_goes_on(caplog):
+    user = make_user()
+    again = FailingMessage.trigger(user)
+    fail(again, days_ago=1)
+    broken = DefaultMessage.trigger(user)
+    fail(broken)
+    Notification.objects.filter(pk=broken.pk).update(trigger_name="no-such-message")
+    with caplog.at_level(logging.CRITICAL, logger="transmissions"):
+        lines = run("retry_failed_notifications").splitlines()
+    assert lines[0].startswith("Sending always-fails to ada")
+    assert lines[1].startswith("  failed: ")
+    assert lines[2] == "Sending no-such-message to ada (failed)"
+    assert lines[3] == "  broken: no message is registered under this trigger name"
+    assert lines[4] == "Sent 0 failed notification(s) again; 2 not sent."
+
+
+def test_retry_with_queue_puts_them_back_for_the_workers():
     user = make_user()
     recent, old = DefaultMessage.trigger(user), DefaultMessage.trigger(user)
     fail(recent, days_ago=1)
     fail(old, days_ago=10)
     assert "Queued 1 failed notification(s) again; skipped 0." in run(
-        "retry_failed_notifications", "--days", "2"
+        "retry_failed_notifications", "--days", "2", "--queue"
     )
     recent.refresh_from_db()
     assert recent.status == S.CREATED and recent.datetime_processed is None and recent.attempts == 0
     assert Notification.objects.get(pk=old.pk).status == S.FAILED
+    assert messages.sent == []
     run("process_notifications")
     assert [pk for _, pk in messages.sent] == [recent.pk]
 
@@ -99,16 +148,20 @@ def test_retry_respects_send_once():
     fail(failed)
     newer = SendOnceMessage.trigger(user)  # a FAILED row does not block
     assert newer is not None
-    out = run("retry_failed_notifications", "--days", "1")
+    out = run("retry_failed_notifications", "--days", "1", "--queue")
     assert "Queued 0" in out and "skipped 1" in out
+    out = run("retry_failed_notifications", "--days", "1")
+    assert "  skipped: another notification of its message blocks it" in out
     assert Notification.objects.get(pk=failed.pk).status == S.FAILED
+    assert messages.sent == []
 
 
 def test_retry_trigger_filter_and_bad_days():
     user = make_user()
     n = DefaultMessage.trigger(user)
     fail(n)
-    assert "Queued 0" in run("retry_failed_notifications", "--trigger", "other")
+    assert "Sent 0" in run("retry_failed_notifications", "--trigger", "other")
+    assert "Queued 0" in run("retry_failed_notifications", "--trigger", "other", "--queue")
     with pytest.raises(CommandError, match="--days"):
         run("retry_failed_notifications", "--days", "0")
 

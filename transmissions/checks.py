@@ -1,4 +1,4 @@
-"""System checks of the core settings (transmissions.E001-E012, W001-W003), of delivery
+"""System checks of the core settings (transmissions.E001-E012, W001-W003, E100), of delivery
 tracking (E050-E052) and of the wake-up (E060-E064, W060-W063).
 
 The channels' checks are in ``channels/checks.py`` and ``channels/push_checks.py``;
@@ -97,8 +97,26 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     errors += _policies()
     errors += _tracking()
     errors += _wake_up()
+    errors += _legacy()
     errors += _warnings()
     return errors
+
+
+def _legacy() -> list[checks.CheckMessage]:
+    """Settings of transmissions 0.2 that no longer do what they did (E100-E109)."""
+    user_model = conf.TRANSMISSION_USER_MODEL
+    if user_model is None or user_model == settings.AUTH_USER_MODEL:
+        return []
+    return [
+        _error(
+            f"TRANSMISSION_USER_MODEL is {user_model!r}, but transmissions no longer reads it: "
+            f"notifications belong to AUTH_USER_MODEL ({settings.AUTH_USER_MODEL!r}).",
+            "transmissions.E100",
+            hint="Remove TRANSMISSION_USER_MODEL. If your 0.2 notifications point to that other "
+            "model's rows, move them to AUTH_USER_MODEL's before upgrading "
+            "(docs/upgrading.md, 'Differences from 0.2').",
+        )
+    ]
 
 
 def _tracking() -> list[checks.CheckMessage]:

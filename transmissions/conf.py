@@ -58,6 +58,11 @@ class Settings:
         return "TRANSMISSIONS_SERIALIZER", DEFAULT_SERIALIZER
 
     @property
+    def TRANSMISSION_USER_MODEL(self) -> Any:
+        """transmissions 0.2's user model setting: not read any more (check E100), None if unset."""
+        return self._get("TRANSMISSION_USER_MODEL", None)
+
+    @property
     def TRANSMISSIONS_BATCH_SIZE(self) -> Any:
         """Notifications claimed per query by a worker."""
         return self._get("TRANSMISSIONS_BATCH_SIZE", 100)

@@ -26,8 +26,10 @@ def message(
 ) -> Callable[[T], T]:
     """Register the decorated channel class as the message ``trigger_name``.
 
-    Sets ``cls.trigger_name`` and ``cls.behavior``, copies ``attrs`` (``subject=``...)
-    onto the class, and returns the class itself, which gains ``trigger()``.
+    Sets ``cls.trigger_name`` and ``cls.behavior`` (a ``TriggerBehavior``, its value, or
+    the integer transmissions 0.2 used), copies ``attrs`` (``subject=``...) onto the
+    class and keeps them as the dict ``cls.kwargs`` (0.2's name), and returns the class
+    itself, which gains ``trigger()``.
     """
     if not isinstance(trigger_name, str) or not _SLUG.match(trigger_name):
         raise MessageRegistrationError(
@@ -57,6 +59,7 @@ def message(
         cls.trigger_name = trigger_name  # type: ignore[attr-defined]
         cls.behavior = resolved  # type: ignore[attr-defined]
         cls.message_attrs = dict(attrs)  # type: ignore[attr-defined]
+        cls.kwargs = dict(attrs)  # type: ignore[attr-defined]
         for name, value in attrs.items():
             setattr(cls, name, value)
         if not hasattr(cls, "trigger"):

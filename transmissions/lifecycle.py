@@ -158,6 +158,33 @@ class LifecycleQuerySet(models.QuerySet[Any]):
         related.attach(using, batch)
         return batch
 
+    def claim_one(self, pk: Any, now: datetime.datetime | None = None) -> Any:
+        """Atomically move notification ``pk`` to PROCESSING, due or not, and return it with its
+        users and content attached; None when it is not waiting (sent, claimed, gone...).
+
+        The same claim as ``claim()``: one UPDATE conditional on the row still waiting, so
+        whoever calls it (``Notification.send()``, ``tasks.process_notification``), however
+        often and from however many processes, only one of them gets the row.
+        """
+        now = now or timezone.now()
+        lease = now + datetime.timedelta(seconds=conf.TRANSMISSIONS_LEASE_SECONDS)
+        using = self._write_db()
+        manager = self.model._default_manager.using(using)
+        claimed = manager.filter(pk=pk, status=Status.CREATED).update(
+            status=Status.PROCESSING,
+            claimed_until=lease,
+            attempts=F("attempts") + 1,
+            dedup_key=Case(
+                When(dedup_key__startswith=RELEASED_ON_CLAIM_PREFIX, then=Value(None)),
+                default=F("dedup_key"),
+            ),
+        )
+        if not claimed:
+            return None
+        notification = manager.get(pk=pk)
+        related.attach(using, [notification])
+        return notification
+
     def recover_expired(self, now: datetime.datetime | None = None) -> int:
         """Apply ``TRANSMISSIONS_EXPIRED_LEASE_POLICY`` to claims whose worker never came back."""
         now = now or timezone.now()
@@ -234,8 +261,9 @@ class LifecycleQuerySet(models.QuerySet[Any]):
             )
         )
 
-    def requeue(self) -> tuple[int, int]:
-        """Make the FAILED, CANCELLED or BROKEN rows among these CREATED again, due now.
+    def requeue(self, reschedule: bool = True) -> tuple[int, int]:
+        """Make the FAILED, CANCELLED or BROKEN rows among these CREATED again, due now
+        (with ``reschedule``; else at their own ``datetime_scheduled``).
 
         Each gets its behaviour's key back; a row whose behaviour is blocked by another
         row (a newer pending TRIGGER_ONCE, a sent SEND_ONCE) is skipped. Return
@@ -258,7 +286,7 @@ class LifecycleQuerySet(models.QuerySet[Any]):
                 with transaction.atomic(using=using):
                     self.model._default_manager.using(using).filter(pk=notification.pk).update(
                         status=Status.CREATED,
-                        datetime_scheduled=now,
+                        datetime_scheduled=now if reschedule else notification.datetime_scheduled,
                         datetime_processed=None,
                         attempts=0,
                         dedup_key=key,

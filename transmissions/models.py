@@ -8,10 +8,12 @@ from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_extensions.db.fields import ShortUUIDField
 
+from transmissions import worker
 from transmissions.behaviors import TriggerBehavior
 from transmissions.exceptions import DataDecodeError
 from transmissions.querysets import NotificationQuerySet
@@ -175,6 +177,47 @@ class Notification(models.Model):
             self.status, self.datetime_processed, self.dedup_key = self.Status.CANCELLED, now, None
             self.reason = clip_reason(reason)
         return bool(changed)
+
+    def send(self) -> bool:
+        """Process this notification now, due or not; return whether this call processed it.
+
+        transmissions 0.2's entry point, through the workers' claim: the row is taken only
+        if it is still waiting, so it is sent at most once however often (and from however
+        many processes) this is called; otherwise nothing happens and False is returned.
+        The outcome is the batch's: CANCELLED, SUCCESSFULLY_SENT, FAILED, a retry, or a
+        policy's hold, and DELETE_AFTER_PROCESSING deletes a sent or cancelled row (then
+        ``pk`` is None). A message that raises while being built or checked leaves the row
+        BROKEN and the exception is raised again. This instance's fields are refreshed.
+        """
+        if self.pk is None:
+            raise ValueError("Notification.send(): the notification is not saved.")
+        pk = self.pk
+        delivery = None
+        try:
+            delivery = worker.process_one(pk)
+        except Exception:
+            self._reload_outcome(pk, Status.BROKEN)
+            raise
+        self._reload_outcome(pk, None if delivery is None else delivery.status)
+        return delivery is not None
+
+    def _reload_outcome(self, pk: Any, status: int | None) -> None:
+        fields = ["status", "datetime_processed", "datetime_scheduled", "reason", "attempts"]
+        fields += ["claimed_until", "dedup_key", "provider_message_id"]
+        row = type(self)._default_manager.filter(pk=pk).values(*fields).first()
+        if row is None:  # deleted: DELETE_AFTER_PROCESSING, as Model.delete() leaves it
+            if status is not None:
+                self.status = status
+            self.datetime_processed = self.datetime_processed or timezone.now()
+            self.pk = None
+            return
+        for name, value in row.items():
+            setattr(self, name, value)
+
+    def get_admin_url(self) -> str:
+        """Return the path of this notification's page in the admin."""
+        opts = self._meta
+        return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=(self.pk,))
 
     def mark_seen(self, when: Any = None) -> None:
         """Set ``datetime_seen`` now (if not set yet) and save that field."""

@@ -3,6 +3,8 @@
 - ``process_all_notifications``: the Celery task the beat schedule runs (its dotted name
   is the README's beat entry, unchanged since 0.2) and that ``TRANSMISSIONS_WAKE_UP =
   "celery"`` queues.
+- ``process_notification``: transmissions 0.2's Celery task for one notification, through
+  the workers' claim.
 - ``process_due_notifications``: the ``django.tasks`` task (Django 6.0+, or the
   django-tasks backport on 5.2) that ``TRANSMISSIONS_WAKE_UP = "django_tasks"`` enqueues.
   Making a ``django.tasks`` task reads ``TASKS`` and builds its backend, so it is made on
@@ -10,9 +12,9 @@
   with a broken one (a system check says so), imports this module as before. A worker
   finds it by its path, ``transmissions.tasks.process_due_notifications``.
 
-Both run the same loop (``worker.process_all_notifications``) and return how many
-notifications they took. The claim makes each notification go to one worker, so a task
-that runs twice, or two at once, cannot send anything twice.
+The two that process everything due run the same loop (``worker.process_all_notifications``)
+and return how many notifications they took. The claim makes each notification go to one
+worker, so a task that runs twice, or two at once, cannot send anything twice.
 """
 
 from __future__ import annotations
@@ -32,6 +34,17 @@ DJANGO_TASK = "process_due_notifications"
 def process_all_notifications() -> int:
     """Process every due notification within the run's time budget; return how many."""
     return worker.process_all_notifications()
+
+
+@shared_task(name="transmissions.tasks.process_notification", ignore_result=True)
+def process_notification(notification_id: int) -> None:
+    """Process notification ``notification_id`` now if it is still waiting (transmissions 0.2's task).
+
+    Calling it again, or from several workers at once, does nothing more: the row is
+    claimed as a batch claims it. A message that breaks while being built or checked is
+    written BROKEN and its exception raised, so Celery records the failure.
+    """
+    worker.process_one(notification_id)
 
 
 def _process_due_notifications() -> int:
