@@ -109,6 +109,22 @@ def _events(args: argparse.Namespace) -> dict:
     return {"stored": stored}
 
 
+def _optout(args: argparse.Namespace) -> dict:
+    """Turn "comments" off on "memo" for each user of ``args.users``, one commit each; return the
+    time each commit had returned by."""
+    from tests.models import User
+    from transmissions.preferences import set_preference
+
+    users = list(User.objects.filter(pk__in=[int(pk) for pk in args.users.split(",")]).order_by("?"))
+    _wait_for_go(args.barrier)
+    off = {}
+    for user in users:
+        set_preference(user, "comments", "memo", False)  # autocommit: committed on return
+        off[user.pk] = time.time()
+        time.sleep(0.002)
+    return {"off": off}
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["manage"]:
@@ -119,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
         execute_from_command_line(["manage.py", *argv[1:]])
         return
     parser = argparse.ArgumentParser()
-    parser.add_argument("role", choices=["trigger", "process", "events"])
+    parser.add_argument("role", choices=["trigger", "process", "events", "optout"])
     parser.add_argument("--barrier")
     parser.add_argument("--user", type=int)
     parser.add_argument("--names", default="")
@@ -130,9 +146,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stop", help="with --loop: keep polling until this file exists")
     parser.add_argument("--events", help="events: a JSON file of [message id, event id, state, minute]")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--users", help="optout: comma-separated user ids")
     args = parser.parse_args(argv)
     configure_django()
-    roles = {"trigger": _trigger, "process": _process, "events": _events}
+    roles = {"trigger": _trigger, "process": _process, "events": _events, "optout": _optout}
     result = roles[args.role](args)
     print(json.dumps(result), flush=True)
 

@@ -21,7 +21,8 @@ from django.utils import timezone
 from tests.child import child_env, release, results, spawn, stop
 from tests.markers import server_db
 from tests.messages import DefaultMessage
-from tests.notifications import SEND_DELAY_ENV, SEND_LOG_ENV, read_send_log
+from tests.notifications import SEND_DELAY_ENV, SEND_LOG_ENV, DurableComment, read_send_log
+from tests.policies import CLAIM_LOG_ENV
 from tests.utils import make_user
 from transmissions.models import DeliveryEvent, Notification, Suppression
 
@@ -214,3 +215,38 @@ def test_sends_slower_than_the_lease_are_never_sent_twice(tmp_path, policy):
     assert set(sent) == ids and max(sent.values()) == 1  # each sent, none twice
     assert set(Notification.objects.values_list("status", flat=True)) == {S.SUCCESSFULLY_SENT}
     assert all(r["taken"] > 0 for r in out)
+
+
+def test_an_opt_out_committed_before_a_claim_is_never_sent(tmp_path):
+    """Two workers process 150 notifications of a category while a third process turns it off
+    for their users one by one. A notification sent was claimed (and its preference read)
+    before its user's opt-out committed; one held was opted out of; none is lost."""
+    users = [make_user(f"u{i}") for i in range(150)]
+    DurableComment.trigger_many(users)
+    ids = set(Notification.objects.values_list("pk", flat=True))
+    log, claims = tmp_path / "sent.log", tmp_path / "claims.log"
+    policies = ["tests.policies.ClaimLog", "transmissions.preferences.PreferencePolicy"]
+    env = child_env(
+        db_name(),
+        {"TRANSMISSIONS_POLICIES": policies},
+        **{SEND_LOG_ENV: str(log), SEND_DELAY_ENV: "0.004", CLAIM_LOG_ENV: str(claims)},
+    )
+    worker = ["process", "--loop", "--batch-size", "5"]
+    optout = ["optout", "--users", ",".join(str(u.pk) for u in users)]
+    *_, out = run_together(tmp_path, env, [worker, worker, optout])
+
+    off = {int(pk): at for pk, at in out["off"].items()}
+    assert len(off) == 150
+    claimed = {int(pk): float(at) for pk, at in (line.split() for line in claims.read_text().splitlines())}
+    rows = {n.pk: n for n in Notification.objects.all()}
+    sent = read_send_log(log)
+    assert len(sent) == len(set(sent))  # once each
+    assert {pk for pk, n in rows.items() if n.status == S.SUCCESSFULLY_SENT} == set(sent)
+    held = {pk for pk, n in rows.items() if n.status == S.CANCELLED}
+    assert held | set(sent) == ids
+    for pk in sent:
+        assert off[rows[pk].target_user_id] > claimed[pk], pk
+    for pk in held:
+        assert rows[pk].reason.startswith("opted-out: "), rows[pk].reason
+    # The race really happened: some were sent before their user's opt-out, some held.
+    assert sent and held

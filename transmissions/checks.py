@@ -1,5 +1,6 @@
 """System checks of the core settings (transmissions.E001-E012, W001-W003, E100), of delivery
-tracking (E050-E052) and of the wake-up (E060-E064, W060-W063).
+tracking (E050-E052), of the wake-up (E060-E064, W060-W063) and of categories, preferences
+and unsubscribe links (E070-E073, W070-W073).
 
 The channels' checks are in ``channels/checks.py`` and ``channels/push_checks.py``;
 ``apps.py`` registers all of them. An id is never reused: ``docs/checks.md`` lists them.
@@ -15,11 +16,15 @@ from urllib.parse import urlsplit
 from django.apps import apps
 from django.conf import settings
 from django.core import checks
+from django.urls import NoReverseMatch, reverse
 from django.utils.module_loading import import_string
 
-from transmissions import taskapi
+from transmissions import categories, taskapi
 from transmissions.conf import CELERY, DJANGO_TASKS, LEGACY_SERIALIZER_SETTING, WAKE_UP_ENGINES, conf
 from transmissions.policies import Policy
+from transmissions.preferences import PreferencePolicy, PreferenceSource
+from transmissions.registry import registry
+from transmissions.unsubscribe import URL_NAME
 
 
 def _error(msg: str, id: str, hint: str | None = None) -> checks.Error:
@@ -97,6 +102,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     errors += _policies()
     errors += _tracking()
     errors += _wake_up()
+    errors += _preferences()
     errors += _legacy()
     errors += _warnings()
     return errors
@@ -216,6 +222,81 @@ def _django_tasks(hint: str) -> list[checks.CheckMessage]:
         found.append(
             checks.Warning(msg, hint="Add 'django_tasks' to INSTALLED_APPS.", id="transmissions.W063")
         )
+    return found
+
+
+def _preferences() -> list[checks.CheckMessage]:
+    hint = "See docs/preferences.md."
+    try:
+        declared = categories.categories()
+    except categories.CategoryError as exc:
+        return [_error(f"TRANSMISSIONS_CATEGORIES: {exc}.", "transmissions.E070", hint)]
+    errors: list[checks.CheckMessage] = []
+    in_categories = []
+    for name, cls in registry.items():
+        category = getattr(cls, "category", None)
+        if category and category not in declared:
+            msg = f"Message {name!r} names the category {category!r}, which is not declared."
+            errors.append(_error(msg, "transmissions.E071", "Add it to TRANSMISSIONS_CATEGORIES. " + hint))
+        if categories.of(cls) is not None:
+            in_categories.append(cls)
+    errors += _importable(
+        "TRANSMISSIONS_PREFERENCE_SOURCE",
+        conf.TRANSMISSIONS_PREFERENCE_SOURCE,
+        "transmissions.E072",
+        lambda cls: isinstance(cls, type) and issubclass(cls, PreferenceSource),
+        "a transmissions.preferences.PreferenceSource subclass",
+    )
+    policies = conf.TRANSMISSIONS_POLICIES
+    if (
+        in_categories
+        and isinstance(policies, list | tuple)
+        and not any(_applies_preferences(p) for p in policies)
+    ):
+        msg = (
+            "Messages name categories but no policy of TRANSMISSIONS_POLICIES applies the users' preferences."
+        )
+        errors.append(
+            checks.Warning(
+                msg, hint='Add "transmissions.preferences.PreferencePolicy".', id="transmissions.W073"
+            )
+        )
+    return errors + _unsubscribe_links(any(getattr(c, "channel", "") == "email" for c in in_categories))
+
+
+def _applies_preferences(path: Any) -> bool:
+    try:
+        cls = import_string(path)
+    except ImportError:
+        return False  # E012 says so
+    return isinstance(cls, type) and issubclass(cls, PreferencePolicy)
+
+
+def _unsubscribe_links(emails_in_categories: bool) -> list[checks.CheckMessage]:
+    base = conf.TRANSMISSIONS_UNSUBSCRIBE_BASE_URL
+    hint = "See docs/preferences.md, section One-click unsubscribe."
+    if base is None:
+        if emails_in_categories:
+            msg = (
+                "Emails of categories are sent without List-Unsubscribe headers: "
+                "TRANSMISSIONS_UNSUBSCRIBE_BASE_URL is not set."
+            )
+            return [checks.Warning(msg, hint=hint, id="transmissions.W071")]
+        return []
+    parts = urlsplit(base) if isinstance(base, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+        msg = f"TRANSMISSIONS_UNSUBSCRIBE_BASE_URL must be an absolute http(s) URL, not {base!r}."
+        return [_error(msg, "transmissions.E073", hint)]
+    found: list[checks.CheckMessage] = []
+    if parts.scheme == "http" and parts.hostname not in ("localhost", "127.0.0.1", "::1"):
+        msg = f"TRANSMISSIONS_UNSUBSCRIBE_BASE_URL is plain http ({base}): RFC 8058 wants an https URL."
+        found.append(checks.Warning(msg, hint=hint, id="transmissions.W070"))
+    try:
+        reverse(URL_NAME, kwargs={"token": "x"})
+    except NoReverseMatch:
+        msg = f"TRANSMISSIONS_UNSUBSCRIBE_BASE_URL is set but {URL_NAME!r} cannot be reversed: no links."
+        hint = 'Include transmissions.urls: path("notifications/", include("transmissions.urls")).'
+        found.append(checks.Warning(msg, hint=hint, id="transmissions.W072"))
     return found
 
 

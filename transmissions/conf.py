@@ -20,7 +20,8 @@ from django.conf import settings
 # The original package's spelling of the serializer setting, still honoured.
 LEGACY_SERIALIZER_SETTING = "TRANSMISSION_SERIALIZER"
 DEFAULT_SERIALIZER = "transmissions.serializers.PickleSerializer"
-DEFAULT_POLICIES = ["transmissions.tracking.SuppressionPolicy"]
+DEFAULT_POLICIES = ["transmissions.tracking.SuppressionPolicy", "transmissions.preferences.PreferencePolicy"]
+DEFAULT_PREFERENCE_SOURCE = "transmissions.preferences.ModelPreferenceSource"
 # What TRANSMISSIONS_WAKE_UP may name besides None (wakeup.py).
 CELERY, DJANGO_TASKS = "celery", "django_tasks"
 WAKE_UP_ENGINES = (CELERY, DJANGO_TASKS)
@@ -189,6 +190,24 @@ class Settings:
         before it is sent, in order. By default the suppression list (hard bounces and
         complaints); a project that sets it chooses its own list."""
         return self._get("TRANSMISSIONS_POLICIES", DEFAULT_POLICIES)
+
+    @property
+    def TRANSMISSIONS_CATEGORIES(self) -> Any:
+        """The categories messages belong to, by name: ``{"comments": {"label": ..., "description":
+        ..., "channels": {"email": True, "sms": False}, "default": True}}`` (``categories.py``)."""
+        return self._get("TRANSMISSIONS_CATEGORIES", {})
+
+    @property
+    def TRANSMISSIONS_PREFERENCE_SOURCE(self) -> Any:
+        """Dotted path of the ``preferences.PreferenceSource`` that reads and writes the users'
+        choices (the ``Preference`` model by default)."""
+        return self._get("TRANSMISSIONS_PREFERENCE_SOURCE", DEFAULT_PREFERENCE_SOURCE)
+
+    @property
+    def TRANSMISSIONS_UNSUBSCRIBE_BASE_URL(self) -> Any:
+        """The site's public root ("https://example.com"): one-click unsubscribe links are this
+        plus the path of ``transmissions:unsubscribe``. None: emails carry no List-Unsubscribe."""
+        return self._get("TRANSMISSIONS_UNSUBSCRIBE_BASE_URL", None)
 
     @property
     def TRANSMISSIONS_FAST_PATH(self) -> Any:
