@@ -26,6 +26,9 @@ DEFAULT_POLICIES = [
     "transmissions.quiet_hours.QuietHoursPolicy",
 ]
 DEFAULT_PREFERENCE_SOURCE = "transmissions.preferences.ModelPreferenceSource"
+# What TRANSMISSIONS_WAKE_UP may name besides None (wakeup.py).
+CELERY, DJANGO_TASKS = "celery", "django_tasks"
+WAKE_UP_ENGINES = (CELERY, DJANGO_TASKS)
 
 
 _UNSET = object()
@@ -105,6 +108,30 @@ class Settings:
         """Queue the processing task when a due notification is committed (``wakeup.py``),
         instead of waiting for the next beat run."""
         return self._get("TRANSMISSIONS_DISPATCH_ON_COMMIT", False)
+
+    @property
+    def TRANSMISSIONS_WAKE_UP(self) -> Any:
+        """What wakes a worker when a due notification is committed: ``None`` (the beat,
+        cron or ``process_notifications --loop`` finds it), ``"celery"`` or
+        ``"django_tasks"``. Unset, ``TRANSMISSIONS_DISPATCH_ON_COMMIT = True`` means
+        ``"celery"``; set, it wins over that setting (W060 says so)."""
+        value = self._cache.get("TRANSMISSIONS_WAKE_UP", _UNSET)
+        if value is _UNSET:
+            value = getattr(settings, "TRANSMISSIONS_WAKE_UP", _UNSET)
+            if value is _UNSET:
+                value = CELERY if self.TRANSMISSIONS_DISPATCH_ON_COMMIT is True else None
+            self._cache["TRANSMISSIONS_WAKE_UP"] = value
+        return value
+
+    @property
+    def TRANSMISSIONS_TASKS_BACKEND(self) -> Any:
+        """The ``TASKS`` alias that ``"django_tasks"`` wake-ups are enqueued on."""
+        return self._get("TRANSMISSIONS_TASKS_BACKEND", "default")
+
+    @property
+    def TRANSMISSIONS_TASKS_QUEUE(self) -> Any:
+        """The queue name that ``"django_tasks"`` wake-ups are enqueued on."""
+        return self._get("TRANSMISSIONS_TASKS_QUEUE", "default")
 
     @property
     def TRANSMISSIONS_DISPATCH_TIMEOUT(self) -> Any:
