@@ -1,5 +1,5 @@
 """System checks of the core settings (transmissions.E001-E012, W001-W003, E100), of delivery
-tracking (E050-E052), of the wake-up (E060-E064, W060-W063) and of categories, preferences
+tracking (E050-E052), of the wake-up (E060-E066, W060-W064) and of categories, preferences
 and unsubscribe links (E070-E073, W070-W073).
 
 The channels' checks are in ``channels/checks.py`` and ``channels/push_checks.py``;
@@ -171,6 +171,33 @@ def _wake_up() -> list[checks.CheckMessage]:
             )
     if engine == DJANGO_TASKS:
         found += _django_tasks(hint)
+    return found + _coalescing()
+
+
+def _coalescing() -> list[checks.CheckMessage]:
+    hint = "See docs/wakeup.md (coalesced wake-ups)."
+    alias = conf.TRANSMISSIONS_WAKE_UP_CACHE
+    found: list[checks.CheckMessage] = []
+    linger = conf.TRANSMISSIONS_WAKE_UP_LINGER
+    if isinstance(linger, bool) or not isinstance(linger, int | float) or not 0 <= linger < 60:
+        msg = f"TRANSMISSIONS_WAKE_UP_LINGER must be a number of seconds from 0 to under 60, not {linger!r}."
+        found.append(_error(msg, "transmissions.E066", hint))
+    if alias is None:
+        return found
+    if not isinstance(alias, str) or alias not in settings.CACHES:
+        caches = ", ".join(settings.CACHES)
+        msg = f"TRANSMISSIONS_WAKE_UP_CACHE = {alias!r} is not an alias of CACHES ({caches})."
+        return [*found, _error(msg, "transmissions.E065", hint)]
+    backend = str(settings.CACHES[alias].get("BACKEND", ""))
+    if backend.endswith((".locmem.LocMemCache", ".dummy.DummyCache")):
+        msg = (
+            f"TRANSMISSIONS_WAKE_UP_CACHE = {alias!r} is a {backend.rsplit('.', 1)[-1]}, which processes do "
+            "not share: a worker cannot tell the web processes it stopped looking, so their commits "
+            "would skip wake-ups until the key expires (60 s)."
+        )
+        found.append(
+            checks.Warning(msg, hint="Name a Redis, Memcached or database cache.", id="transmissions.W064")
+        )
     return found
 
 

@@ -124,6 +124,19 @@ class Settings:
         return value
 
     @property
+    def TRANSMISSIONS_WAKE_UP_CACHE(self) -> Any:
+        """The alias of a cache every process shares (Redis, Memcached, the database) that
+        coalesces wake-ups: one woken worker at a time (``coalesce.py``); ``None``: one
+        wake-up per committed transaction."""
+        return self._get("TRANSMISSIONS_WAKE_UP_CACHE", None)
+
+    @property
+    def TRANSMISSIONS_WAKE_UP_LINGER(self) -> Any:
+        """Seconds a worker keeps looking for new due rows once the backlog is empty, while
+        wake-ups are coalesced."""
+        return self._get("TRANSMISSIONS_WAKE_UP_LINGER", 0.5)
+
+    @property
     def TRANSMISSIONS_TASKS_BACKEND(self) -> Any:
         """The ``TASKS`` alias that ``"django_tasks"`` wake-ups are enqueued on."""
         return self._get("TRANSMISSIONS_TASKS_BACKEND", "default")
