@@ -47,7 +47,7 @@ class Dialect:
         """INSERT ``rows`` (attribute values; the others take their defaults); return the
         saved instances of those inserted, in order.
 
-        With ``skip_conflicts`` a row whose ``dedup_key`` is taken is left out, not an
+        With ``skip_conflicts`` a row whose ``dedup_key`` is an active key already is left out, not an
         error. Here: one ``save()`` per row, each in a savepoint when the caller is in a
         transaction, so that a refused row never breaks it.
         """
@@ -62,7 +62,7 @@ class Dialect:
                     instance.save(force_insert=True, using=self.alias)
             except IntegrityError:
                 key = row.get("dedup_key")
-                if not skip_conflicts or key is None or not self.manager.filter(dedup_key=key).exists():
+                if not skip_conflicts or key is None or not self.manager.filter(active_key=key).exists():
                     raise
                 continue
             saved.append(instance)
@@ -104,9 +104,9 @@ class Dialect:
         """
         features = self.connection.features
         with transaction.atomic(using=self.alias):
-            due = self.manager.filter(status=Status.CREATED, datetime_scheduled__lte=now).order_by(
-                "datetime_scheduled"
-            )
+            due = self.manager.filter(
+                status=Status.CREATED, datetime_scheduled__lte=now, datetime_processed__isnull=True
+            ).order_by("datetime_scheduled")
             if features.has_select_for_update_skip_locked:
                 due = due.select_for_update(skip_locked=True)
             ids = list(due.values_list("pk", flat=True)[:batch_size])
