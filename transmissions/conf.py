@@ -183,6 +183,12 @@ class Settings:
         return self._get("TRANSMISSIONS_UNSUBSCRIBE_BASE_URL", None)
 
     @property
+    def TRANSMISSIONS_IDEMPOTENCY_WINDOW(self) -> Any:
+        """How long a caller's idempotency key names its notification: seconds or a timedelta
+        (default a day). A trigger with the key within it returns that notification."""
+        return self._get("TRANSMISSIONS_IDEMPOTENCY_WINDOW", 86400)
+
+    @property
     def TRANSMISSIONS_FAST_PATH(self) -> Any:
         """Use the shortcuts in ``internals.py`` that lean on Django internals (on by default).
         Turn off if a Django release breaks them: everything then goes through public APIs."""
