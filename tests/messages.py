@@ -185,3 +185,30 @@ class SlowMessage(RecordingChannel):
         super().send()
         for hook in on_send:
             hook()
+
+
+# Categories (tests/settings.py's TRANSMISSIONS_CATEGORIES), on a project's own channel
+# kind ("memo") and on email; the security notice is required.
+@message("comment-memo", category="comments", channel="memo")
+class CommentMemo(RecordingChannel):
+    pass
+
+
+@message("digest-memo", category="digest", channel="memo")
+class DigestMemo(RecordingChannel):
+    pass
+
+
+@message("security-memo", category="comments", required=True, channel="memo")
+class SecurityMemo(RecordingChannel):
+    pass
+
+
+@message("comment-email", category="comments", subject="New comment")
+class CommentEmail(DefaultEmailMessage):
+    body = "Someone replied."
+
+
+@message("digest-email", category="digest", subject="Your digest")
+class DigestEmail(DefaultEmailMessage):
+    body = "This week."

@@ -22,6 +22,7 @@ over never overwrites the newer claim.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 from collections import defaultdict
@@ -153,8 +154,10 @@ class LifecycleQuerySet(models.QuerySet[Any]):
         now = now or timezone.now()
         lease = now + datetime.timedelta(seconds=conf.TRANSMISSIONS_LEASE_SECONDS)
         using = self._write_db()
-        with transaction.atomic(using=using):
-            batch = self._dialect().claim(batch_size, now, lease, RELEASED_ON_CLAIM_PREFIX)
+        # No atomic() around it: the dialects' claim is one UPDATE ... RETURNING, atomic in
+        # itself (the portable one opens its own transaction for its SELECT and UPDATE), and
+        # a BEGIN and a COMMIT would be two more round trips per batch.
+        batch = self._dialect().claim(batch_size, now, lease, RELEASED_ON_CLAIM_PREFIX)
         related.attach(using, batch)
         return batch
 
@@ -213,7 +216,8 @@ class LifecycleQuerySet(models.QuerySet[Any]):
     # -- held -> final -------------------------------------------------------------------
 
     def finish(self, outcomes: Outcomes) -> None:
-        """Write the outcomes of a batch: one DELETE, one UPDATE per outcome, in one transaction."""
+        """Write the outcomes of a batch: one DELETE, one UPDATE per outcome, in one transaction
+        (none for a batch that ends in one statement, usually all sent: it is atomic itself)."""
         now = timezone.now()
         using = self._write_db()
         dialect = self._dialect()
@@ -223,7 +227,12 @@ class LifecycleQuerySet(models.QuerySet[Any]):
         held = self.model._default_manager.using(using).filter(status=Status.PROCESSING)
         if lease is not None:
             held = held.filter(claimed_until=lease)
-        with transaction.atomic(using=using):
+        o = outcomes  # every statement below: the DELETE, one UPDATE per final status, the rest
+        statements = len(o.final) + sum(
+            map(bool, (o.delete, o.sent_keeping_key, o.retry_at, o.deferred, o.released))
+        )
+        together = transaction.atomic(using=using) if statements > 1 else contextlib.nullcontext()
+        with together:
             if outcomes.delete:
                 # First, while the claim still marks them as this worker's: afterwards the
                 # UPDATEs below find them gone, and a row claimed again meanwhile is kept.
@@ -260,6 +269,17 @@ class LifecycleQuerySet(models.QuerySet[Any]):
                 reason=clip_reason(reason),
             )
         )
+
+    def cancel_key(self, *keys: str, reason: str = "cancelled by its idempotency key") -> int:
+        """End the waiting notifications that hold any of the idempotency ``keys`` as CANCELLED,
+        in one UPDATE; return how many. Processed ones, and ones being sent, are left alone.
+
+        The cancelled rows keep their key for the rest of its window, so a producer that
+        retries the trigger gets the cancelled notification back, not a new one.
+        """
+        if not keys:
+            return 0
+        return self.filter(idempotency_key__in=keys).cancel(reason)
 
     def requeue(self, reschedule: bool = True) -> tuple[int, int]:
         """Make the FAILED, CANCELLED or BROKEN rows among these CREATED again, due now

@@ -16,6 +16,7 @@ from django_extensions.db.fields import ShortUUIDField
 
 from transmissions import worker
 from transmissions.behaviors import KEPT_WHEN_PROCESSED_PREFIX, TriggerBehavior
+from transmissions.categories import CATEGORY_MAX_LENGTH
 from transmissions.exceptions import DataDecodeError
 from transmissions.querysets import NotificationQuerySet
 from transmissions.registry import CHANNEL_MAX_LENGTH, TRIGGER_NAME_MAX_LENGTH, registry
@@ -30,7 +31,7 @@ from transmissions.status import (
 
 _UNSET = object()
 
-__all__ = ["DeliveryEvent", "Notification", "Suppression", "TriggerBehavior"]
+__all__ = ["DeliveryEvent", "Notification", "Preference", "Suppression", "TriggerBehavior"]
 
 
 class Notification(models.Model):
@@ -100,6 +101,10 @@ class Notification(models.Model):
         db_persist=True,
         unique=True,
     )
+    # The caller's idempotency key (``trigger(..., idempotency_key=...)``): unique, so that
+    # a retried trigger finds the row instead of writing a second one; given up (NULL) when a
+    # trigger after the window (TRANSMISSIONS_IDEMPOTENCY_WINDOW) takes the key over.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True, unique=True, editable=False)
     # What the provider called the message when it accepted it (an ESP's message id, the
     # SMTP Message-ID, Twilio's "SM..." sid), written with the outcome: delivery events
     # find their notification by it.
@@ -335,3 +340,36 @@ class Suppression(models.Model):
 
     def __str__(self) -> str:
         return f"{self.address} ({self.channel})"
+
+
+class Preference(models.Model):
+    """A user's choice for one category of messages on one channel kind: on or off.
+
+    Absent, the category's default for the channel applies (``categories.py``). Read and
+    written through the preference source (``preferences.py``), which a project may replace.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="notification_preferences",
+        # Served by the unique constraint below, which starts with the user.
+        db_index=False,
+    )
+    category = models.CharField(max_length=CATEGORY_MAX_LENGTH)
+    channel = models.CharField(max_length=CHANNEL_MAX_LENGTH)
+    enabled = models.BooleanField()
+    datetime_updated = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("notification preference")
+        verbose_name_plural = _("notification preferences")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "category", "channel"], name="transmissions_preference_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        state = "on" if self.enabled else "off"
+        return f"{self.category} on {self.channel}: {state} (user {self.user_id})"

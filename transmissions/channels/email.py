@@ -26,6 +26,7 @@ from django.core.mail.message import make_msgid
 from django.core.mail.utils import DNS_NAME
 from django.utils.html import strip_tags
 
+from transmissions import unsubscribe
 from transmissions.channels.base import BaseChannel
 from transmissions.channels.rendering import TemplateContextMixin, render
 from transmissions.exceptions import ChannelSendException, TransientChannelError
@@ -117,9 +118,13 @@ class DefaultEmailMessage(TemplateContextMixin, BaseChannel):
         return strip_tags(html) if html else ""
 
     def get_headers(self) -> dict[str, str]:
-        """Return the extra headers; a Message-ID is added so record() can keep it."""
+        """Return the extra headers; a Message-ID is added so record() can keep it, and
+        List-Unsubscribe with List-Unsubscribe-Post (RFC 8058) to an email of a category
+        (``unsubscribe.py``)."""
         headers = dict(self.headers)
         headers.setdefault("Message-ID", make_msgid(domain=DNS_NAME))
+        for name, value in unsubscribe.headers(self.notification).items():
+            headers.setdefault(name, value)
         return headers
 
     def get_mailer(self) -> str | None:

@@ -99,8 +99,13 @@ class ReturningDialect(Dialect):
 
     def _build_insert_sql(self, columns: tuple[str, ...], count: int, skip_conflicts: bool) -> str:
         names = ", ".join(self.column(name) for name in columns)
-        # active_key, the unique generated column that follows dedup_key while the row waits.
-        conflict = f" ON CONFLICT ({self.quote('active_key')}) DO NOTHING" if skip_conflicts else ""
+        conflict = ""
+        if skip_conflicts:
+            # Rows with an idempotency key skip a conflict on it too (any unique column); the
+            # others on active_key, the unique generated column that follows dedup_key while
+            # the row is unprocessed.
+            target = "" if "idempotency_key" in columns else f" ({self.quote('active_key')})"
+            conflict = f" ON CONFLICT{target} DO NOTHING"
         return (
             f"INSERT INTO {self.table} ({names}) {self.insert_values(columns, count)}"
             f"{conflict} RETURNING {self.quote('id')}, {self.quote('uuid')}"

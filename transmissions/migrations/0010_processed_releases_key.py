@@ -12,7 +12,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("transmissions", "0007_delivery_tracking"),
+        ("transmissions", "0009_idempotency_key"),
     ]
 
     operations = [
