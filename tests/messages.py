@@ -1,11 +1,14 @@
 """Message classes used by the tests; autodiscovered like a project's own ``messages`` module."""
 
+import datetime
+
 from transmissions import TriggerBehavior, message
 from transmissions.channels.base import BaseChannel
 from transmissions.channels.email import DefaultEmailMessage
 from transmissions.channels.inapp import InAppMessage
 from transmissions.channels.sms import DefaultSMSMessage
 from transmissions.exceptions import ChannelSendException, TransientChannelError
+from transmissions.throttle import Throttle
 
 # What RecordingChannel sent: (trigger_name, notification pk), in order.
 sent: list[tuple[str, int]] = []
@@ -212,3 +215,22 @@ class CommentEmail(DefaultEmailMessage):
 @message("digest-email", category="digest", subject="Your digest")
 class DigestEmail(DefaultEmailMessage):
     body = "This week."
+
+
+@message("throttled", throttle=(3, datetime.timedelta(hours=1)))
+class ThrottledMessage(RecordingChannel):
+    """At most 3 an hour per user; the excess is dropped (CANCELLED, with its reason)."""
+
+
+@message("throttled-defer", throttle=Throttle(2, datetime.timedelta(hours=1), excess="defer"))
+class ThrottledDeferMessage(RecordingChannel):
+    """At most 2 an hour per user; the excess waits for the window's end."""
+
+
+@message(
+    "throttled-content",
+    behavior=TriggerBehavior.TRIGGER_ONCE_PER_CONTENT,
+    throttle=Throttle(1, datetime.timedelta(hours=1), per="content"),
+)
+class ThrottledPerContentMessage(RecordingChannel):
+    """One an hour per user and content, and one pending per content."""

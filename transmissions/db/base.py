@@ -69,8 +69,8 @@ class Dialect:
         return saved
 
     def _taken(self, row: dict[str, Any]) -> bool:
-        """Whether another row holds ``row``'s dedup key or idempotency key."""
-        for name in ("dedup_key", "idempotency_key"):
+        """Whether another row holds ``row``'s dedup key, idempotency key or throttle slot."""
+        for name in ("dedup_key", "idempotency_key", "throttle_slot"):
             key = row.get(name)
             if key is not None and self.manager.filter(**{name: key}).exists():
                 return True

@@ -101,8 +101,9 @@ class ReturningDialect(Dialect):
         names = ", ".join(self.column(name) for name in columns)
         conflict = ""
         if skip_conflicts:
-            # Rows with an idempotency key skip a conflict on it too (any unique column).
-            target = "" if "idempotency_key" in columns else f" ({self.quote('dedup_key')})"
+            # Rows with an idempotency key or a throttle slot skip a conflict on those too.
+            any_column = "idempotency_key" in columns or "throttle_slot" in columns
+            target = "" if any_column else f" ({self.quote('dedup_key')})"
             conflict = f" ON CONFLICT{target} DO NOTHING"
         return (
             f"INSERT INTO {self.table} ({names}) {self.insert_values(columns, count)}"
