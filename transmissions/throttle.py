@@ -20,6 +20,7 @@ window, with the reason). Both are logged at WARNING.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import hashlib
@@ -117,19 +118,16 @@ def write(
     manager: Any,
     row: dict[str, Any],
     insert: Callable[[Sequence[dict[str, Any]]], list[Any]],
+    holders_of: Callable[[Sequence[str]], list[tuple[Any, str, Any]]],
 ) -> list[Any]:
     """Insert ``row`` under ``throttle`` through ``insert`` (which skips conflicting rows);
     return what it created: the row holding a slot, the row CANCELLED as excess, or nothing
-    when the row's behaviour (or idempotency key) refused it."""
+    when the row's behaviour (or idempotency key) refused it. ``holders_of(slots)`` reads
+    ``(id, slot, datetime_scheduled)`` of the slots' holders (the dialect's ``slot_holders``)."""
     slots = throttle.slots(row)
     wanted: datetime.datetime = row["datetime_scheduled"]
     for _ in range(ATTEMPTS):
-        holders = {
-            slot: (pk, at)
-            for pk, slot, at in manager.filter(throttle_slot__in=slots).values_list(
-                "pk", "throttle_slot", "datetime_scheduled"
-            )
-        }
+        holders = {slot: (pk, at) for pk, slot, at in holders_of(slots)}
         free = [slot for slot in slots if slot not in holders]
         if free:
             slot, holder, at = free[0], None, wanted
@@ -143,8 +141,10 @@ def write(
         if at > wanted:
             mine["datetime_scheduled"] = at
             mine["reason"] = clip_reason(f"{CODE}: {throttle.describe()}; deferred to {at.isoformat()}")
+        # A free slot needs no transaction: the INSERT alone takes it or finds it taken.
+        atomic = transaction.atomic(using=manager.db) if holder is not None else contextlib.nullcontext()
         try:
-            with transaction.atomic(using=manager.db):
+            with atomic:
                 if holder is not None:
                     released = manager.filter(pk=holder, throttle_slot=slot).update(throttle_slot=None)
                     if not released:

@@ -358,7 +358,9 @@ def _write_guarded(
             return dialect.insert(todo, skip_conflicts=True)  # type: ignore[return-value]
 
         def insert(todo: Sequence[dict[str, Any]]) -> list[Notification]:
-            return [n for row in todo for n in throttle.write(limit, manager, row, plain)]
+            return [
+                n for row in todo for n in throttle.write(limit, manager, row, plain, dialect.slot_holders)
+            ]
 
         if "idempotency_key" not in rows[0]:
             return insert(rows), {}
