@@ -23,6 +23,7 @@ from transmissions import categories, taskapi
 from transmissions.conf import CELERY, DJANGO_TASKS, LEGACY_SERIALIZER_SETTING, WAKE_UP_ENGINES, conf
 from transmissions.policies import Policy
 from transmissions.preferences import PreferencePolicy, PreferenceSource
+from transmissions.quiet_hours import QuietHoursError, parse_window
 from transmissions.registry import registry
 from transmissions.unsubscribe import URL_NAME
 
@@ -261,7 +262,39 @@ def _preferences() -> list[checks.CheckMessage]:
                 msg, hint='Add "transmissions.preferences.PreferencePolicy".', id="transmissions.W073"
             )
         )
+    errors += _quiet_hours()
     return errors + _unsubscribe_links(any(getattr(c, "channel", "") == "email" for c in in_categories))
+
+
+def _quiet_hours() -> list[checks.CheckMessage]:
+    hint = "See docs/preferences.md, section Quiet hours."
+    errors: list[checks.CheckMessage] = []
+    try:
+        parse_window(conf.TRANSMISSIONS_QUIET_HOURS)
+    except QuietHoursError as exc:
+        errors.append(_error(f"TRANSMISSIONS_QUIET_HOURS: {exc}.", "transmissions.E074", hint))
+    source = conf.TRANSMISSIONS_QUIET_HOURS_SOURCE
+    if source is not None:
+        errors += _importable(
+            "TRANSMISSIONS_QUIET_HOURS_SOURCE", source, "transmissions.E075", callable, "callable"
+        )
+    zone = conf.TRANSMISSIONS_RECIPIENT_TIMEZONE
+    if zone is not None:
+        # A user attribute's name, or a dotted path to a callable taking the user.
+        if not (isinstance(zone, str) and zone):
+            found: list[checks.CheckMessage] = [_error(f"must be a name or a dotted path, not {zone!r}.", "")]
+        elif "." in zone:
+            found = _importable("", zone, "", callable, "callable")
+        else:
+            found = []
+        for error in found:
+            msg = f"TRANSMISSIONS_RECIPIENT_TIMEZONE {error.msg.lstrip()}"
+            errors.append(_error(msg, "transmissions.E076", hint))
+    exempt = conf.TRANSMISSIONS_QUIET_HOURS_EXEMPT_CHANNELS
+    if not (isinstance(exempt, list | tuple) and all(isinstance(kind, str) for kind in exempt)):
+        msg = f"TRANSMISSIONS_QUIET_HOURS_EXEMPT_CHANNELS must be a list of channel kinds, not {exempt!r}."
+        errors.append(_error(msg, "transmissions.E077", hint))
+    return errors
 
 
 def _applies_preferences(path: Any) -> bool:

@@ -20,7 +20,11 @@ from django.conf import settings
 # The original package's spelling of the serializer setting, still honoured.
 LEGACY_SERIALIZER_SETTING = "TRANSMISSION_SERIALIZER"
 DEFAULT_SERIALIZER = "transmissions.serializers.PickleSerializer"
-DEFAULT_POLICIES = ["transmissions.tracking.SuppressionPolicy", "transmissions.preferences.PreferencePolicy"]
+DEFAULT_POLICIES = [
+    "transmissions.tracking.SuppressionPolicy",
+    "transmissions.preferences.PreferencePolicy",
+    "transmissions.quiet_hours.QuietHoursPolicy",
+]
 DEFAULT_PREFERENCE_SOURCE = "transmissions.preferences.ModelPreferenceSource"
 # What TRANSMISSIONS_WAKE_UP may name besides None (wakeup.py).
 CELERY, DJANGO_TASKS = "celery", "django_tasks"
@@ -208,6 +212,29 @@ class Settings:
         """The site's public root ("https://example.com"): one-click unsubscribe links are this
         plus the path of ``transmissions:unsubscribe``. None: emails carry no List-Unsubscribe."""
         return self._get("TRANSMISSIONS_UNSUBSCRIBE_BASE_URL", None)
+
+    @property
+    def TRANSMISSIONS_QUIET_HOURS(self) -> Any:
+        """Everyone's quiet hours, two "HH:MM" wall-clock times in the recipient's time zone
+        (``("22:00", "07:00")``); None: none (``quiet_hours.py``)."""
+        return self._get("TRANSMISSIONS_QUIET_HOURS", None)
+
+    @property
+    def TRANSMISSIONS_QUIET_HOURS_SOURCE(self) -> Any:
+        """Dotted path of a callable taking a user and returning their own window, None (the
+        default window) or False (none)."""
+        return self._get("TRANSMISSIONS_QUIET_HOURS_SOURCE", None)
+
+    @property
+    def TRANSMISSIONS_QUIET_HOURS_EXEMPT_CHANNELS(self) -> Any:
+        """Channel kinds sent even inside quiet hours."""
+        return self._get("TRANSMISSIONS_QUIET_HOURS_EXEMPT_CHANNELS", ["inapp"])
+
+    @property
+    def TRANSMISSIONS_RECIPIENT_TIMEZONE(self) -> Any:
+        """A user's time zone: the name of a user attribute holding a zone name ("timezone"), or
+        the dotted path of a callable taking the user; None: ``TIME_ZONE`` for everyone."""
+        return self._get("TRANSMISSIONS_RECIPIENT_TIMEZONE", None)
 
     @property
     def TRANSMISSIONS_FAST_PATH(self) -> Any:
