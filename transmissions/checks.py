@@ -278,23 +278,27 @@ def _quiet_hours() -> list[checks.CheckMessage]:
         errors += _importable(
             "TRANSMISSIONS_QUIET_HOURS_SOURCE", source, "transmissions.E075", callable, "callable"
         )
-    zone = conf.TRANSMISSIONS_RECIPIENT_TIMEZONE
-    if zone is not None:
-        # A user attribute's name, or a dotted path to a callable taking the user.
-        if not (isinstance(zone, str) and zone):
-            found: list[checks.CheckMessage] = [_error(f"must be a name or a dotted path, not {zone!r}.", "")]
-        elif "." in zone:
-            found = _importable("", zone, "", callable, "callable")
-        else:
-            found = []
-        for error in found:
-            msg = f"TRANSMISSIONS_RECIPIENT_TIMEZONE {error.msg.lstrip()}"
-            errors.append(_error(msg, "transmissions.E076", hint))
+    errors += _user_source("TRANSMISSIONS_RECIPIENT_TIMEZONE", "transmissions.E076", hint)
+    errors += _user_source("TRANSMISSIONS_RECIPIENT_LANGUAGE", "transmissions.E078", hint)
     exempt = conf.TRANSMISSIONS_QUIET_HOURS_EXEMPT_CHANNELS
     if not (isinstance(exempt, list | tuple) and all(isinstance(kind, str) for kind in exempt)):
         msg = f"TRANSMISSIONS_QUIET_HOURS_EXEMPT_CHANNELS must be a list of channel kinds, not {exempt!r}."
         errors.append(_error(msg, "transmissions.E077", hint))
     return errors
+
+
+def _user_source(name: str, id: str, hint: str) -> list[checks.CheckMessage]:
+    """Check a setting that names a user attribute, or a callable by its dotted path."""
+    value = getattr(conf, name)
+    if value is None:
+        return []
+    if not (isinstance(value, str) and value):
+        found: list[checks.CheckMessage] = [_error(f"must be a name or a dotted path, not {value!r}.", "")]
+    elif "." in value:
+        found = _importable("", value, "", callable, "callable")
+    else:
+        found = []
+    return [_error(f"{name} {error.msg.lstrip()}", id, hint) for error in found]
 
 
 def _applies_preferences(path: Any) -> bool:

@@ -237,6 +237,12 @@ class Settings:
         return self._get("TRANSMISSIONS_RECIPIENT_TIMEZONE", None)
 
     @property
+    def TRANSMISSIONS_RECIPIENT_LANGUAGE(self) -> Any:
+        """A user's language: the name of a user attribute holding a language code ("language"),
+        or the dotted path of a callable taking the user; None: ``LANGUAGE_CODE`` for everyone."""
+        return self._get("TRANSMISSIONS_RECIPIENT_LANGUAGE", None)
+
+    @property
     def TRANSMISSIONS_FAST_PATH(self) -> Any:
         """Use the shortcuts in ``internals.py`` that lean on Django internals (on by default).
         Turn off if a Django release breaks them: everything then goes through public APIs."""

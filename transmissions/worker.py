@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import connections, router, transaction
 from django.utils import timezone
 
-from transmissions import policies, signals
+from transmissions import policies, recipients, signals
 from transmissions.conf import conf
 from transmissions.delivery import Delivery, deliver
 from transmissions.lifecycle import Outcomes, notification_model
@@ -116,6 +116,9 @@ def _process(batch: list[Notification]) -> tuple[Outcomes, list[tuple[Notificati
     held = policies.holds(batch) if conf.TRANSMISSIONS_POLICIES else {}
     deliveries: list[tuple[Notification, Delivery]] = []
     cutoff = send_cutoff(outcomes.lease)
+    # The worker's own language and zone, read once: each delivery switches to its recipient's
+    # only where they differ.
+    locale = recipients.in_force()
     for notification in batch:
         hold = held.get(notification.pk)
         if hold is None and cutoff is not None and timezone.now() >= cutoff:
@@ -134,9 +137,9 @@ def _process(batch: list[Notification]) -> tuple[Outcomes, list[tuple[Notificati
             if in_transaction:
                 # A channel's database error must not break the caller's transaction.
                 with transaction.atomic(using=using):
-                    delivery = deliver(notification)
+                    delivery = deliver(notification, locale)
             else:
-                delivery = deliver(notification)
+                delivery = deliver(notification, locale)
             if delivery.status is None:
                 assert delivery.retry_in is not None
                 outcomes.retry(notification.pk, timezone.now() + delivery.retry_in, delivery.reason)
