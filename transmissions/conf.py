@@ -124,6 +124,19 @@ class Settings:
         return value
 
     @property
+    def TRANSMISSIONS_WAKE_UP_CACHE(self) -> Any:
+        """The alias of a cache every process shares (Redis, Memcached, the database) that
+        coalesces wake-ups: one woken worker at a time (``coalesce.py``); ``None``: one
+        wake-up per committed transaction."""
+        return self._get("TRANSMISSIONS_WAKE_UP_CACHE", None)
+
+    @property
+    def TRANSMISSIONS_WAKE_UP_LINGER(self) -> Any:
+        """Seconds a worker keeps looking for new due rows once the backlog is empty, while
+        wake-ups are coalesced."""
+        return self._get("TRANSMISSIONS_WAKE_UP_LINGER", 0.5)
+
+    @property
     def TRANSMISSIONS_TASKS_BACKEND(self) -> Any:
         """The ``TASKS`` alias that ``"django_tasks"`` wake-ups are enqueued on."""
         return self._get("TRANSMISSIONS_TASKS_BACKEND", "default")
@@ -212,6 +225,12 @@ class Settings:
         """The site's public root ("https://example.com"): one-click unsubscribe links are this
         plus the path of ``transmissions:unsubscribe``. None: emails carry no List-Unsubscribe."""
         return self._get("TRANSMISSIONS_UNSUBSCRIBE_BASE_URL", None)
+
+    @property
+    def TRANSMISSIONS_IDEMPOTENCY_WINDOW(self) -> Any:
+        """How long a caller's idempotency key names its notification: seconds or a timedelta
+        (default a day). A trigger with the key within it returns that notification."""
+        return self._get("TRANSMISSIONS_IDEMPOTENCY_WINDOW", 86400)
 
     @property
     def TRANSMISSIONS_QUIET_HOURS(self) -> Any:

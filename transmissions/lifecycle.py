@@ -173,7 +173,7 @@ class LifecycleQuerySet(models.QuerySet[Any]):
         lease = now + datetime.timedelta(seconds=conf.TRANSMISSIONS_LEASE_SECONDS)
         using = self._write_db()
         manager = self.model._default_manager.using(using)
-        claimed = manager.filter(pk=pk, status=Status.CREATED).update(
+        claimed = manager.filter(pk=pk, status=Status.CREATED, datetime_processed__isnull=True).update(
             status=Status.PROCESSING,
             claimed_until=lease,
             attempts=F("attempts") + 1,
@@ -262,13 +262,24 @@ class LifecycleQuerySet(models.QuerySet[Any]):
         """End the waiting (CREATED) notifications among these as CANCELLED, with ``reason``, in
         one UPDATE; return how many. Processed ones, and ones a worker is sending, are left alone."""
         return int(
-            self.filter(status=Status.CREATED).update(
+            self.filter(status=Status.CREATED, datetime_processed__isnull=True).update(
                 status=Status.CANCELLED,
                 datetime_processed=now or timezone.now(),
                 dedup_key=None,
                 reason=clip_reason(reason),
             )
         )
+
+    def cancel_key(self, *keys: str, reason: str = "cancelled by its idempotency key") -> int:
+        """End the waiting notifications that hold any of the idempotency ``keys`` as CANCELLED,
+        in one UPDATE; return how many. Processed ones, and ones being sent, are left alone.
+
+        The cancelled rows keep their key for the rest of its window, so a producer that
+        retries the trigger gets the cancelled notification back, not a new one.
+        """
+        if not keys:
+            return 0
+        return self.filter(idempotency_key__in=keys).cancel(reason)
 
     def requeue(self, reschedule: bool = True) -> tuple[int, int]:
         """Make the FAILED, CANCELLED or BROKEN rows among these CREATED again, due now
