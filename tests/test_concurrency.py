@@ -217,6 +217,39 @@ def test_sends_slower_than_the_lease_are_never_sent_twice(tmp_path, policy):
     assert all(r["taken"] > 0 for r in out)
 
 
+def test_send_and_process_notification_from_many_processes_send_each_row_once(tmp_path):
+    """0.2's entry points at once: two processes call Notification.send() on every row, two
+    call tasks.process_notification(id) on every row, each in its own order, while a worker
+    runs batches over the same rows."""
+    user = make_user()
+    ids = backlog(user, 400)
+    ids_file = tmp_path / "ids.json"
+    ids_file.write_text(json.dumps(sorted(ids)))
+    log = tmp_path / "sends.log"
+    env = child_env(db_name(), {"TRANSMISSIONS_BATCH_SIZE": 10}, **{SEND_LOG_ENV: str(log)})
+    send = ["send", "--ids", str(ids_file)]
+    argvs = [
+        [*send, "--seed", "1"],
+        [*send, "--seed", "2"],
+        [*send, "--seed", "3", "--task"],
+        [*send, "--seed", "4", "--task"],
+        ["process", "--batch-size", "10"],
+    ]
+    out = run_together(tmp_path, env, argvs)
+
+    sent = read_send_log(log)
+    assert len(sent) == len(ids) and set(sent) == ids  # each exactly once
+    senders = collections.Counter(sent)
+    assert set(senders.values()) == {1}
+    by_send = out[0]["processed"] + out[1]["processed"]
+    assert by_send > 0 and by_send + out[4]["taken"] <= len(ids)
+    assert set(Notification.objects.values_list("status", flat=True)) == {S.SUCCESSFULLY_SENT}
+    # Every process took some rows: the pids in the send log.
+    with open(log) as f:
+        pids = {line.split()[1] for line in f}
+    assert len(pids) >= 4, (pids, out)
+
+
 def test_an_opt_out_committed_before_a_claim_is_never_sent(tmp_path):
     """Two workers process 150 notifications of a category while a third process turns it off
     for their users one by one. A notification sent was claimed (and its preference read)

@@ -173,7 +173,7 @@ class LifecycleQuerySet(models.QuerySet[Any]):
         lease = now + datetime.timedelta(seconds=conf.TRANSMISSIONS_LEASE_SECONDS)
         using = self._write_db()
         manager = self.model._default_manager.using(using)
-        claimed = manager.filter(pk=pk, status=Status.CREATED).update(
+        claimed = manager.filter(pk=pk, status=Status.CREATED, datetime_processed__isnull=True).update(
             status=Status.PROCESSING,
             claimed_until=lease,
             attempts=F("attempts") + 1,
@@ -262,7 +262,7 @@ class LifecycleQuerySet(models.QuerySet[Any]):
         """End the waiting (CREATED) notifications among these as CANCELLED, with ``reason``, in
         one UPDATE; return how many. Processed ones, and ones a worker is sending, are left alone."""
         return int(
-            self.filter(status=Status.CREATED).update(
+            self.filter(status=Status.CREATED, datetime_processed__isnull=True).update(
                 status=Status.CANCELLED,
                 datetime_processed=now or timezone.now(),
                 dedup_key=None,

@@ -27,7 +27,7 @@ from celery import shared_task
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Min
 
-from transmissions import lifecycle, taskapi, worker
+from transmissions import coalesce, lifecycle, taskapi, worker
 from transmissions.conf import conf
 from transmissions.status import Status
 
@@ -39,7 +39,11 @@ DJANGO_TASK = "process_due_notifications"
 @shared_task(name="transmissions.tasks.process_all_notifications", ignore_result=True)
 def process_all_notifications() -> int:
     """Process every due notification within the run's time budget; return how many."""
-    return worker.process_all_notifications()
+    summary = worker.run()
+    if summary.stopped_early and coalesce.reserve():
+        # Coalesced wake-ups (coalesce.py): the commits this run stood for get a next run.
+        process_all_notifications.apply_async()
+    return summary.taken
 
 
 @shared_task(name="transmissions.tasks.process_notification", ignore_result=True)
@@ -69,18 +73,25 @@ def follow_up(summary: worker.Summary) -> list[Any]:
     """Enqueue what a run of ``process_due_notifications`` leaves to do; return the results.
 
     - now, when notifications are still due (the run stopped at ``TRANSMISSIONS_TIME_LIMIT``
-      with a backlog, or handed rows back unsent): a backlog is worked off without a sweep;
+      with a backlog, or handed rows back unsent): a backlog is worked off without a sweep.
+      With coalesced wake-ups (``coalesce.py``) the run says so itself (``stopped_early``)
+      and the next run is queued only if no other is; without, one query asks;
     - at the earliest new schedule of the rows it retried (a transient error) or a policy
       deferred, on a backend that supports ``run_after``.
 
-    A run that took nothing enqueues nothing, so a chain ends when the work does; each run
-    enqueues at most two, so the tasks in flight never outnumber the runs that made them.
+    A run that took nothing enqueues nothing (unless it stopped early, coalesced), so a chain
+    ends when the work does; each run enqueues at most two, so the tasks in flight never
+    outnumber the runs that made them.
     """
-    if not summary.taken:
-        return []
     queued = []
     notifications = lifecycle.notification_model().objects
-    if notifications.due().exists():
+    if summary.stopped_early:
+        # Coalesced wake-ups (coalesce.py): the commits this run stood for get a next run.
+        if coalesce.reserve():
+            queued.append(enqueue())
+    elif not summary.taken:
+        return queued
+    elif not coalesce.enabled() and notifications.due().exists():
         queued.append(enqueue())
     later = [pk for pk, _, outcome, _ in summary.rows if outcome in RESCHEDULED]
     if later and supports_defer():

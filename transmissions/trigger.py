@@ -3,7 +3,7 @@
 Both validate their input (bad input raises ``InvalidTrigger`` and writes nothing),
 turn the message's behaviour into each row's ``dedup_key`` (``behaviors.py``) and
 write the rows through the database's dialect (``db/``): one statement for many rows
-where the database can, with ``ON CONFLICT (dedup_key) DO NOTHING`` for the
+where the database can, with ``ON CONFLICT (active_key) DO NOTHING`` for the
 behaviours that refuse a trigger, so the rule holds when many processes trigger at
 once. LAST_ONLY locks the users, cancels their waiting rows, then inserts, in one
 transaction. The rows written, a wake-up is queued for when they commit (``wakeup.py``).

@@ -47,10 +47,10 @@ class Dialect:
         """INSERT ``rows`` (attribute values; the others take their defaults); return the
         saved instances of those inserted, in order.
 
-        With ``skip_conflicts`` a row whose ``dedup_key`` (or ``idempotency_key``, when the
-        rows have one) is taken is left out, not an error. Here: one ``save()`` per row,
-        each in a savepoint when the caller is in a transaction, so that a refused row
-        never breaks it.
+        With ``skip_conflicts`` a row whose ``dedup_key`` is an active key already (or whose
+        ``idempotency_key``, when the rows have one, is taken) is left out, not an error.
+        Here: one ``save()`` per row, each in a savepoint when the caller is in a
+        transaction, so that a refused row never breaks it.
         """
         saved = []
         for row in rows:
@@ -69,10 +69,10 @@ class Dialect:
         return saved
 
     def _taken(self, row: dict[str, Any]) -> bool:
-        """Whether another row holds ``row``'s dedup key or idempotency key."""
-        for name in ("dedup_key", "idempotency_key"):
+        """Whether another row holds ``row``'s dedup key (as its active key) or idempotency key."""
+        for name, column in (("dedup_key", "active_key"), ("idempotency_key", "idempotency_key")):
             key = row.get(name)
-            if key is not None and self.manager.filter(**{name: key}).exists():
+            if key is not None and self.manager.filter(**{column: key}).exists():
                 return True
         return False
 
@@ -112,9 +112,9 @@ class Dialect:
         """
         features = self.connection.features
         with transaction.atomic(using=self.alias):
-            due = self.manager.filter(status=Status.CREATED, datetime_scheduled__lte=now).order_by(
-                "datetime_scheduled"
-            )
+            due = self.manager.filter(
+                status=Status.CREATED, datetime_scheduled__lte=now, datetime_processed__isnull=True
+            ).order_by("datetime_scheduled")
             if features.has_select_for_update_skip_locked:
                 due = due.select_for_update(skip_locked=True)
             ids = list(due.values_list("pk", flat=True)[:batch_size])
