@@ -185,3 +185,13 @@ class SlowMessage(RecordingChannel):
         super().send()
         for hook in on_send:
             hook()
+
+
+@message("loses-database")
+class LosesDatabaseMessage(RecordingChannel):
+    """A channel whose own query finds the database connection gone."""
+
+    def send(self):
+        from django.db import OperationalError
+
+        raise OperationalError("terminating connection due to administrator command")

@@ -19,10 +19,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from django.db import connections, router, transaction
+from django.db import InterfaceError, OperationalError, connections, router, transaction
 from django.utils import timezone
 
-from transmissions import policies, signals
+from transmissions import lifecycle, policies, signals
 from transmissions.conf import conf
 from transmissions.delivery import Delivery, deliver
 from transmissions.lifecycle import Outcomes, notification_model
@@ -61,10 +61,23 @@ def run(batch_size: int | None = None, time_limit: float | None = None, detail: 
     deadline = time.monotonic() + limit
     model: type[Notification] = notification_model()
     notifications = model.objects
-    notifications.recover_expired()
+    using = router.db_for_write(model)
+    # A loop of runs outlives a lost connection: the first query of a run opens a new one.
+    lifecycle.drop_if_unusable(using)
+    lifecycle.reconnecting(using, "taking back expired claims", notifications.recover_expired)
     summary = Summary()
     while True:
-        batch = notifications.claim(batch_size)
+        try:
+            batch = notifications.claim(batch_size)
+        except (OperationalError, InterfaceError) as exc:
+            if connections[using].in_atomic_block:
+                raise
+            # Whether the claim was committed is unknown: if it was, those rows come back
+            # when their lease expires (TRANSMISSIONS_EXPIRED_LEASE_POLICY). The next run
+            # opens a new connection.
+            logger.warning("Lost the database connection while claiming a batch (%s); ending this run.", exc)
+            connections[using].close()
+            break
         if not batch:
             break
         outcomes = process_batch(batch)
@@ -86,7 +99,9 @@ def process_batch(batch: list[Notification]) -> Outcomes:
     model: type[Notification] = notification_model()
     using = router.db_for_write(model)
     in_transaction = connections[using].in_atomic_block
-    held = policies.holds(batch) if conf.TRANSMISSIONS_POLICIES else {}
+    held = {}
+    if conf.TRANSMISSIONS_POLICIES:
+        held = lifecycle.reconnecting(using, "asking the policies", lambda: policies.holds(batch))
     deliveries: list[tuple[Notification, Delivery]] = []
     cutoff = send_cutoff(outcomes.lease)
     for notification in batch:
@@ -104,6 +119,8 @@ def process_batch(batch: list[Notification]) -> Outcomes:
                 outcomes.defer(notification.pk, hold.until, hold.text)
                 continue
         else:
+            # A send after a lost connection gets a new one (its channel may query).
+            lifecycle.drop_if_unusable(using)
             if in_transaction:
                 # A channel's database error must not break the caller's transaction.
                 with transaction.atomic(using=using):
@@ -130,7 +147,11 @@ def process_batch(batch: list[Notification]) -> Outcomes:
             len(batch),
             conf.TRANSMISSIONS_LEASE_SECONDS,
         )
-    model.objects.using(using).finish(outcomes)
+    # The sends happened: their outcomes must survive a lost connection (the write is
+    # fenced by the lease, so running it again never overwrites another claim).
+    lifecycle.reconnecting(
+        using, "writing a batch's outcomes", lambda: model.objects.using(using).finish(outcomes)
+    )
     if signals.notification_finished.has_listeners():
         _announce(deliveries)
     return outcomes
