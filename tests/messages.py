@@ -156,6 +156,14 @@ class BadgeInApp(InAppMessage):
         return f"You earned the {self.data['badge']} badge"
 
 
+@message("hello-inapp")
+class HelloInApp(InAppMessage):
+    """Text from get_text(), with a user's own words in it: escaped when stored."""
+
+    def get_text(self):
+        return f"{self.trigger_user.first_name} says hello"
+
+
 @message("bare-inapp")
 class BareInApp(InAppMessage):
     """Neither template_name nor get_text(): a bug that ends FAILED."""
@@ -166,6 +174,12 @@ class BareInApp(InAppMessage):
 class InboxMethodMessage(RecordingChannel):
     def inbox_text(self):
         return f"About {self.content.title if self.content else 'nothing'} for {self.target_user.username}"
+
+
+@message("inbox-raises")
+class InboxRaisesMessage(RecordingChannel):
+    def inbox_text(self):
+        return f"Your {self.data['missing']} arrived"
 
 
 @message("inbox-attribute")
