@@ -190,3 +190,42 @@ def test_a_row_that_cannot_be_shown_as_it_should_never_takes_the_inbox_down(clie
         raising.pk,
         fine.pk,
     }
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("//evil.example/login", False),
+        ("https://evil.example/", False),
+        ("javascript:alert(1)", False),
+        ("http://testserver/articles/1/", True),
+    ],
+)
+def test_open_redirects_only_within_this_site(client, ada, caplog, url, allowed):
+    n = sent(InboxMethodMessage, ada, content=Article.objects.create(title=url))
+    response = client.get(open_url(n))
+    assert response.status_code == 302
+    assert response["Location"] == (url if allowed else INBOX)
+    assert ("which leaves this site" in caplog.text) is not allowed
+    n.refresh_from_db()
+    assert n.datetime_consumed is not None
+
+
+@pytest.mark.parametrize(
+    ("headers", "marks"),
+    [
+        ({"Sec-Fetch-Site": "same-origin"}, True),
+        ({"Sec-Fetch-Site": "none"}, True),  # typed, or a bookmark
+        ({"Sec-Fetch-Site": "cross-site"}, False),
+        ({"Sec-Fetch-Site": "same-site"}, False),  # another subdomain's page
+        ({"Referer": "http://testserver/elsewhere/"}, True),
+        ({"Referer": "https://evil.example/"}, False),
+        ({}, True),  # neither header: an old browser, a typed address
+    ],
+)
+def test_only_a_visit_from_this_site_marks_the_inbox_seen(client, ada, headers, marks):
+    n = sent(DefaultMessage, ada)
+    response = client.get(INBOX, headers=headers)
+    assert response.status_code == 200 and 'class="transmissions-item unseen"' in response.content.decode()
+    n.refresh_from_db()
+    assert (n.datetime_seen is not None) is marks
