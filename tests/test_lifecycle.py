@@ -272,3 +272,18 @@ def test_drop_if_unusable_keeps_a_connection_that_still_answers():
     connection.errors_occurred = True  # an error, but the connection still answers
     lifecycle.drop_if_unusable("default")
     assert connection.connection is healthy and not connection.errors_occurred
+
+
+def test_a_row_at_the_most_attempts_the_column_holds_never_stalls_the_queue(user):
+    """A claim counts attempts up to the small integer's maximum (32767), then stops counting:
+    before, the claim's UPDATE overflowed the column (PostgreSQL, MariaDB) and every batch
+    holding that row failed, forever."""
+    from transmissions.status import ATTEMPTS_MAX
+
+    stuck = DefaultMessage.trigger(user)
+    Notification.objects.filter(pk=stuck.pk).update(attempts=ATTEMPTS_MAX)
+    other = DefaultMessage.trigger(user)
+    process_all_notifications()
+    assert messages.sent == [("default", stuck.pk), ("default", other.pk)]
+    assert Notification.objects.get(pk=stuck.pk).attempts == ATTEMPTS_MAX
+    assert Notification.objects.get(pk=other.pk).attempts == 1

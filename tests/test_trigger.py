@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.db import connection, transaction
 from django.db.models import signals
-from django.test.utils import CaptureQueriesContext
+from django.test.utils import CaptureQueriesContext, override_settings
 
 from tests.messages import (
     DefaultMessage,
@@ -219,6 +219,22 @@ def test_unserializable_data(user):
     with pytest.raises(DataSerializationError, match="serializer cannot store"):
         DefaultMessage.trigger(user, data={"f": lambda: 1})
     assert not Notification.objects.exists()
+
+
+@override_settings(TRANSMISSIONS_MAX_DATA_BYTES=1000)
+def test_data_over_the_size_limit_is_refused_and_nothing_written(user):
+    bob = make_user("bob")
+    big = {"blob": "x" * 1000}
+    with pytest.raises(
+        InvalidTrigger, match=r"data takes 10\d\d bytes serialized, more than TRANSMISSIONS_MAX"
+    ):
+        DefaultMessage.trigger(user, data=big)
+    with transaction.atomic():
+        DefaultMessage.trigger(bob)  # the caller's other work survives the refusal
+        with pytest.raises(InvalidTrigger, match="TRANSMISSIONS_MAX_DATA_BYTES"):
+            DefaultMessage.trigger_many([user, bob], data=big)
+    assert list(Notification.objects.values_list("target_user", flat=True)) == [bob.pk]
+    assert DefaultMessage.trigger(user, data={"blob": "x" * 900}) is not None  # under the limit
 
 
 @pytest.mark.parametrize("value", ["2030-01-01", 5, datetime.date(2030, 1, 1)])

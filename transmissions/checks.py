@@ -1,5 +1,5 @@
-"""System checks of the core settings (transmissions.E001-E012, W001-W003) and of delivery
-tracking (E050-E052).
+"""System checks of the core settings (transmissions.E001-E015, W001-W003), of the rows
+(W004, a database check) and of delivery tracking (E050-E052).
 
 The channels' checks are in ``channels/checks.py`` and ``channels/push_checks.py``;
 ``apps.py`` registers all of them. An id is never reused: ``docs/checks.md`` lists them.
@@ -14,10 +14,14 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core import checks
+from django.db import connections, router
+from django.db.models import Count
 from django.utils.module_loading import import_string
 
 from transmissions.conf import LEGACY_SERIALIZER_SETTING, conf
+from transmissions.lifecycle import notification_model
 from transmissions.policies import Policy
+from transmissions.status import Status
 
 
 def _error(msg: str, id: str, hint: str | None = None) -> checks.Error:
@@ -77,6 +81,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     errors += positive_number("TRANSMISSIONS_RETRY_DELAY", "transmissions.E007", integer=False)
     errors += positive_number("TRANSMISSIONS_RETRY_MAX_DELAY", "transmissions.E008", integer=False)
     errors += positive_number("TRANSMISSIONS_DISPATCH_TIMEOUT", "transmissions.E013", integer=False)
+    errors += positive_number("TRANSMISSIONS_MAX_DATA_BYTES", "transmissions.E014")
+    errors += positive_number("TRANSMISSIONS_BATCH_MAX_BYTES", "transmissions.E015")
     errors += _importable(
         "TRANSMISSIONS_SMS_BACKEND",
         conf.TRANSMISSIONS_SMS_BACKEND,
@@ -181,4 +187,48 @@ def _warnings() -> list[checks.CheckMessage]:
                 id="transmissions.W003",
             )
         )
+    return warnings
+
+
+def check_unknown_statuses(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """W004: notifications whose status is none of ``Notification.Status`` (written by hand,
+    by other code, by a newer version): no worker takes them and no action changes them.
+
+    A database check (``migrate`` and ``check --database`` run those): one catalog query
+    and one grouped SELECT per database.
+    """
+    if app_configs is not None and not any(c.name == "transmissions" for c in app_configs):
+        return []
+    model = notification_model()
+    warnings: list[checks.CheckMessage] = []
+    for alias in databases or ():
+        if not router.allow_migrate_model(alias, model):
+            continue
+        connection = connections[alias]
+        with connection.cursor() as cursor:
+            if model._meta.db_table not in connection.introspection.table_names(cursor):
+                continue  # not migrated yet
+        found = (
+            model._base_manager.using(alias)
+            .exclude(status__in=Status.values)
+            .values_list("status")
+            .annotate(count=Count("pk"))
+            .order_by("status")
+        )
+        counts = dict(found)
+        if counts:
+            listed = ", ".join(f"{status} ({count} rows)" for status, count in counts.items())
+            known = ", ".join(f"{s.value} {s.name}" for s in Status)
+            warnings.append(
+                checks.Warning(
+                    f"Database {alias!r}: notifications with a status transmissions does not know: "
+                    f"{listed}. No worker takes them, and nothing changes them.",
+                    hint=f"Set them to a known status ({known}), e.g. with "
+                    "Notification.objects.filter(status=...).update(status=Notification.Status.CANCELLED), "
+                    "or delete them.",
+                    id="transmissions.W004",
+                )
+            )
     return warnings

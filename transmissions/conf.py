@@ -97,6 +97,18 @@ class Settings:
         return self._get("TRANSMISSIONS_DISPATCH_ON_COMMIT", False)
 
     @property
+    def TRANSMISSIONS_MAX_DATA_BYTES(self) -> Any:
+        """The most bytes one notification's serialized ``data`` may take: a trigger with more
+        is refused (InvalidTrigger), so a batch or an inbox page cannot hold gigabytes."""
+        return self._get("TRANSMISSIONS_MAX_DATA_BYTES", 256 * 1024)
+
+    @property
+    def TRANSMISSIONS_BATCH_MAX_BYTES(self) -> Any:
+        """The data a worker's batch may hold at most: a batch has at most this divided by
+        TRANSMISSIONS_MAX_DATA_BYTES rows (at least 1), whatever TRANSMISSIONS_BATCH_SIZE says."""
+        return self._get("TRANSMISSIONS_BATCH_MAX_BYTES", 32 * 1024 * 1024)
+
+    @property
     def TRANSMISSIONS_DISPATCH_TIMEOUT(self) -> Any:
         """Seconds a commit waits for the broker to take the processing task (dispatch on
         commit); past it the commit goes on and the beat sends the rows."""

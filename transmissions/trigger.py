@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from transmissions import db, internals, signals, wakeup
 from transmissions.behaviors import TriggerBehavior
+from transmissions.conf import conf
 from transmissions.exceptions import DuplicateNotification, InvalidTrigger, MessageRegistrationError
 from transmissions.lifecycle import notification_model
 from transmissions.serializers import dump_data
@@ -223,12 +224,19 @@ def shared_values(
         raise InvalidTrigger(
             f"{message_cls.trigger_name!r} is {message_cls.behavior.name}: give it a saved content."
         )
+    data_bytes = dump_data(data)
+    limit = conf.TRANSMISSIONS_MAX_DATA_BYTES
+    if data_bytes is not None and len(data_bytes) > limit:
+        raise InvalidTrigger(
+            f"data takes {len(data_bytes)} bytes serialized, more than TRANSMISSIONS_MAX_DATA_BYTES "
+            f"({limit}); store a reference (an id, a content object) instead of the thing itself."
+        )
     return {
         "trigger_name": message_cls.trigger_name,
         "trigger_user_id": None if trigger_user is None else trigger_user.pk,
         "content_type_id": content_type_id,
         "object_id": object_id,
-        "data_bytes": dump_data(data),
+        "data_bytes": data_bytes,
         "datetime_created": now,
         "datetime_scheduled": datetime_scheduled,
         "status": Status.CREATED,

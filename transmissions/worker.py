@@ -56,7 +56,7 @@ def process_all_notifications(batch_size: int | None = None, time_limit: float |
 
 def run(batch_size: int | None = None, time_limit: float | None = None, detail: bool = False) -> Summary:
     """``process_all_notifications()``, returning a Summary (one row per notification with ``detail``)."""
-    batch_size = batch_size or conf.TRANSMISSIONS_BATCH_SIZE
+    batch_size = min(batch_size or conf.TRANSMISSIONS_BATCH_SIZE, max_batch_rows())
     limit = conf.TRANSMISSIONS_TIME_LIMIT if time_limit is None else time_limit
     deadline = time.monotonic() + limit
     model: type[Notification] = notification_model()
@@ -90,6 +90,12 @@ def run(batch_size: int | None = None, time_limit: float | None = None, detail: 
         if len(outcomes.released) == len(batch):
             break  # not one send fitted in half the lease: claiming again would spin
     return summary
+
+
+def max_batch_rows() -> int:
+    """The most rows a batch may hold for its data to stay within TRANSMISSIONS_BATCH_MAX_BYTES
+    (each row's data is at most TRANSMISSIONS_MAX_DATA_BYTES); at least 1."""
+    return max(1, int(conf.TRANSMISSIONS_BATCH_MAX_BYTES // conf.TRANSMISSIONS_MAX_DATA_BYTES))
 
 
 def process_batch(batch: list[Notification]) -> Outcomes:

@@ -12,7 +12,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Case, CharField, F, Model, Value, When
 
 from transmissions import internals
-from transmissions.status import Status
+from transmissions.status import ATTEMPTS_MAX, Status
 
 # Users locked per statement (well under every database's parameter limit).
 LOCK_CHUNK = 5000
@@ -114,7 +114,9 @@ class Dialect:
                 self.manager.filter(pk__in=ids, status=Status.CREATED).update(
                     status=Status.PROCESSING,
                     claimed_until=lease,
-                    attempts=F("attempts") + 1,
+                    attempts=Case(
+                        When(attempts__lt=ATTEMPTS_MAX, then=F("attempts") + 1), default=F("attempts")
+                    ),
                     dedup_key=Case(
                         When(dedup_key__startswith=release_prefix, then=Value(None)),
                         default=F("dedup_key"),

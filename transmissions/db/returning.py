@@ -18,7 +18,7 @@ from django.db import models
 
 from transmissions import internals
 from transmissions.db.base import Dialect
-from transmissions.status import Status
+from transmissions.status import ATTEMPTS_MAX, Status
 
 
 class ReturningDialect(Dialect):
@@ -129,10 +129,11 @@ class ReturningDialect(Dialect):
     def claim_set(self, lease: datetime.datetime, release_prefix: str) -> tuple[str, list[Any]]:
         """The SET clause of a claim, and its parameters."""
         sql = (
-            "status = %s, claimed_until = %s, attempts = attempts + 1, "
+            "status = %s, claimed_until = %s, "
+            "attempts = CASE WHEN attempts < %s THEN attempts + 1 ELSE attempts END, "
             "dedup_key = CASE WHEN dedup_key LIKE %s THEN NULL ELSE dedup_key END"
         )
-        return sql, [Status.PROCESSING, self.adapt_datetime(lease), release_prefix + "%"]
+        return sql, [Status.PROCESSING, self.adapt_datetime(lease), ATTEMPTS_MAX, release_prefix + "%"]
 
     def due_sql(self, now: datetime.datetime, batch_size: int) -> tuple[str, list[Any]]:
         """The ids of the due rows a claim takes, oldest schedule first."""
