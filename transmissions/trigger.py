@@ -20,7 +20,7 @@ import shortuuid
 from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import models, router, transaction
+from django.db import IntegrityError, models, router, transaction
 from django.utils import timezone
 
 from transmissions import db, internals, signals, wakeup
@@ -92,7 +92,11 @@ def trigger(
     shared = shared_values(message_cls, trigger_user, datetime_scheduled, content, data)
     model: type[Notification] = notification_model()
     using = router.db_for_write(model)
-    created = _write(model, using, behavior, [_row(shared, target_user.pk, behavior)])
+    try:
+        created = _write(model, using, behavior, [_row(shared, target_user.pk, behavior)])
+    except IntegrityError:
+        refuse_missing_users(using, [target_user], trigger_user)
+        raise
     if not created:
         if silent:
             return None
@@ -152,13 +156,17 @@ def trigger_many(
     chunk = max(1, min(CHUNK_SIZE, dialect.max_params() // columns))
     by_pk = {user.pk: user for user in users}
     created: list[Notification] = []
-    with transaction.atomic(using=using):
-        if behavior is TriggerBehavior.LAST_ONLY:
-            # All at once and in key order, so two fan-outs never deadlock.
-            dialect.lock_users([user.pk for user in users])
-        for start in range(0, len(users), chunk):
-            rows = [_row(shared, user.pk, behavior) for user in users[start : start + chunk]]
-            created += _write(model, using, behavior, rows, lock=False)
+    try:
+        with transaction.atomic(using=using):
+            if behavior is TriggerBehavior.LAST_ONLY:
+                # All at once and in key order, so two fan-outs never deadlock.
+                dialect.lock_users([user.pk for user in users])
+            for start in range(0, len(users), chunk):
+                rows = [_row(shared, user.pk, behavior) for user in users[start : start + chunk]]
+                created += _write(model, using, behavior, rows, lock=False)
+    except IntegrityError:
+        refuse_missing_users(using, users, trigger_user)
+        raise
     set_target = internals.related_setter(model.target_user.field)
     set_trigger = internals.related_setter(model.trigger_user.field)
     for notification in created:
@@ -174,6 +182,21 @@ def registered_behavior(message_cls: Any) -> TriggerBehavior:
     if behavior is None or getattr(message_cls, "trigger_name", None) is None:
         raise MessageRegistrationError(f"{message_cls.__qualname__} is not registered with @message.")
     return behavior
+
+
+def refuse_missing_users(using: str, users: Sequence[Any], trigger_user: Any) -> None:
+    """After an INSERT failed its foreign key (checked at once: MySQL/MariaDB, or a statement
+    of its own): raise InvalidTrigger if one of the users is gone (deleted since it was
+    loaded), else return (the caller raises the database's error)."""
+    wanted = {user.pk for user in users} | ({trigger_user.pk} if trigger_user is not None else set())
+    found = set(
+        get_user_model()._base_manager.using(using).filter(pk__in=wanted).values_list("pk", flat=True)
+    )
+    if wanted - found:
+        raise InvalidTrigger(
+            f"user(s) {sorted(wanted - found, key=str)} do not exist: deleted since they were loaded? "
+            "Nothing was written."
+        )
 
 
 def check_user(user: Any, name: str, user_model: Any = None) -> None:
