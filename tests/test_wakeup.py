@@ -24,6 +24,16 @@ pytestmark = pytest.mark.django_db(transaction=True)
 S = Notification.Status
 
 
+@pytest.fixture(autouse=True)
+def _no_dispatch_in_flight():
+    """Each test starts with no dispatch thread of an earlier one still waiting for its broker
+    (one would make this test's commits skip theirs)."""
+    yield
+    if wakeup._in_flight is not None:
+        wakeup._in_flight.join(timeout=30)
+        assert not wakeup._in_flight.is_alive()
+
+
 @pytest.fixture
 def eager():
     """The task runs seen while the test runs; the task runs eagerly, here."""
