@@ -62,6 +62,7 @@ def run(args: Any, cli: str) -> None:
     )
     users = list(User.objects.order_by("pk"))
     ids = [u.pk for u in users]
+    raw.analyze(conn, db)
     queue_n = min(n, 5000)
     table = Table()
     print(
@@ -73,7 +74,7 @@ def run(args: Any, cli: str) -> None:
         w.clear(db)
 
     def seeded(name: str, count: int) -> Any:
-        return lambda: (clear(), w.seed_due(conn, db, name, ids, count))
+        return lambda: (clear(), w.seed_due(conn, db, name, ids, count), raw.analyze(conn, db))
 
     ours, base = rates(
         rounds,
@@ -210,6 +211,8 @@ def run(args: Any, cli: str) -> None:
     )
 
     extras = [*queries_per_notification(db, users, conn, ids), *memory(conn, db, ids, args.smoke)]
+    if db == "postgres":
+        extras.append(wire_round_trips())
     md = "\n".join(
         [
             f"`{cli}` ({db}, n={n}, median of {rounds} round(s); {runner.machine()}, Django "
@@ -292,6 +295,17 @@ def queries_per_notification(db: str, users: list[Any], conn: Any, ids: list[int
     )
     w.clear(db)
     return lines
+
+
+def wire_round_trips(count: int = 1000) -> str:
+    """Round trips per processed batch of 100, counted on the wire (benchmarks/wire.py)."""
+    counts = runner.round_trips(count)
+    batches = counts["batches"]
+    return (
+        f"round trips per batch of 100, processing {count:,} notifications, counted on the wire: "
+        f"{counts['ours'] / batches:.1f} (raw claim-and-mark: {counts['raw'] / batches:.1f}; each side "
+        "includes its last, empty claim)"
+    )
 
 
 def memory(conn: Any, db: str, ids: list[int], smoke: bool) -> list[str]:

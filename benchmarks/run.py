@@ -38,9 +38,12 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one round: checks it runs")
     parser.add_argument("--child", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--child-start", type=float, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--round-trips", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args.db, args.child, args.child_start)
+    if args.round_trips:
+        return round_trips_child(args.round_trips)
     if args.smoke:
         args.n, args.rounds = 1000, 1
     setup_db.configure(args.db)
@@ -69,6 +72,52 @@ def child(db: str, batch_size: int, start_at: float) -> None:
     after = _rss_kib("VmHWM")
     report = {"count": total, "seconds": seconds, "started": started, "ended": started + seconds}
     print(json.dumps({**report, "rss_kib_before": before, "rss_kib_after": after}))
+
+
+def round_trips_child(count: int, batch_size: int = 100) -> None:
+    """Process ``count`` due rows, then claim-and-mark as many with the bare driver, both
+    through wire.py's counter on PostgreSQL; print the round trips each side cost."""
+    from benchmarks import raw, wire
+
+    host, port = setup_db.PG["HOST"], int(setup_db.PG["PORT"])
+    with wire.RoundTripCounter(host, port) as proxy:
+        setup_db.configure("postgres", fresh=False, pg_port=proxy.port)
+        from django.contrib.auth.models import User
+        from django.db import connection
+
+        from benchmarks import bench_messages  # noqa: F401 - registers the messages
+        from transmissions.worker import process_all_notifications
+
+        direct = setup_db.raw_connection("postgres")
+        ids = list(User.objects.order_by("pk").values_list("pk", flat=True)[:count])
+        ids = [ids[i % len(ids)] for i in range(count)]
+        raw.multi_row_insert(direct, "postgres", "bench-noop", ids)
+        raw.analyze(direct, "postgres")
+        connection.ensure_connection()
+        before = proxy.round_trips
+        total = 0
+        while taken := process_all_notifications(batch_size=batch_size, time_limit=3600):
+            total += taken
+        ours = proxy.round_trips - before
+        assert total == count, (total, count)
+        proxied = setup_db.raw_connection("postgres", pg_port=proxy.port)
+        raw.multi_row_insert(direct, "postgres", "bench-noop", ids)
+        raw.analyze(direct, "postgres")
+        before = proxy.round_trips
+        assert raw.claim_and_mark(proxied, "postgres", batch_size) == count
+        theirs = proxy.round_trips - before
+        direct.execute(f"DELETE FROM {raw.TABLE}")
+    print(json.dumps({"batches": count // batch_size, "ours": ours, "raw": theirs}))
+
+
+def round_trips(count: int = 1000) -> dict[str, int]:
+    """Run ``round_trips_child`` in a fresh process; return its counts."""
+    cmd = [sys.executable, str(Path(__file__)), "--db", "postgres", "--round-trips", str(count)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False, env={**os.environ})
+    if out.returncode:
+        raise SystemExit(f"the round-trip count failed:\n{out.stderr}")
+    result: dict[str, int] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
 
 
 def _rss_kib(name: str) -> int:

@@ -32,8 +32,12 @@ LOCMEM_EMAIL: dict[str, Any] = (
 SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL")
 
 
-def configure(db: str, fresh: bool = True) -> None:
-    """Point Django at the benchmark database, set it up and migrate it."""
+def configure(db: str, fresh: bool = True, pg_port: int | None = None) -> None:
+    """Point Django at the benchmark database, set it up and migrate it.
+
+    ``pg_port``: reach PostgreSQL through that port on 127.0.0.1 instead (``wire.py``'s
+    round-trip counter), without SSL or GSS negotiation, which it does not read.
+    """
     if db == "sqlite":
         if fresh:
             for suffix in ("", "-wal", "-shm"):
@@ -47,6 +51,9 @@ def configure(db: str, fresh: bool = True) -> None:
         if fresh:
             _recreate_pg_database()
         database = {"ENGINE": "django.db.backends.postgresql", **PG}
+        if pg_port is not None:
+            database.update(HOST="127.0.0.1", PORT=str(pg_port))
+            database["OPTIONS"] = {"sslmode": "disable", "gssencmode": "disable"}
     else:
         raise SystemExit(f"--db {db!r}: use sqlite or postgres.")
     settings.configure(
@@ -95,7 +102,7 @@ def _dsn(params: dict[str, str]) -> str:
     return f"dbname={params['NAME']} user={params['USER']} host={params['HOST']} port={params['PORT']}"
 
 
-def raw_connection(db: str) -> Any:
+def raw_connection(db: str, pg_port: int | None = None) -> Any:
     """A driver connection (psycopg / sqlite3) in autocommit: one transaction per statement."""
     if db == "sqlite":
         conn = sqlite3.connect(str(SQLITE_FILE), isolation_level=None, timeout=60)
@@ -105,4 +112,7 @@ def raw_connection(db: str) -> Any:
         return conn
     import psycopg
 
+    if pg_port is not None:
+        dsn = _dsn({**PG, "HOST": "127.0.0.1", "PORT": str(pg_port)})
+        return psycopg.connect(f"{dsn} sslmode=disable gssencmode=disable", autocommit=True)
     return psycopg.connect(_dsn(PG), autocommit=True)

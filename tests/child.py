@@ -1,6 +1,7 @@
 """Real OS processes for the multi-process tests: each one a fresh Django on the test database.
 
-A child runs ``python -m tests.child ROLE [options]``. The parent passes the name of
+A child runs ``python -m tests.child ROLE [options]``, or ``python -m tests.child manage
+COMMAND ...`` for a management command (a task worker). The parent passes the name of
 the database pytest-django created in ``TRANSMISSIONS_CHILD_DB_NAME`` and extra settings
 (lease, policy...) as JSON in ``TRANSMISSIONS_CHILD_SETTINGS``. Children that must start
 together wait on a file barrier: each touches ``ready-<pid>`` in the barrier directory,
@@ -57,8 +58,10 @@ def _trigger(args: argparse.Namespace) -> dict:
     from tests.models import User
     from transmissions.registry import registry
 
-    user = User.objects.get(pk=args.user)
     classes = [registry.get(name) for name in args.names.split(",")]
+    if args.key is not None:
+        return _trigger_keyed(args, classes[0])
+    user = User.objects.get(pk=args.user)
     _wait_for_go(args.barrier)
     created = {cls.trigger_name: 0 for cls in classes}
     for _ in range(args.rounds):
@@ -66,6 +69,25 @@ def _trigger(args: argparse.Namespace) -> dict:
             if cls.trigger(user) is not None:
                 created[cls.trigger_name] += 1
     return {"created": created}
+
+
+def _trigger_keyed(args: argparse.Namespace, cls: type) -> dict:
+    """Trigger ``cls`` with idempotency key ``args.key`` for ``args.user`` (or, with
+    ``args.users``, trigger_many with the key per user "<key>-<pk>"); return the ids the
+    calls returned."""
+    from tests.models import User
+
+    many = list(User.objects.filter(pk__in=[int(pk) for pk in args.users.split(",")])) if args.users else []
+    user = None if many else User.objects.get(pk=args.user)
+    _wait_for_go(args.barrier)
+    returned = []
+    for _ in range(args.rounds):
+        if many:
+            made = cls.trigger_many(many, idempotency_key=lambda u: f"{args.key}-{u.pk}")
+            returned.append({n.target_user_id: n.pk for n in made})
+        else:
+            returned.append(cls.trigger(user, idempotency_key=args.key).pk)
+    return {"returned": returned}
 
 
 def _process(args: argparse.Namespace) -> dict:
@@ -89,6 +111,28 @@ def _process(args: argparse.Namespace) -> dict:
     return {"taken": taken, "runs": runs, "start": start, "end": time.time()}
 
 
+def _send(args: argparse.Namespace) -> dict:
+    """Send each notification of the JSON file ``args.ids`` one by one, in an order of this
+    child's: through ``Notification.send()``, or 0.2's task ``process_notification`` (--task)."""
+    import logging
+    import random
+
+    from transmissions import tasks
+    from transmissions.models import Notification
+
+    logging.disable(logging.WARNING)  # "not processed: it is ..." for every row another child took
+    ids = json.loads(Path(args.ids).read_text())
+    random.Random(args.seed).shuffle(ids)
+    _wait_for_go(args.barrier)
+    processed = 0
+    for pk in ids:
+        if args.task:
+            tasks.process_notification(pk)
+        else:
+            processed += Notification.objects.get(pk=pk).send()
+    return {"processed": processed}
+
+
 def _events(args: argparse.Namespace) -> dict:
     """Record the delivery events of the JSON file ``args.events``, in an order of this child's."""
     import datetime
@@ -108,9 +152,33 @@ def _events(args: argparse.Namespace) -> dict:
     return {"stored": stored}
 
 
+def _optout(args: argparse.Namespace) -> dict:
+    """Turn "comments" off on "memo" for each user of ``args.users``, one commit each; return the
+    time each commit had returned by."""
+    from tests.models import User
+    from transmissions.preferences import set_preference
+
+    users = list(User.objects.filter(pk__in=[int(pk) for pk in args.users.split(",")]).order_by("?"))
+    _wait_for_go(args.barrier)
+    off = {}
+    for user in users:
+        set_preference(user, "comments", "memo", False)  # autocommit: committed on return
+        off[user.pk] = time.time()
+        time.sleep(0.002)
+    return {"off": off}
+
+
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["manage"]:
+        # ``manage COMMAND ...``: a management command (a task worker) on the parent's database.
+        configure_django()
+        from django.core.management import execute_from_command_line
+
+        execute_from_command_line(["manage.py", *argv[1:]])
+        return
     parser = argparse.ArgumentParser()
-    parser.add_argument("role", choices=["trigger", "process", "events"])
+    parser.add_argument("role", choices=["trigger", "process", "events", "optout", "send"])
     parser.add_argument("--barrier")
     parser.add_argument("--user", type=int)
     parser.add_argument("--names", default="")
@@ -121,9 +189,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stop", help="with --loop: keep polling until this file exists")
     parser.add_argument("--events", help="events: a JSON file of [message id, event id, state, minute]")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ids", help="send: a JSON file of notification ids")
+    parser.add_argument("--key", help="trigger: the idempotency key of every call")
+    parser.add_argument("--users", help="optout, trigger --key: comma-separated user ids")
     args = parser.parse_args(argv)
     configure_django()
-    roles = {"trigger": _trigger, "process": _process, "events": _events}
+    roles = {"trigger": _trigger, "process": _process, "events": _events, "optout": _optout, "send": _send}
     result = roles[args.role](args)
     print(json.dumps(result), flush=True)
 

@@ -209,3 +209,30 @@ class LosesDatabaseMessage(RecordingChannel):
         from django.db import OperationalError
 
         raise OperationalError("terminating connection due to administrator command")
+
+
+# Categories (tests/settings.py's TRANSMISSIONS_CATEGORIES), on a project's own channel
+# kind ("memo") and on email; the security notice is required.
+@message("comment-memo", category="comments", channel="memo")
+class CommentMemo(RecordingChannel):
+    pass
+
+
+@message("digest-memo", category="digest", channel="memo")
+class DigestMemo(RecordingChannel):
+    pass
+
+
+@message("security-memo", category="comments", required=True, channel="memo")
+class SecurityMemo(RecordingChannel):
+    pass
+
+
+@message("comment-email", category="comments", subject="New comment")
+class CommentEmail(DefaultEmailMessage):
+    body = "Someone replied."
+
+
+@message("digest-email", category="digest", subject="Your digest")
+class DigestEmail(DefaultEmailMessage):
+    body = "This week."

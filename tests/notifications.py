@@ -36,6 +36,11 @@ class DurableMessage(DurableRecordingChannel):
     pass
 
 
+@message("durable-comment", category="comments", channel="memo")
+class DurableComment(DurableRecordingChannel):
+    """Of a category its users turn off while workers process (tests/test_concurrency.py)."""
+
+
 @message("counted", behavior=TriggerBehavior.DEFAULT)
 class CountedMessage(BaseChannel):
     """Keeps only a count, so a long run's memory does not grow with what it sent."""

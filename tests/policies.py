@@ -1,6 +1,8 @@
 """Policies the tests configure through TRANSMISSIONS_POLICIES."""
 
 import datetime
+import os
+import time
 
 from django.db.models import Q
 from django.utils import timezone
@@ -42,6 +44,24 @@ class NothingForCarol(Policy):
                 code="opted-out",
             )
         return None
+
+
+# The file ClaimLog appends to (tests/test_concurrency.py).
+CLAIM_LOG_ENV = "TRANSMISSIONS_TEST_CLAIM_LOG"
+
+
+class ClaimLog(Policy):
+    """Holds nothing: appends "<notification id> <time>" for each claimed notification when the
+    policies first see its batch, after the claim and before any preference is read."""
+
+    def prepare(self, batch):
+        now = time.time()
+        lines = "".join(f"{n.pk} {now:.6f}\n" for n in batch).encode()
+        fd = os.open(os.environ[CLAIM_LOG_ENV], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, lines)
+        finally:
+            os.close(fd)
 
 
 class NotAPolicy:

@@ -51,7 +51,12 @@ INSTALLED_APPS = [
     "push_notifications",
     "transmissions",
     "tests",
+    # The django.tasks wake-up's worker (tests/test_django_tasks.py): DBTaskResult and db_worker.
+    "django_tasks_db",
 ]
+if django.VERSION < (6, 0):
+    # Django 5.2 gets django.tasks from the backport, an app of its own.
+    INSTALLED_APPS.append("django_tasks")
 AUTH_USER_MODEL = "tests.User"
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -113,3 +118,15 @@ PUSH_NOTIFICATIONS_SETTINGS = {
 
 # .ci/run runs the suite once with the shortcuts of transmissions/internals.py turned off.
 TRANSMISSIONS_FAST_PATH = os.environ.get("TRANSMISSIONS_TEST_FAST_PATH", "1") != "0"
+
+# Categories of tests/messages.py's "comment-*", "digest-*" and "security-*" messages
+# (tests/test_preferences.py): comments are on by default, the digest is opt-in on email.
+TRANSMISSIONS_CATEGORIES = {
+    "comments": {
+        "label": "Comments",
+        "description": "Replies to your posts.",
+        "channels": {"email": True, "memo": True},
+    },
+    "digest": {"label": "Weekly digest", "channels": {"email": False}},
+}
+TRANSMISSIONS_UNSUBSCRIBE_BASE_URL = "https://transmissions.test"

@@ -293,3 +293,29 @@ def test_a_suppression_links_to_the_notification_of_its_event(admin_client):
     page = admin_client.get(reverse("admin:transmissions_suppression_change", args=[row.pk])).content.decode()
     assert reverse("admin:transmissions_notification_change", args=[n.pk]) in page
     assert "test complained (c)" in page
+
+
+def test_the_held_filter_finds_opted_out_notifications(admin_client):
+    from tests.messages import CommentMemo
+    from transmissions.preferences import set_preference
+
+    ada, bob = make_user("ada"), make_user("bob")
+    set_preference(bob, "comments", "memo", False)
+    CommentMemo.trigger(ada), CommentMemo.trigger(bob)
+    process_all_notifications()
+    url = reverse("admin:transmissions_notification_changelist")
+    page = admin_client.get(url + "?held=opted-out").content.decode()
+    assert ">bob<" in page and ">ada<" not in page
+    assert ">ada<" in admin_client.get(url).content.decode()
+    assert ">bob<" not in admin_client.get(url + "?held=suppressed").content.decode()
+
+
+def test_preferences_are_listed_and_searched_by_user(admin_client):
+    from transmissions.preferences import set_preference
+
+    set_preference(make_user("grace"), "comments", "email", False)
+    set_preference(make_user("linus"), "digest", "email", True)
+    url = reverse("admin:transmissions_preference_changelist")
+    page = admin_client.get(url + "?q=grace").content.decode()
+    assert "grace" in page and "linus" not in page
+    assert "linus" in admin_client.get(url + "?enabled__exact=1").content.decode()

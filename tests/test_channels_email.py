@@ -328,3 +328,61 @@ def test_default_alias_is_the_default_mailer_on_every_version():
     assert status(n) == S.SUCCESSFULLY_SENT
     [(envelope, received)] = server.handler.messages
     assert envelope.rcpt_tos == ["ada@example.com"] and received["Subject"] == "Hi"
+
+
+# -- transmissions 0.2's attributes: to, subject, body, create_message() ----------------
+
+
+def test_without_html_the_email_is_a_plain_email_message():
+    n = MyEmailMessage.trigger(make_user())
+    process_all_notifications()
+    assert status(n) == S.SUCCESSFULLY_SENT
+    [email] = mail.outbox
+    assert type(email) is mail.EmailMessage and not hasattr(email, "alternatives")
+    assert (email.subject, email.body, email.to) == (
+        "Hello world!",
+        "Hey, let me type a message later",
+        ["ada@example.com"],
+    )
+
+
+def test_to_is_the_target_user_and_a_subclass_may_change_it(cleanup):
+    cleanup.append("to-someone-else")
+    ada, bob = make_user(), make_user("bob")
+
+    @message("to-someone-else", subject="For bob")
+    class ToBob(DefaultEmailMessage):
+        def __init__(self, notification):
+            super().__init__(notification)
+            assert self.to == notification.target_user
+            self.to = bob
+
+    ToBob.trigger(ada)
+    channel = ToBob(Notification.objects.get())
+    assert channel.to == bob and channel.create_message().to == ["bob@example.com"]
+    channel.to = "ops@example.com"
+    assert channel.get_recipient() == "ops@example.com"
+    process_all_notifications()
+    assert [email.to for email in mail.outbox] == [["bob@example.com"]]
+
+
+def test_a_subclass_create_message_is_what_is_sent(cleanup):
+    cleanup.append("own-create-message")
+
+    @message("own-create-message", subject="Own")
+    class OwnEmail(DefaultEmailMessage):
+        def __init__(self, notification):
+            super().__init__(notification)
+            self.subject = self.kwargs.get("subject") + " subject"
+            self.body = "own body"
+
+        def create_message(self):
+            msg = mail.EmailMultiAlternatives(self.subject, self.body, to=[self.to.email])
+            msg.attach_alternative("<p>own</p>", "text/html")
+            return msg
+
+    n = OwnEmail.trigger(make_user())
+    process_all_notifications()
+    assert status(n) == S.SUCCESSFULLY_SENT
+    [email] = mail.outbox
+    assert (email.subject, email.body, email.alternatives[0][0]) == ("Own subject", "own body", "<p>own</p>")

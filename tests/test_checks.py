@@ -1,4 +1,5 @@
 import collections
+import datetime
 import pathlib
 import re
 import sys
@@ -62,6 +63,10 @@ def test_defaults_pass():
         ({"TRANSMISSIONS_TWILIO_STATUS_CALLBACK_URL": "ftp://example.com/x"}, "transmissions.E050"),
         ({"TRANSMISSIONS_TWILIO_STATUS_CALLBACK_URL": 42}, "transmissions.E050"),
         ({"TRANSMISSIONS_TWILIO_STATUS_CALLBACK_URL": "https://example.com/x"}, "transmissions.E051"),
+        ({"TRANSMISSIONS_IDEMPOTENCY_WINDOW": 0}, "transmissions.E080"),
+        ({"TRANSMISSIONS_IDEMPOTENCY_WINDOW": "1h"}, "transmissions.E080"),
+        ({"TRANSMISSIONS_IDEMPOTENCY_WINDOW": datetime.timedelta(0)}, "transmissions.E080"),
+        ({"TRANSMISSION_USER_MODEL": "auth.User"}, "transmissions.E100"),
     ],
 )
 def test_each_check(settings, expected):
@@ -140,3 +145,14 @@ def test_rows_with_an_unknown_status_are_a_database_warning():
     assert check_unknown_statuses(app_configs=[apps.get_app_config("auth")], databases=["default"]) == []
     with pytest.raises(SystemCheckError, match="transmissions.W004"):
         call_command("check", "--database", "default", "--fail-level", "WARNING")
+
+
+def test_transmission_user_model_naming_the_auth_user_model_is_fine():
+    assert ids(TRANSMISSION_USER_MODEL="tests.User") == []
+
+
+def test_transmission_user_model_error_names_the_setting_and_what_to_do():
+    with override_settings(TRANSMISSION_USER_MODEL="auth.User"):
+        (error,) = check_settings()
+    assert "TRANSMISSION_USER_MODEL is 'auth.User'" in error.msg and "'tests.User'" in error.msg
+    assert error.hint.startswith("Remove TRANSMISSION_USER_MODEL.")

@@ -21,7 +21,8 @@ from django.utils import timezone
 from tests.child import child_env, release, results, spawn, stop
 from tests.markers import server_db
 from tests.messages import DefaultMessage
-from tests.notifications import SEND_DELAY_ENV, SEND_LOG_ENV, read_send_log
+from tests.notifications import SEND_DELAY_ENV, SEND_LOG_ENV, DurableComment, read_send_log
+from tests.policies import CLAIM_LOG_ENV
 from tests.utils import make_user
 from transmissions.models import DeliveryEvent, Notification, Suppression
 
@@ -265,3 +266,123 @@ def test_a_worker_outlives_its_database_connection_being_killed(tmp_path, policy
     assert set(sent) == ids and max(sent.values()) == 1
     assert set(Notification.objects.values_list("status", flat=True)) == {S.SUCCESSFULLY_SENT}
     assert out["taken"] == len(ids)
+
+
+def test_send_and_process_notification_from_many_processes_send_each_row_once(tmp_path):
+    """0.2's entry points at once: two processes call Notification.send() on every row, two
+    call tasks.process_notification(id) on every row, each in its own order, while a worker
+    runs batches over the same rows."""
+    user = make_user()
+    ids = backlog(user, 400)
+    ids_file = tmp_path / "ids.json"
+    ids_file.write_text(json.dumps(sorted(ids)))
+    log = tmp_path / "sends.log"
+    env = child_env(db_name(), {"TRANSMISSIONS_BATCH_SIZE": 10}, **{SEND_LOG_ENV: str(log)})
+    send = ["send", "--ids", str(ids_file)]
+    argvs = [
+        [*send, "--seed", "1"],
+        [*send, "--seed", "2"],
+        [*send, "--seed", "3", "--task"],
+        [*send, "--seed", "4", "--task"],
+        ["process", "--batch-size", "10"],
+    ]
+    out = run_together(tmp_path, env, argvs)
+
+    sent = read_send_log(log)
+    assert len(sent) == len(ids) and set(sent) == ids  # each exactly once
+    senders = collections.Counter(sent)
+    assert set(senders.values()) == {1}
+    by_send = out[0]["processed"] + out[1]["processed"]
+    assert by_send > 0 and by_send + out[4]["taken"] <= len(ids)
+    assert set(Notification.objects.values_list("status", flat=True)) == {S.SUCCESSFULLY_SENT}
+    # Every process took some rows: the pids in the send log.
+    with open(log) as f:
+        pids = {line.split()[1] for line in f}
+    assert len(pids) >= 4, (pids, out)
+
+
+def test_an_opt_out_committed_before_a_claim_is_never_sent(tmp_path):
+    """Two workers process 150 notifications of a category while a third process turns it off
+    for their users one by one. A notification sent was claimed (and its preference read)
+    before its user's opt-out committed; one held was opted out of; none is lost."""
+    users = [make_user(f"u{i}") for i in range(150)]
+    DurableComment.trigger_many(users)
+    ids = set(Notification.objects.values_list("pk", flat=True))
+    log, claims = tmp_path / "sent.log", tmp_path / "claims.log"
+    policies = ["tests.policies.ClaimLog", "transmissions.preferences.PreferencePolicy"]
+    env = child_env(
+        db_name(),
+        {"TRANSMISSIONS_POLICIES": policies},
+        **{SEND_LOG_ENV: str(log), SEND_DELAY_ENV: "0.004", CLAIM_LOG_ENV: str(claims)},
+    )
+    worker = ["process", "--loop", "--batch-size", "5"]
+    optout = ["optout", "--users", ",".join(str(u.pk) for u in users)]
+    *_, out = run_together(tmp_path, env, [worker, worker, optout])
+
+    off = {int(pk): at for pk, at in out["off"].items()}
+    assert len(off) == 150
+    claimed = {int(pk): float(at) for pk, at in (line.split() for line in claims.read_text().splitlines())}
+    rows = {n.pk: n for n in Notification.objects.all()}
+    sent = read_send_log(log)
+    assert len(sent) == len(set(sent))  # once each
+    assert {pk for pk, n in rows.items() if n.status == S.SUCCESSFULLY_SENT} == set(sent)
+    held = {pk for pk, n in rows.items() if n.status == S.CANCELLED}
+    assert held | set(sent) == ids
+    for pk in sent:
+        assert off[rows[pk].target_user_id] > claimed[pk], pk
+    for pk in held:
+        assert rows[pk].reason.startswith("opted-out: "), rows[pk].reason
+    # The race really happened: some were sent before their user's opt-out, some held.
+    assert sent and held
+
+
+def test_racing_triggers_with_one_idempotency_key_make_one_row(tmp_path):
+    """8 processes, 5 calls each, one key: one row, and every call returned it."""
+    user = make_user()
+    argv = [
+        "trigger",
+        "--user",
+        str(user.pk),
+        "--names",
+        "default",
+        "--key",
+        "order-42:shipped",
+        "--rounds",
+        "5",
+    ]
+    out = run_together(tmp_path, child_env(db_name()), [argv] * 8)
+
+    [row] = Notification.objects.filter(target_user=user)
+    assert row.idempotency_key == "order-42:shipped"
+    assert [pk for r in out for pk in r["returned"]] == [row.pk] * 40
+
+
+def test_racing_take_overs_of_an_expired_key_make_one_new_row(tmp_path):
+    """The key's holder is past the window: 8 processes racing to take it over make one new row."""
+    user = make_user()
+    old = DefaultMessage.trigger(user, idempotency_key="k")
+    Notification.objects.filter(pk=old.pk).update(
+        datetime_created=timezone.now() - datetime.timedelta(days=2)
+    )
+    argv = ["trigger", "--user", str(user.pk), "--names", "default", "--key", "k", "--rounds", "3"]
+    out = run_together(tmp_path, child_env(db_name()), [argv] * 8)
+
+    new = Notification.objects.get(idempotency_key="k")
+    assert new.pk != old.pk
+    assert Notification.objects.filter(target_user=user).count() == 2
+    assert [pk for r in out for pk in r["returned"]] == [new.pk] * 24
+    old.refresh_from_db()
+    assert old.idempotency_key is None and old.status == S.CREATED
+
+
+def test_racing_trigger_many_with_a_key_per_user(tmp_path):
+    users = [make_user(f"k{i}") for i in range(20)]
+    ids = ",".join(str(u.pk) for u in users)
+    argv = ["trigger", "--users", ids, "--names", "default", "--key", "batch", "--rounds", "2"]
+    out = run_together(tmp_path, child_env(db_name()), [argv] * 8)
+
+    rows = dict(Notification.objects.values_list("target_user_id", "pk"))
+    assert len(rows) == 20 and Notification.objects.count() == 20
+    for result in out:
+        for returned in result["returned"]:
+            assert {int(k): v for k, v in returned.items()} == rows

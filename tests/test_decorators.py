@@ -29,6 +29,58 @@ def test_behavior_from_value(cleanup):
     assert ByValue.behavior is TriggerBehavior.SEND_ONCE
 
 
+@pytest.mark.parametrize(
+    ("number", "behavior"),
+    [
+        (0, TriggerBehavior.DELETE_AFTER_PROCESSING),
+        (10, TriggerBehavior.DEFAULT),
+        (20, TriggerBehavior.TRIGGER_ONCE),
+        (25, TriggerBehavior.TRIGGER_ONCE_PER_CONTENT),
+        (30, TriggerBehavior.SEND_ONCE),
+        (35, TriggerBehavior.SEND_ONCE_PER_CONTENT),
+        (40, TriggerBehavior.LAST_ONLY),
+    ],
+)
+def test_behavior_from_0_2s_integer(cleanup, number, behavior):
+    cleanup.append("by-integer")
+
+    @message("by-integer", behavior=number)
+    class ByInteger(RecordingChannel):
+        pass
+
+    assert ByInteger.behavior is behavior
+    assert behavior.legacy_value == number
+
+
+def test_the_models_trigger_behavior_is_the_same_enum():
+    from transmissions import models
+
+    assert models.TriggerBehavior is TriggerBehavior
+
+
+def test_kwargs_is_the_decorators_extra_arguments(cleanup):
+    cleanup.append("with-kwargs")
+
+    @message("with-kwargs", subject="Hi", priority=3)
+    class WithKwargs(RecordingChannel):
+        def __init__(self, notification):
+            super().__init__(notification)
+            self.subject_read = self.kwargs.get("subject")
+
+    assert WithKwargs.kwargs == {"subject": "Hi", "priority": 3}
+    assert WithKwargs(None).subject_read == "Hi"
+    from tests.messages import DefaultMessage
+
+    assert DefaultMessage.kwargs == {}
+
+
+@pytest.mark.parametrize("value", [42, True, -1])
+def test_unknown_integer_behavior_is_an_error(value):
+    with pytest.raises(ImproperlyConfigured, match=r"0\.2's integers 0, 10, 20, 25, 30, 35, 40"):
+        message("x", behavior=value)
+    assert "x" not in registry
+
+
 def test_unknown_behavior_is_an_error_at_decoration_time():
     with pytest.raises(ImproperlyConfigured, match="Unknown trigger behavior 42"):
         message("x", behavior=42)

@@ -154,3 +154,101 @@ def test_user_notifications_in_templates(user):
         "{% for n in user.notifications.sent %}{{ n.trigger_name }},{% endfor %}"
     )
     assert template.render(Context({"user": user})) == "2|default,default,"
+
+
+# -- send() and get_admin_url(): transmissions 0.2's API ----------------------------------
+
+
+def test_send_processes_the_row_now_even_before_its_schedule(user):
+    from tests import messages
+
+    notification = DefaultMessage.trigger(user, datetime_scheduled=later())
+    assert notification.send() is True
+    assert notification.status == Notification.Status.SUCCESSFULLY_SENT
+    assert notification.datetime_processed is not None and notification.attempts == 1
+    assert messages.sent == [("default", notification.pk)]
+    fresh = Notification.objects.get(pk=notification.pk)
+    assert (fresh.status, fresh.datetime_processed) == (notification.status, notification.datetime_processed)
+
+
+def test_send_twice_sends_once_and_says_why_the_second_did_nothing(user, caplog):
+    from tests import messages
+
+    notification = DefaultMessage.trigger(user)
+    assert notification.send() is True
+    stale = Notification.objects.get(pk=notification.pk)
+    Notification.objects.filter(pk=notification.pk).update(status=Notification.Status.SUCCESSFULLY_SENT)
+    with caplog.at_level("WARNING", logger="transmissions"):
+        assert notification.send() is False
+        assert stale.send() is False
+    assert len(messages.sent) == 1
+    assert f"Notification {notification.pk} not processed: it is successfully sent." in caplog.messages
+
+
+@pytest.mark.parametrize(
+    ("trigger_name", "status", "reason"),
+    [
+        ("invalid", Notification.Status.CANCELLED, "check_validity() returned false"),
+        ("always-fails", Notification.Status.FAILED, "ChannelSendException: provider said no"),
+        ("crashes", Notification.Status.FAILED, "RuntimeError: bug in the channel"),
+    ],
+)
+def test_send_outcomes_are_the_batchs(user, trigger_name, status, reason):
+    from tests.utils import trigger_named
+
+    notification = trigger_named(trigger_name, user)
+    assert notification.send() is True
+    assert (notification.status, notification.reason) == (status, reason)
+    assert Notification.objects.get(pk=notification.pk).status == status
+
+
+@pytest.mark.parametrize("trigger_name", ["init-raises", "validity-raises"])
+def test_send_of_a_message_that_breaks_marks_it_broken_and_raises(user, trigger_name):
+    from tests.utils import trigger_named
+
+    notification = trigger_named(trigger_name, user)
+    with pytest.raises(ValueError, match="cannot"):
+        notification.send()
+    assert notification.status == Notification.Status.BROKEN
+    assert Notification.objects.get(pk=notification.pk).status == Notification.Status.BROKEN
+    assert notification.send() is False  # processed: not again
+
+
+def test_send_of_an_unknown_trigger_name_raises_and_marks_it_broken(user):
+    from transmissions.exceptions import UnknownTriggerException
+
+    notification = DefaultMessage.trigger(user)
+    Notification.objects.filter(pk=notification.pk).update(trigger_name="gone")
+    notification.refresh_from_db()
+    with pytest.raises(UnknownTriggerException):
+        notification.send()
+    assert Notification.objects.get(pk=notification.pk).status == Notification.Status.BROKEN
+
+
+def test_send_deletes_a_delete_after_processing_row(user):
+    from tests.messages import DeleteAfterMessage
+
+    notification = DeleteAfterMessage.trigger(user)
+    pk = notification.pk
+    assert notification.send() is True
+    assert notification.pk is None and notification.status == Notification.Status.SUCCESSFULLY_SENT
+    assert not Notification.objects.filter(pk=pk).exists()
+
+
+def test_send_needs_a_saved_notification(user):
+    with pytest.raises(ValueError, match="not saved"):
+        Notification(target_user=user, trigger_name="default").send()
+
+
+def test_send_goes_through_the_policies():
+    carol = make_user("carol")
+    notification = DefaultMessage.trigger(carol)
+    with override_settings(TRANSMISSIONS_POLICIES=["tests.policies.NothingForCarol"]):
+        assert notification.send() is True
+    assert notification.status == Notification.Status.CANCELLED
+    assert notification.reason == "opted-out: carol opted out of default"
+
+
+def test_get_admin_url(user):
+    notification = DefaultMessage.trigger(user)
+    assert notification.get_admin_url() == f"/admin/transmissions/notification/{notification.pk}/change/"

@@ -14,6 +14,8 @@ from transmissions import tracking
 from transmissions.conf import conf
 from transmissions.models import DeliveryEvent, Notification, Suppression
 from transmissions.policies import active
+from transmissions.preferences import PreferencePolicy
+from transmissions.quiet_hours import QuietHoursPolicy
 from transmissions.tracking import (
     Event,
     SuppressionPolicy,
@@ -48,8 +50,12 @@ def event(message_id, state="delivered", event_id="e1", **kw):
 
 
 def test_suppression_is_the_default_policy_and_a_project_list_replaces_it():
-    assert conf.TRANSMISSIONS_POLICIES == ["transmissions.tracking.SuppressionPolicy"]
-    assert [type(p) for p in active()] == [SuppressionPolicy]
+    assert conf.TRANSMISSIONS_POLICIES == [
+        "transmissions.tracking.SuppressionPolicy",
+        "transmissions.preferences.PreferencePolicy",
+        "transmissions.quiet_hours.QuietHoursPolicy",
+    ]
+    assert [type(p) for p in active()] == [SuppressionPolicy, PreferencePolicy, QuietHoursPolicy]
     with override_settings(TRANSMISSIONS_POLICIES=[]):
         assert active() == []
 

@@ -144,6 +144,36 @@ def test_provider_ids_cost_no_query_of_their_own(size):
     assert len(ids) == size and all(i.startswith("<") for i in ids)
 
 
+@pytest.mark.postgres
+@pytest.mark.only_on("postgresql")
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_costs_three_round_trips_on_postgresql_counted_on_the_wire(user):
+    """Claim, users, outcome: no BEGIN/COMMIT around single statements. Counted by a proxy
+    that reads the server's ReadyForQuery messages (benchmarks/wire.py), which Django's
+    query log cannot do: it never shows the transactions' BEGIN and COMMIT."""
+    from benchmarks.wire import RoundTripCounter
+
+    for _ in range(300):
+        DefaultMessage.trigger(user, datetime_scheduled=earlier())
+    settings_dict = connection.settings_dict
+    saved = {key: settings_dict.get(key) for key in ("HOST", "PORT", "OPTIONS")}
+    with RoundTripCounter(saved["HOST"] or "127.0.0.1", int(saved["PORT"] or 5432)) as proxy:
+        connection.close()
+        options = {**(saved["OPTIONS"] or {}), "sslmode": "disable", "gssencmode": "disable"}
+        settings_dict.update(HOST="127.0.0.1", PORT=str(proxy.port), OPTIONS=options)
+        try:
+            connection.ensure_connection()
+            before = proxy.round_trips
+            assert process_all_notifications(batch_size=100) == 300
+            round_trips = proxy.round_trips - before
+        finally:
+            connection.close()
+            settings_dict.update(saved)
+    assert len(messages.sent) == 300
+    # 3 batches of 3, plus the expired-claims check before them and the last, empty claim.
+    assert round_trips <= 3 * 3 + 2, round_trips
+
+
 @override_settings(TRANSMISSIONS_LEASE_SECONDS=600, TRANSMISSIONS_EXPIRED_LEASE_POLICY="retry")
 def test_a_batch_hands_back_the_rows_it_cannot_start_within_half_its_lease(user, caplog):
     """Each send takes 2 minutes: at half the 10-minute lease the worker has sent 3, and hands

@@ -7,7 +7,8 @@ user's key). So every row is read-only here, whatever its status, and its state
 changes only through the actions, which go through the same code as the worker.
 A notification's page shows its delivery timeline (the provider's events, oldest first).
 
-The suppression list (``Suppression``): look, add an address by hand, clear one.
+The suppression list (``Suppression``): look, add an address by hand, clear one. The users'
+choices (``Preference``): look, search, change one on a user's behalf.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from transmissions import related
-from transmissions.models import Notification, Suppression
+from transmissions.models import Notification, Preference, Suppression
 from transmissions.querysets import NotificationQuerySet
 from transmissions.tracking import normalise_address
 
@@ -38,6 +39,21 @@ logger = logging.getLogger("transmissions")
 
 # Longer content titles are cut (in full in the link's title) so that a row stays one line.
 CONTENT_CHARS = 40
+
+
+class HeldFilter(admin.SimpleListFilter):
+    """By the policy that held them (``Notification.objects.held(code)``)."""
+
+    title = _("held by a policy")
+    parameter_name = "held"
+    codes = (("suppressed", _("suppressed address")), ("opted-out", _("opted out")))
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> Any:
+        return self.codes
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        value = self.value()
+        return queryset.held(value) if value in dict(self.codes) else queryset
 
 
 class NotificationChangeList(ChangeList):
@@ -59,6 +75,7 @@ class NotificationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display_links = ("trigger_name",)
     list_filter = (
         "status",
+        HeldFilter,
         "delivery_state",
         "channel",
         "trigger_name",
@@ -302,3 +319,20 @@ class SuppressionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             ngettext("%d address cleared.", "%d addresses cleared.", len(addresses)) % len(addresses),
             messages.SUCCESS,
         )
+
+
+@admin.register(Preference)
+class PreferenceAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """The choices users made (a category absent for a user has its default; see
+    docs/preferences.md). Changing one here is changing it on the user's behalf."""
+
+    list_display = ("user", "category", "channel", "enabled", "datetime_updated")
+    list_filter = ("category", "channel", "enabled")
+    search_fields = ("category",)
+    list_select_related = ("user",)
+    raw_id_fields = ("user",)
+    ordering = ("-datetime_updated",)
+
+    def get_search_fields(self, request: HttpRequest) -> tuple[str, ...]:
+        user_model = get_user_model()
+        return (*self.search_fields, f"user__{user_model.USERNAME_FIELD}")

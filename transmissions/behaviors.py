@@ -30,14 +30,25 @@ class TriggerBehavior(enum.StrEnum):
 
     @classmethod
     def coerce(cls, value: Any) -> TriggerBehavior:
-        """Return the behaviour for ``value`` (a member, its value, or None for DEFAULT)."""
+        """Return the behaviour for ``value``: a member, its value, None for DEFAULT, or the
+        integer transmissions 0.2 gave it (``LEGACY_VALUES``)."""
         if value is None:
             return cls.DEFAULT
+        if isinstance(value, int) and not isinstance(value, bool) and value in LEGACY_VALUES:
+            return LEGACY_VALUES[value]
         try:
             return cls(value)
         except ValueError:
             choices = ", ".join(f"TriggerBehavior.{m.name}" for m in cls)
-            raise ImproperlyConfigured(f"Unknown trigger behavior {value!r}; use one of {choices}.") from None
+            integers = ", ".join(str(i) for i in LEGACY_VALUES)
+            raise ImproperlyConfigured(
+                f"Unknown trigger behavior {value!r}; use one of {choices} (or 0.2's integers {integers})."
+            ) from None
+
+    @property
+    def legacy_value(self) -> int:
+        """The integer transmissions 0.2 stored for this behaviour."""
+        return next(number for number, member in LEGACY_VALUES.items() if member is self)
 
     @property
     def per_content(self) -> bool:
@@ -73,6 +84,17 @@ class TriggerBehavior(enum.StrEnum):
         return key
 
 
+# transmissions 0.2's TriggerBehavior was an integer enum; ``@message`` accepts its values.
+LEGACY_VALUES = {
+    0: TriggerBehavior.DELETE_AFTER_PROCESSING,
+    10: TriggerBehavior.DEFAULT,
+    20: TriggerBehavior.TRIGGER_ONCE,
+    25: TriggerBehavior.TRIGGER_ONCE_PER_CONTENT,
+    30: TriggerBehavior.SEND_ONCE,
+    35: TriggerBehavior.SEND_ONCE_PER_CONTENT,
+    40: TriggerBehavior.LAST_ONLY,
+}
+
 _PREFIXES = {
     TriggerBehavior.TRIGGER_ONCE: "t",
     TriggerBehavior.TRIGGER_ONCE_PER_CONTENT: "t",
@@ -80,6 +102,10 @@ _PREFIXES = {
     TriggerBehavior.SEND_ONCE_PER_CONTENT: "s",
     TriggerBehavior.LAST_ONLY: "l",
 }
+
+# Keys with this prefix (the SEND_ONCE family's) still block once their row is processed;
+# the others stop blocking when ``datetime_processed`` is set (``Notification.active_key``).
+KEPT_WHEN_PROCESSED_PREFIX = "s:"
 
 # Keys with this prefix are released when a worker claims the row: a row being sent
 # can no longer be cancelled, so it must not stop LAST_ONLY from queueing a newer one.

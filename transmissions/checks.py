@@ -1,5 +1,8 @@
-"""System checks of the core settings (transmissions.E001-E015, W001-W003), of the rows
-(W004, a database check) and of delivery tracking (E050-E052).
+"""System checks of the core settings (transmissions.E001-E015, W001-W003, E100), of the rows
+(W004, a database check), of delivery tracking (E050-E052), of the wake-up (E060-E064,
+W060-W063), of categories, preferences and unsubscribe links (E070-E073, W070-W073) and of
+idempotency keys, throttling and digests (E080-E089, W080-W089).
+
 
 The channels' checks are in ``channels/checks.py`` and ``channels/push_checks.py``;
 ``apps.py`` registers all of them. An id is never reused: ``docs/checks.md`` lists them.
@@ -7,21 +10,29 @@ The channels' checks are in ``channels/checks.py`` and ``channels/push_checks.py
 
 from __future__ import annotations
 
+import datetime
 import importlib
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.apps import apps
 from django.conf import settings
 from django.core import checks
 from django.db import connections, router
 from django.db.models import Count
+from django.urls import NoReverseMatch, reverse
 from django.utils.module_loading import import_string
 
-from transmissions.conf import LEGACY_SERIALIZER_SETTING, conf
+from transmissions import categories, taskapi
+from transmissions.conf import CELERY, DJANGO_TASKS, LEGACY_SERIALIZER_SETTING, WAKE_UP_ENGINES, conf
 from transmissions.lifecycle import notification_model
 from transmissions.policies import Policy
+from transmissions.preferences import PreferencePolicy, PreferenceSource
+from transmissions.quiet_hours import QuietHoursError, parse_window
+from transmissions.registry import registry
 from transmissions.status import Status
+from transmissions.unsubscribe import URL_NAME
 
 
 def _error(msg: str, id: str, hint: str | None = None) -> checks.Error:
@@ -98,10 +109,45 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 "transmissions.E010",
             )
         )
+    errors += _idempotency()
     errors += _policies()
     errors += _tracking()
+    errors += _wake_up()
+    errors += _preferences()
+    errors += _legacy()
     errors += _warnings()
     return errors
+
+
+def _idempotency() -> list[checks.CheckMessage]:
+    """Idempotency keys, throttling and digests (E080-E089, W080-W089)."""
+    value = conf.TRANSMISSIONS_IDEMPOTENCY_WINDOW
+    if isinstance(value, datetime.timedelta):
+        good = value > datetime.timedelta(0)
+    else:
+        good = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+    if not good:
+        msg = "TRANSMISSIONS_IDEMPOTENCY_WINDOW must be a positive number of seconds or timedelta, "
+        msg += f"not {value!r}."
+        return [_error(msg, "transmissions.E080")]
+    return []
+
+
+def _legacy() -> list[checks.CheckMessage]:
+    """Settings of transmissions 0.2 that no longer do what they did (E100-E109)."""
+    user_model = conf.TRANSMISSION_USER_MODEL
+    if user_model is None or user_model == settings.AUTH_USER_MODEL:
+        return []
+    return [
+        _error(
+            f"TRANSMISSION_USER_MODEL is {user_model!r}, but transmissions no longer reads it: "
+            f"notifications belong to AUTH_USER_MODEL ({settings.AUTH_USER_MODEL!r}).",
+            "transmissions.E100",
+            hint="Remove TRANSMISSION_USER_MODEL. If your 0.2 notifications point to that other "
+            "model's rows, move them to AUTH_USER_MODEL's before upgrading "
+            "(docs/upgrading.md, 'Differences from 0.2').",
+        )
+    ]
 
 
 def _tracking() -> list[checks.CheckMessage]:
@@ -129,6 +175,186 @@ def _tracking() -> list[checks.CheckMessage]:
         )
         errors.append(_error(msg, "transmissions.E052", 'pip install "transmissions[twilio]"'))
     return errors
+
+
+def _wake_up() -> list[checks.CheckMessage]:
+    hint = "See docs/wakeup.md."
+    engine = conf.TRANSMISSIONS_WAKE_UP
+    if engine is not None and engine not in WAKE_UP_ENGINES:
+        msg = f"TRANSMISSIONS_WAKE_UP must be None, 'celery' or 'django_tasks', not {engine!r}."
+        return [_error(msg, "transmissions.E060", hint)]
+    found: list[checks.CheckMessage] = []
+    if hasattr(settings, "TRANSMISSIONS_WAKE_UP") and conf.TRANSMISSIONS_DISPATCH_ON_COMMIT is True:
+        if engine != CELERY:
+            msg = (
+                f"TRANSMISSIONS_DISPATCH_ON_COMMIT = True is ignored: TRANSMISSIONS_WAKE_UP = {engine!r} "
+                "is set and wins."
+            )
+            found.append(
+                checks.Warning(msg, hint="Remove TRANSMISSIONS_DISPATCH_ON_COMMIT.", id="transmissions.W060")
+            )
+    if engine == DJANGO_TASKS:
+        found += _django_tasks(hint)
+    return found
+
+
+def _django_tasks(hint: str) -> list[checks.CheckMessage]:
+    api = taskapi.module()
+    if api is None:
+        msg = (
+            "TRANSMISSIONS_WAKE_UP = 'django_tasks' needs django.tasks: Django 6.0+, or the "
+            "django-tasks backport on Django 5.2, which is not installed."
+        )
+        return [_error(msg, "transmissions.E061", 'pip install "transmissions[tasks]"')]
+    alias = conf.TRANSMISSIONS_TASKS_BACKEND
+    configured = api.task_backends.settings
+    if not isinstance(alias, str) or alias not in configured:
+        msg = f"TRANSMISSIONS_TASKS_BACKEND = {alias!r} is not a backend of TASKS ({', '.join(configured)})."
+        return [_error(msg, "transmissions.E062", hint)]
+    try:
+        backend = api.task_backends[alias]
+    except Exception as exc:
+        path = configured[alias].get("BACKEND") if isinstance(configured[alias], dict) else None
+        msg = f"The {alias!r} task backend ({path!r}) of TASKS cannot be loaded: {exc}"
+        return [_error(msg, "transmissions.E063", "Install the package that provides it.")]
+    found: list[checks.CheckMessage] = []
+    queue = conf.TRANSMISSIONS_TASKS_QUEUE
+    if not isinstance(queue, str) or (backend.queues and queue not in backend.queues):
+        queues = ", ".join(sorted(backend.queues))
+        msg = (
+            f"TRANSMISSIONS_TASKS_QUEUE = {queue!r} is not a queue of the {alias!r} task backend ({queues})."
+        )
+        found.append(_error(msg, "transmissions.E064", hint))
+    kind = f"{type(backend).__module__}.{type(backend).__name__}"
+    if kind == f"{api.__name__}.backends.immediate.ImmediateBackend" and not settings.DEBUG:
+        msg = (
+            f"The {alias!r} task backend is the ImmediateBackend: the process that commits a trigger "
+            "sends every due notification itself, inside its request."
+        )
+        found.append(
+            checks.Warning(
+                msg, hint="Use a backend with workers, e.g. django-tasks-db.", id="transmissions.W061"
+            )
+        )
+    if kind == f"{api.__name__}.backends.dummy.DummyBackend":
+        msg = f"The {alias!r} task backend is the DummyBackend: it never runs a task, so nothing is woken."
+        found.append(checks.Warning(msg, hint=hint, id="transmissions.W062"))
+    if api.__name__ == "django_tasks" and not apps.is_installed("django_tasks"):
+        msg = (
+            "The django-tasks backport is used but 'django_tasks' is not in INSTALLED_APPS: "
+            "its checks of TASKS do not run."
+        )
+        found.append(
+            checks.Warning(msg, hint="Add 'django_tasks' to INSTALLED_APPS.", id="transmissions.W063")
+        )
+    return found
+
+
+def _preferences() -> list[checks.CheckMessage]:
+    hint = "See docs/preferences.md."
+    try:
+        declared = categories.categories()
+    except categories.CategoryError as exc:
+        return [_error(f"TRANSMISSIONS_CATEGORIES: {exc}.", "transmissions.E070", hint)]
+    errors: list[checks.CheckMessage] = []
+    in_categories = []
+    for name, cls in registry.items():
+        category = getattr(cls, "category", None)
+        if category and category not in declared:
+            msg = f"Message {name!r} names the category {category!r}, which is not declared."
+            errors.append(_error(msg, "transmissions.E071", "Add it to TRANSMISSIONS_CATEGORIES. " + hint))
+        if categories.of(cls) is not None:
+            in_categories.append(cls)
+    errors += _importable(
+        "TRANSMISSIONS_PREFERENCE_SOURCE",
+        conf.TRANSMISSIONS_PREFERENCE_SOURCE,
+        "transmissions.E072",
+        lambda cls: isinstance(cls, type) and issubclass(cls, PreferenceSource),
+        "a transmissions.preferences.PreferenceSource subclass",
+    )
+    policies = conf.TRANSMISSIONS_POLICIES
+    if (
+        in_categories
+        and isinstance(policies, list | tuple)
+        and not any(_applies_preferences(p) for p in policies)
+    ):
+        msg = (
+            "Messages name categories but no policy of TRANSMISSIONS_POLICIES applies the users' preferences."
+        )
+        errors.append(
+            checks.Warning(
+                msg, hint='Add "transmissions.preferences.PreferencePolicy".', id="transmissions.W073"
+            )
+        )
+    errors += _quiet_hours()
+    return errors + _unsubscribe_links(any(getattr(c, "channel", "") == "email" for c in in_categories))
+
+
+def _quiet_hours() -> list[checks.CheckMessage]:
+    hint = "See docs/preferences.md, section Quiet hours."
+    errors: list[checks.CheckMessage] = []
+    try:
+        parse_window(conf.TRANSMISSIONS_QUIET_HOURS)
+    except QuietHoursError as exc:
+        errors.append(_error(f"TRANSMISSIONS_QUIET_HOURS: {exc}.", "transmissions.E074", hint))
+    source = conf.TRANSMISSIONS_QUIET_HOURS_SOURCE
+    if source is not None:
+        errors += _importable(
+            "TRANSMISSIONS_QUIET_HOURS_SOURCE", source, "transmissions.E075", callable, "callable"
+        )
+    zone = conf.TRANSMISSIONS_RECIPIENT_TIMEZONE
+    if zone is not None:
+        # A user attribute's name, or a dotted path to a callable taking the user.
+        if not (isinstance(zone, str) and zone):
+            found: list[checks.CheckMessage] = [_error(f"must be a name or a dotted path, not {zone!r}.", "")]
+        elif "." in zone:
+            found = _importable("", zone, "", callable, "callable")
+        else:
+            found = []
+        for error in found:
+            msg = f"TRANSMISSIONS_RECIPIENT_TIMEZONE {error.msg.lstrip()}"
+            errors.append(_error(msg, "transmissions.E076", hint))
+    exempt = conf.TRANSMISSIONS_QUIET_HOURS_EXEMPT_CHANNELS
+    if not (isinstance(exempt, list | tuple) and all(isinstance(kind, str) for kind in exempt)):
+        msg = f"TRANSMISSIONS_QUIET_HOURS_EXEMPT_CHANNELS must be a list of channel kinds, not {exempt!r}."
+        errors.append(_error(msg, "transmissions.E077", hint))
+    return errors
+
+
+def _applies_preferences(path: Any) -> bool:
+    try:
+        cls = import_string(path)
+    except ImportError:
+        return False  # E012 says so
+    return isinstance(cls, type) and issubclass(cls, PreferencePolicy)
+
+
+def _unsubscribe_links(emails_in_categories: bool) -> list[checks.CheckMessage]:
+    base = conf.TRANSMISSIONS_UNSUBSCRIBE_BASE_URL
+    hint = "See docs/preferences.md, section One-click unsubscribe."
+    if base is None:
+        if emails_in_categories:
+            msg = (
+                "Emails of categories are sent without List-Unsubscribe headers: "
+                "TRANSMISSIONS_UNSUBSCRIBE_BASE_URL is not set."
+            )
+            return [checks.Warning(msg, hint=hint, id="transmissions.W071")]
+        return []
+    parts = urlsplit(base) if isinstance(base, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+        msg = f"TRANSMISSIONS_UNSUBSCRIBE_BASE_URL must be an absolute http(s) URL, not {base!r}."
+        return [_error(msg, "transmissions.E073", hint)]
+    found: list[checks.CheckMessage] = []
+    if parts.scheme == "http" and parts.hostname not in ("localhost", "127.0.0.1", "::1"):
+        msg = f"TRANSMISSIONS_UNSUBSCRIBE_BASE_URL is plain http ({base}): RFC 8058 wants an https URL."
+        found.append(checks.Warning(msg, hint=hint, id="transmissions.W070"))
+    try:
+        reverse(URL_NAME, kwargs={"token": "x"})
+    except NoReverseMatch:
+        msg = f"TRANSMISSIONS_UNSUBSCRIBE_BASE_URL is set but {URL_NAME!r} cannot be reversed: no links."
+        hint = 'Include transmissions.urls: path("notifications/", include("transmissions.urls")).'
+        found.append(checks.Warning(msg, hint=hint, id="transmissions.W072"))
+    return found
 
 
 def _policies() -> list[checks.CheckMessage]:

@@ -20,7 +20,15 @@ from django.conf import settings
 # The original package's spelling of the serializer setting, still honoured.
 LEGACY_SERIALIZER_SETTING = "TRANSMISSION_SERIALIZER"
 DEFAULT_SERIALIZER = "transmissions.serializers.PickleSerializer"
-DEFAULT_POLICIES = ["transmissions.tracking.SuppressionPolicy"]
+DEFAULT_POLICIES = [
+    "transmissions.tracking.SuppressionPolicy",
+    "transmissions.preferences.PreferencePolicy",
+    "transmissions.quiet_hours.QuietHoursPolicy",
+]
+DEFAULT_PREFERENCE_SOURCE = "transmissions.preferences.ModelPreferenceSource"
+# What TRANSMISSIONS_WAKE_UP may name besides None (wakeup.py).
+CELERY, DJANGO_TASKS = "celery", "django_tasks"
+WAKE_UP_ENGINES = (CELERY, DJANGO_TASKS)
 
 
 _UNSET = object()
@@ -53,6 +61,11 @@ class Settings:
             if hasattr(settings, name):
                 return name, getattr(settings, name)
         return "TRANSMISSIONS_SERIALIZER", DEFAULT_SERIALIZER
+
+    @property
+    def TRANSMISSION_USER_MODEL(self) -> Any:
+        """transmissions 0.2's user model setting: not read any more (check E100), None if unset."""
+        return self._get("TRANSMISSION_USER_MODEL", None)
 
     @property
     def TRANSMISSIONS_BATCH_SIZE(self) -> Any:
@@ -107,6 +120,30 @@ class Settings:
         """The data a worker's batch may hold at most: a batch has at most this divided by
         TRANSMISSIONS_MAX_DATA_BYTES rows (at least 1), whatever TRANSMISSIONS_BATCH_SIZE says."""
         return self._get("TRANSMISSIONS_BATCH_MAX_BYTES", 32 * 1024 * 1024)
+
+    @property
+    def TRANSMISSIONS_WAKE_UP(self) -> Any:
+        """What wakes a worker when a due notification is committed: ``None`` (the beat,
+        cron or ``process_notifications --loop`` finds it), ``"celery"`` or
+        ``"django_tasks"``. Unset, ``TRANSMISSIONS_DISPATCH_ON_COMMIT = True`` means
+        ``"celery"``; set, it wins over that setting (W060 says so)."""
+        value = self._cache.get("TRANSMISSIONS_WAKE_UP", _UNSET)
+        if value is _UNSET:
+            value = getattr(settings, "TRANSMISSIONS_WAKE_UP", _UNSET)
+            if value is _UNSET:
+                value = CELERY if self.TRANSMISSIONS_DISPATCH_ON_COMMIT is True else None
+            self._cache["TRANSMISSIONS_WAKE_UP"] = value
+        return value
+
+    @property
+    def TRANSMISSIONS_TASKS_BACKEND(self) -> Any:
+        """The ``TASKS`` alias that ``"django_tasks"`` wake-ups are enqueued on."""
+        return self._get("TRANSMISSIONS_TASKS_BACKEND", "default")
+
+    @property
+    def TRANSMISSIONS_TASKS_QUEUE(self) -> Any:
+        """The queue name that ``"django_tasks"`` wake-ups are enqueued on."""
+        return self._get("TRANSMISSIONS_TASKS_QUEUE", "default")
 
     @property
     def TRANSMISSIONS_DISPATCH_TIMEOUT(self) -> Any:
@@ -169,6 +206,53 @@ class Settings:
         before it is sent, in order. By default the suppression list (hard bounces and
         complaints); a project that sets it chooses its own list."""
         return self._get("TRANSMISSIONS_POLICIES", DEFAULT_POLICIES)
+
+    @property
+    def TRANSMISSIONS_CATEGORIES(self) -> Any:
+        """The categories messages belong to, by name: ``{"comments": {"label": ..., "description":
+        ..., "channels": {"email": True, "sms": False}, "default": True}}`` (``categories.py``)."""
+        return self._get("TRANSMISSIONS_CATEGORIES", {})
+
+    @property
+    def TRANSMISSIONS_PREFERENCE_SOURCE(self) -> Any:
+        """Dotted path of the ``preferences.PreferenceSource`` that reads and writes the users'
+        choices (the ``Preference`` model by default)."""
+        return self._get("TRANSMISSIONS_PREFERENCE_SOURCE", DEFAULT_PREFERENCE_SOURCE)
+
+    @property
+    def TRANSMISSIONS_UNSUBSCRIBE_BASE_URL(self) -> Any:
+        """The site's public root ("https://example.com"): one-click unsubscribe links are this
+        plus the path of ``transmissions:unsubscribe``. None: emails carry no List-Unsubscribe."""
+        return self._get("TRANSMISSIONS_UNSUBSCRIBE_BASE_URL", None)
+
+    @property
+    def TRANSMISSIONS_IDEMPOTENCY_WINDOW(self) -> Any:
+        """How long a caller's idempotency key names its notification: seconds or a timedelta
+        (default a day). A trigger with the key within it returns that notification."""
+        return self._get("TRANSMISSIONS_IDEMPOTENCY_WINDOW", 86400)
+
+    @property
+    def TRANSMISSIONS_QUIET_HOURS(self) -> Any:
+        """Everyone's quiet hours, two "HH:MM" wall-clock times in the recipient's time zone
+        (``("22:00", "07:00")``); None: none (``quiet_hours.py``)."""
+        return self._get("TRANSMISSIONS_QUIET_HOURS", None)
+
+    @property
+    def TRANSMISSIONS_QUIET_HOURS_SOURCE(self) -> Any:
+        """Dotted path of a callable taking a user and returning their own window, None (the
+        default window) or False (none)."""
+        return self._get("TRANSMISSIONS_QUIET_HOURS_SOURCE", None)
+
+    @property
+    def TRANSMISSIONS_QUIET_HOURS_EXEMPT_CHANNELS(self) -> Any:
+        """Channel kinds sent even inside quiet hours."""
+        return self._get("TRANSMISSIONS_QUIET_HOURS_EXEMPT_CHANNELS", ["inapp"])
+
+    @property
+    def TRANSMISSIONS_RECIPIENT_TIMEZONE(self) -> Any:
+        """A user's time zone: the name of a user attribute holding a zone name ("timezone"), or
+        the dotted path of a callable taking the user; None: ``TIME_ZONE`` for everyone."""
+        return self._get("TRANSMISSIONS_RECIPIENT_TIMEZONE", None)
 
     @property
     def TRANSMISSIONS_FAST_PATH(self) -> Any:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from transmissions.behaviors import TriggerBehavior
+from transmissions.categories import CATEGORY_MAX_LENGTH
 from transmissions.exceptions import MessageRegistrationError
 from transmissions.registry import CHANNEL_MAX_LENGTH, TRIGGER_NAME_MAX_LENGTH, registry
 from transmissions.trigger import Triggerable
@@ -26,8 +27,13 @@ def message(
 ) -> Callable[[T], T]:
     """Register the decorated channel class as the message ``trigger_name``.
 
-    Sets ``cls.trigger_name`` and ``cls.behavior``, copies ``attrs`` (``subject=``...)
-    onto the class, and returns the class itself, which gains ``trigger()``.
+    Sets ``cls.trigger_name`` and ``cls.behavior`` (a ``TriggerBehavior``, its value, or
+    the integer transmissions 0.2 used), copies ``attrs`` (``subject=``...) onto the
+    class and keeps them as the dict ``cls.kwargs`` (0.2's name), and returns the class
+    itself, which gains ``trigger()``.
+    ``category="comments"`` puts the message in a category its recipients may turn off
+    (``preferences.py``); ``required=True`` makes it ignore their choices; ``urgent=True``
+    sends it inside quiet hours too (``quiet_hours.py``).
     """
     if not isinstance(trigger_name, str) or not _SLUG.match(trigger_name):
         raise MessageRegistrationError(
@@ -53,10 +59,22 @@ def message(
                 f"{cls.__qualname__}.channel must be a string of at most {CHANNEL_MAX_LENGTH} "
                 f"characters, not {channel!r}."
             )
+        category = attrs.get("category", getattr(cls, "category", None))
+        if category is not None and not (
+            isinstance(category, str) and _SLUG.match(category) and len(category) <= CATEGORY_MAX_LENGTH
+        ):
+            raise MessageRegistrationError(
+                f"{cls.__qualname__}.category must be None or a slug of at most "
+                f"{CATEGORY_MAX_LENGTH} characters, not {category!r}."
+            )
+        for flag in ("required", "urgent"):
+            if not isinstance(attrs.get(flag, getattr(cls, flag, False)), bool):
+                raise MessageRegistrationError(f"{cls.__qualname__}.{flag} must be True or False.")
         registry.register(cls, trigger_name)
         cls.trigger_name = trigger_name  # type: ignore[attr-defined]
         cls.behavior = resolved  # type: ignore[attr-defined]
         cls.message_attrs = dict(attrs)  # type: ignore[attr-defined]
+        cls.kwargs = dict(attrs)  # type: ignore[attr-defined]
         for name, value in attrs.items():
             setattr(cls, name, value)
         if not hasattr(cls, "trigger"):

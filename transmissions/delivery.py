@@ -27,7 +27,7 @@ from django.db import InterfaceError, OperationalError
 from transmissions import related
 from transmissions.behaviors import TriggerBehavior
 from transmissions.conf import conf
-from transmissions.exceptions import ChannelSendException, TransientChannelError
+from transmissions.exceptions import ChannelSendException, TransientChannelError, UnknownTriggerException
 from transmissions.registry import registry
 from transmissions.status import Status
 
@@ -47,6 +47,8 @@ class Delivery:
     result: Any = None
     # What the provider called the message (the channel's ``provider_message_id``), if sent.
     provider_message_id: str | None = None
+    # BROKEN while being built or checked: what was raised (``Notification.send()`` raises it).
+    exception: BaseException | None = None
 
     @property
     def behavior(self) -> TriggerBehavior | None:
@@ -56,8 +58,9 @@ class Delivery:
 def deliver(notification: Any) -> Delivery:
     """Run ``notification`` through its message class; return what became of it. Never raises."""
     label = f"notification {notification.pk} ({notification.trigger_name})"
-    message_cls = registry.find(notification.trigger_name)
-    if message_cls is None:
+    try:
+        message_cls = registry.get(notification.trigger_name)
+    except UnknownTriggerException as exc:
         reason = "no message is registered under this trigger name"
         logger.error(
             "Broken %s: %s. Messages are discovered from the messages.py and notifications.py "
@@ -65,7 +68,7 @@ def deliver(notification: Any) -> Delivery:
             label,
             reason,
         )
-        return Delivery(Status.BROKEN, None, reason)
+        return Delivery(Status.BROKEN, None, reason, exception=exc)
     problem = related.content_problem(notification)
     if problem is not None:
         reason = f"its content cannot be loaded: {problem}"
@@ -78,7 +81,7 @@ def deliver(notification: Any) -> Delivery:
         valid = check() if check is not None else True
     except Exception as exc:
         logger.exception("Broken %s: building it or checking its validity raised.", label)
-        return Delivery(Status.BROKEN, message_cls, f"{type(exc).__name__}: {exc}")
+        return Delivery(Status.BROKEN, message_cls, f"{type(exc).__name__}: {exc}", exception=exc)
     if not valid:
         reason = _cancel_reason(channel)
         logger.warning("Cancelled %s: %s.", label, reason)

@@ -22,6 +22,7 @@ over never overwrites the newer claim.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import time
@@ -32,14 +33,14 @@ from typing import Any, TypeVar
 
 from django.apps import apps
 from django.db import IntegrityError, InterfaceError, OperationalError, connections, models, transaction
-from django.db.models import Case, CharField, DateTimeField, F, Value, When
+from django.db.models import Case, CharField, DateTimeField, F, PositiveSmallIntegerField, Value, When
 from django.utils import timezone
 
 from transmissions import db, internals, related
 from transmissions.behaviors import RELEASED_ON_CLAIM_PREFIX, TriggerBehavior
 from transmissions.conf import conf
 from transmissions.registry import registry
-from transmissions.status import PROVIDER_ID_MAX_LENGTH, REQUEUEABLE, Status, clip_reason
+from transmissions.status import ATTEMPTS_MAX, PROVIDER_ID_MAX_LENGTH, REQUEUEABLE, Status, clip_reason
 
 logger = logging.getLogger("transmissions")
 T = TypeVar("T")
@@ -197,13 +198,46 @@ class LifecycleQuerySet(models.QuerySet[Any]):
         now = now or timezone.now()
         lease = now + datetime.timedelta(seconds=conf.TRANSMISSIONS_LEASE_SECONDS)
         using = self._write_db()
-        with transaction.atomic(using=using):
-            batch = self._dialect().claim(batch_size, now, lease, RELEASED_ON_CLAIM_PREFIX)
+        # No atomic() around it: the dialects' claim is one UPDATE ... RETURNING, atomic in
+        # itself (the portable one opens its own transaction for its SELECT and UPDATE), and
+        # a BEGIN and a COMMIT would be two more round trips per batch.
+        batch = self._dialect().claim(batch_size, now, lease, RELEASED_ON_CLAIM_PREFIX)
         # Claimed: from here a lost connection must not cost the batch (a read, run again).
         reconnecting(
             using, "loading a claimed batch's users and contents", lambda: related.attach(using, batch)
         )
         return batch
+
+    def claim_one(self, pk: Any, now: datetime.datetime | None = None) -> Any:
+        """Atomically move notification ``pk`` to PROCESSING, due or not, and return it with its
+        users and content attached; None when it is not waiting (sent, claimed, gone...).
+
+        The same claim as ``claim()``: one UPDATE conditional on the row still waiting, so
+        whoever calls it (``Notification.send()``, ``tasks.process_notification``), however
+        often and from however many processes, only one of them gets the row.
+        """
+        now = now or timezone.now()
+        lease = now + datetime.timedelta(seconds=conf.TRANSMISSIONS_LEASE_SECONDS)
+        using = self._write_db()
+        manager = self.model._default_manager.using(using)
+        claimed = manager.filter(pk=pk, status=Status.CREATED, datetime_processed__isnull=True).update(
+            status=Status.PROCESSING,
+            claimed_until=lease,
+            attempts=Case(
+                When(attempts__lt=ATTEMPTS_MAX, then=F("attempts") + 1),
+                default=F("attempts"),
+                output_field=PositiveSmallIntegerField(),
+            ),
+            dedup_key=Case(
+                When(dedup_key__startswith=RELEASED_ON_CLAIM_PREFIX, then=Value(None)),
+                default=F("dedup_key"),
+            ),
+        )
+        if not claimed:
+            return None
+        notification = manager.get(pk=pk)
+        related.attach(using, [notification])
+        return notification
 
     def recover_expired(self, now: datetime.datetime | None = None) -> int:
         """Apply ``TRANSMISSIONS_EXPIRED_LEASE_POLICY`` to claims whose worker never came back."""
@@ -233,7 +267,8 @@ class LifecycleQuerySet(models.QuerySet[Any]):
     # -- held -> final -------------------------------------------------------------------
 
     def finish(self, outcomes: Outcomes) -> None:
-        """Write the outcomes of a batch: one DELETE, one UPDATE per outcome, in one transaction."""
+        """Write the outcomes of a batch: one DELETE, one UPDATE per outcome, in one transaction
+        (none for a batch that ends in one statement, usually all sent: it is atomic itself)."""
         now = timezone.now()
         using = self._write_db()
         dialect = self._dialect()
@@ -243,7 +278,12 @@ class LifecycleQuerySet(models.QuerySet[Any]):
         held = self.model._default_manager.using(using).filter(status=Status.PROCESSING)
         if lease is not None:
             held = held.filter(claimed_until=lease)
-        with transaction.atomic(using=using):
+        o = outcomes  # every statement below: the DELETE, one UPDATE per final status, the rest
+        statements = len(o.final) + sum(
+            map(bool, (o.delete, o.sent_keeping_key, o.retry_at, o.deferred, o.released))
+        )
+        together = transaction.atomic(using=using) if statements > 1 else contextlib.nullcontext()
+        with together:
             if outcomes.delete:
                 # First, while the claim still marks them as this worker's: afterwards the
                 # UPDATEs below find them gone, and a row claimed again meanwhile is kept.
@@ -273,7 +313,7 @@ class LifecycleQuerySet(models.QuerySet[Any]):
         """End the waiting (CREATED) notifications among these as CANCELLED, with ``reason``, in
         one UPDATE; return how many. Processed ones, and ones a worker is sending, are left alone."""
         return int(
-            self.filter(status=Status.CREATED).update(
+            self.filter(status=Status.CREATED, datetime_processed__isnull=True).update(
                 status=Status.CANCELLED,
                 datetime_processed=now or timezone.now(),
                 dedup_key=None,
@@ -281,8 +321,20 @@ class LifecycleQuerySet(models.QuerySet[Any]):
             )
         )
 
-    def requeue(self) -> tuple[int, int]:
-        """Make the FAILED, CANCELLED or BROKEN rows among these CREATED again, due now.
+    def cancel_key(self, *keys: str, reason: str = "cancelled by its idempotency key") -> int:
+        """End the waiting notifications that hold any of the idempotency ``keys`` as CANCELLED,
+        in one UPDATE; return how many. Processed ones, and ones being sent, are left alone.
+
+        The cancelled rows keep their key for the rest of its window, so a producer that
+        retries the trigger gets the cancelled notification back, not a new one.
+        """
+        if not keys:
+            return 0
+        return self.filter(idempotency_key__in=keys).cancel(reason)
+
+    def requeue(self, reschedule: bool = True) -> tuple[int, int]:
+        """Make the FAILED, CANCELLED or BROKEN rows among these CREATED again, due now
+        (with ``reschedule``; else at their own ``datetime_scheduled``).
 
         Each gets its behaviour's key back; a row whose behaviour is blocked by another
         row (a newer pending TRIGGER_ONCE, a sent SEND_ONCE) is skipped. Return
@@ -305,7 +357,7 @@ class LifecycleQuerySet(models.QuerySet[Any]):
                 with transaction.atomic(using=using):
                     self.model._default_manager.using(using).filter(pk=notification.pk).update(
                         status=Status.CREATED,
-                        datetime_scheduled=now,
+                        datetime_scheduled=now if reschedule else notification.datetime_scheduled,
                         datetime_processed=None,
                         attempts=0,
                         dedup_key=key,

@@ -8,11 +8,15 @@ from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
+from django.db.models import Case, F, Value, When
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_extensions.db.fields import ShortUUIDField
 
-from transmissions.behaviors import TriggerBehavior
+from transmissions import worker
+from transmissions.behaviors import KEPT_WHEN_PROCESSED_PREFIX, TriggerBehavior
+from transmissions.categories import CATEGORY_MAX_LENGTH
 from transmissions.exceptions import DataDecodeError
 from transmissions.querysets import NotificationQuerySet
 from transmissions.registry import CHANNEL_MAX_LENGTH, TRIGGER_NAME_MAX_LENGTH, registry
@@ -27,7 +31,7 @@ from transmissions.status import (
 
 _UNSET = object()
 
-__all__ = ["DeliveryEvent", "Notification", "Suppression", "TriggerBehavior"]
+__all__ = ["DeliveryEvent", "Notification", "Preference", "Suppression", "TriggerBehavior"]
 
 
 class Notification(models.Model):
@@ -79,9 +83,28 @@ class Notification(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0, editable=False)
     # While PROCESSING: when the worker's claim expires.
     claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
-    # Unique while the row blocks new triggers of its behaviour (see behaviors.py);
-    # NULL otherwise. Every supported database allows many NULLs in a unique index.
-    dedup_key = models.CharField(max_length=255, null=True, blank=True, unique=True, editable=False)
+    # The key of the row's behaviour while the lifecycle keeps it (see behaviors.py); NULL
+    # once released. Not unique itself: ``active_key`` is.
+    dedup_key = models.CharField(max_length=255, null=True, blank=True, editable=False)
+    # The key that blocks new triggers, computed by the database: ``dedup_key`` while the row
+    # is not processed (``datetime_processed`` is NULL), and afterwards only for the SEND_ONCE
+    # family, whose sent rows block for good. Unique: every supported database allows many
+    # NULLs in a unique index. So a row marked processed however it got there (a worker, a
+    # cancel, ``save()`` of a hand-set ``datetime_processed``, an UPDATE) stops blocking.
+    active_key = models.GeneratedField(
+        expression=Case(
+            When(datetime_processed__isnull=True, then=F("dedup_key")),
+            When(dedup_key__startswith=KEPT_WHEN_PROCESSED_PREFIX, then=F("dedup_key")),
+            default=Value(None),
+        ),
+        output_field=models.CharField(max_length=255, null=True),
+        db_persist=True,
+        unique=True,
+    )
+    # The caller's idempotency key (``trigger(..., idempotency_key=...)``): unique, so that
+    # a retried trigger finds the row instead of writing a second one; given up (NULL) when a
+    # trigger after the window (TRANSMISSIONS_IDEMPOTENCY_WINDOW) takes the key over.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True, unique=True, editable=False)
     # What the provider called the message when it accepted it (an ESP's message id, the
     # SMTP Message-ID, Twilio's "SM..." sid), written with the outcome: delivery events
     # find their notification by it.
@@ -101,8 +124,11 @@ class Notification(models.Model):
         verbose_name = _("notification")
         verbose_name_plural = _("notifications")
         indexes = [
-            # The due-query: status = CREATED AND datetime_scheduled <= now ORDER BY datetime_scheduled.
-            models.Index(fields=["status", "datetime_scheduled"], name="transmissions_due_idx"),
+            # The due-query: status = CREATED AND datetime_scheduled <= now AND datetime_processed
+            # IS NULL ORDER BY datetime_scheduled, read from the index alone.
+            models.Index(
+                fields=["status", "datetime_scheduled", "datetime_processed"], name="transmissions_due_idx"
+            ),
             # A user's notifications, newest first.
             models.Index(fields=["target_user", "-datetime_created"], name="transmissions_user_idx"),
             models.Index(fields=["content_type", "object_id"], name="transmissions_content_idx"),
@@ -157,7 +183,9 @@ class Notification(models.Model):
 
     @property
     def is_pending(self) -> bool:
-        return self.status in (self.Status.CREATED, self.Status.PROCESSING)
+        """Not processed yet: waiting or being sent, and ``datetime_processed`` unset."""
+        waiting = (self.Status.CREATED, self.Status.PROCESSING)
+        return self.datetime_processed is None and self.status in waiting
 
     @property
     def message_class(self) -> type | None:
@@ -175,6 +203,47 @@ class Notification(models.Model):
             self.status, self.datetime_processed, self.dedup_key = self.Status.CANCELLED, now, None
             self.reason = clip_reason(reason)
         return bool(changed)
+
+    def send(self) -> bool:
+        """Process this notification now, due or not; return whether this call processed it.
+
+        transmissions 0.2's entry point, through the workers' claim: the row is taken only
+        if it is still waiting, so it is sent at most once however often (and from however
+        many processes) this is called; otherwise nothing happens and False is returned.
+        The outcome is the batch's: CANCELLED, SUCCESSFULLY_SENT, FAILED, a retry, or a
+        policy's hold, and DELETE_AFTER_PROCESSING deletes a sent or cancelled row (then
+        ``pk`` is None). A message that raises while being built or checked leaves the row
+        BROKEN and the exception is raised again. This instance's fields are refreshed.
+        """
+        if self.pk is None:
+            raise ValueError("Notification.send(): the notification is not saved.")
+        pk = self.pk
+        delivery = None
+        try:
+            delivery = worker.process_one(pk)
+        except Exception:
+            self._reload_outcome(pk, Status.BROKEN)
+            raise
+        self._reload_outcome(pk, None if delivery is None else delivery.status)
+        return delivery is not None
+
+    def _reload_outcome(self, pk: Any, status: int | None) -> None:
+        fields = ["status", "datetime_processed", "datetime_scheduled", "reason", "attempts"]
+        fields += ["claimed_until", "dedup_key", "provider_message_id"]
+        row = type(self)._default_manager.filter(pk=pk).values(*fields).first()
+        if row is None:  # deleted: DELETE_AFTER_PROCESSING, as Model.delete() leaves it
+            if status is not None:
+                self.status = status
+            self.datetime_processed = self.datetime_processed or timezone.now()
+            self.pk = None
+            return
+        for name, value in row.items():
+            setattr(self, name, value)
+
+    def get_admin_url(self) -> str:
+        """Return the path of this notification's page in the admin."""
+        opts = self._meta
+        return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=(self.pk,))
 
     def mark_seen(self, when: Any = None) -> None:
         """Set ``datetime_seen`` now (if not set yet) and save that field."""
@@ -271,3 +340,36 @@ class Suppression(models.Model):
 
     def __str__(self) -> str:
         return f"{self.address} ({self.channel})"
+
+
+class Preference(models.Model):
+    """A user's choice for one category of messages on one channel kind: on or off.
+
+    Absent, the category's default for the channel applies (``categories.py``). Read and
+    written through the preference source (``preferences.py``), which a project may replace.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="notification_preferences",
+        # Served by the unique constraint below, which starts with the user.
+        db_index=False,
+    )
+    category = models.CharField(max_length=CATEGORY_MAX_LENGTH)
+    channel = models.CharField(max_length=CHANNEL_MAX_LENGTH)
+    enabled = models.BooleanField()
+    datetime_updated = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("notification preference")
+        verbose_name_plural = _("notification preferences")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "category", "channel"], name="transmissions_preference_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        state = "on" if self.enabled else "off"
+        return f"{self.category} on {self.channel}: {state} (user {self.user_id})"

@@ -1,4 +1,7 @@
-"""Optional inbox views: ``path("notifications/", include("transmissions.urls"))``.
+"""Optional views: ``path("notifications/", include("transmissions.urls"))``.
+
+The inbox, the preferences page (``preferences``) and the one-click unsubscribe page
+(``unsubscribe``, see ``unsubscribe.py``).
 
 ``inbox`` lists the signed-in user's sent notifications, newest first, paginated,
 and marks them all seen; ``open`` marks one consumed and redirects to its content.
@@ -12,14 +15,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core import signing
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404, resolve_url
+from django.shortcuts import get_object_or_404, render, resolve_url
+from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
-from django.views.generic import ListView
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.generic import ListView, TemplateView
 
-from transmissions import related
+from transmissions import categories, preferences, related, unsubscribe
 from transmissions.models import Notification
 from transmissions.querysets import NotificationQuerySet
 
@@ -133,3 +140,82 @@ class NotificationOpenView(LoginRequiredMixin, View):
             )
             url = None
         return HttpResponseRedirect(url if url is not None else resolve_url(self.fallback_url))
+
+
+@method_decorator(csrf_protect, name="dispatch")
+class PreferencesView(LoginRequiredMixin, TemplateView):
+    """The signed-in user's preferences: a checkbox per category and channel kind.
+
+    The form names the cells it shows (``shown``): a checked one is turned on, an unchecked
+    one off; cells the form does not show are left as they are. CSRF-protected even where the
+    project has no ``CsrfViewMiddleware``. After saving, the page
+    redirects to itself with ``?saved=1``. Override ``transmissions/preferences.html``.
+    """
+
+    template_name = "transmissions/preferences.html"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context["rows"] = preferences.matrix(self.request.user)
+        context["saved"] = self.request.GET.get("saved") == "1"
+        return context
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        user: Any = request.user  # signed in: LoginRequiredMixin
+        shown = set(request.POST.getlist("shown"))
+        for row in preferences.matrix(user):
+            for cell in row.cells:
+                wanted = cell.field_name in request.POST
+                if cell.field_name in shown and wanted != cell.enabled:
+                    preferences.set_preference(user, cell.category, cell.channel, wanted)
+        return HttpResponseRedirect(request.path + "?saved=1")
+
+
+@method_decorator(csrf_exempt, name="dispatch")
+class UnsubscribeView(View):
+    """One-click unsubscribe (RFC 8058), at the URL of an email's ``List-Unsubscribe`` header.
+
+    No login: the signed token in the URL says whose preference, for which category and
+    channel kind. GET shows a confirmation page and changes nothing (mail clients and
+    scanners fetch links); POST with ``List-Unsubscribe=One-Click`` (what mail clients send,
+    and what the confirmation page's button sends) turns the preference off. A token that
+    is tampered with, or was not made by this site, or a user or category that no longer
+    exists: 400, nothing written. CSRF-exempt, as RFC 8058 requires: the token is the proof.
+    """
+
+    template_name = "transmissions/unsubscribe.html"
+
+    def resolve(self, token: str) -> tuple[Any, Any, str] | None:
+        try:
+            scope = unsubscribe.read_token(token)
+        except signing.BadSignature:
+            return None
+        category = categories.get(scope.category)
+        user_model = get_user_model()
+        user = user_model._default_manager.filter(pk=scope.user_pk).first() if category else None
+        if user is None:
+            return None
+        return user, category, scope.channel
+
+    def refuse(self, request: HttpRequest, why: str) -> HttpResponse:
+        logger.warning("Unsubscribe refused (%s): %s.", request.method, why)
+        return render(request, self.template_name, {"invalid": True}, status=400)
+
+    def get(self, request: HttpRequest, token: str) -> HttpResponse:
+        found = self.resolve(token)
+        if found is None:
+            return self.refuse(request, "invalid token")
+        _, category, channel = found
+        context = {"category": category, "channel": channel, "one_click": unsubscribe.ONE_CLICK}
+        return render(request, self.template_name, context)
+
+    def post(self, request: HttpRequest, token: str) -> HttpResponse:
+        found = self.resolve(token)
+        if found is None:
+            return self.refuse(request, "invalid token")
+        if request.POST.get("List-Unsubscribe") != "One-Click":
+            return self.refuse(request, "the body is not List-Unsubscribe=One-Click")
+        user, category, channel = found
+        preferences.source().save(user, category.name, channel, False)
+        logger.info("User %s unsubscribed from %s on %s.", user.pk, category.name, channel)
+        return render(request, self.template_name, {"category": category, "channel": channel, "done": True})

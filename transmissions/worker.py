@@ -98,9 +98,36 @@ def max_batch_rows() -> int:
     return max(1, int(conf.TRANSMISSIONS_BATCH_MAX_BYTES // conf.TRANSMISSIONS_MAX_DATA_BYTES))
 
 
+def process_one(pk: Any, raise_broken: bool = True) -> Delivery | None:
+    """Process notification ``pk`` now, due or not, through the claim; return what became of it.
+
+    Return None, doing nothing, when it is not waiting (already processed, held by a
+    worker, deleted): so it is sent at most once however often this is called. When its
+    message breaks while being built or checked, the row is written BROKEN and, with
+    ``raise_broken``, the exception is raised again, as transmissions 0.2's
+    ``Notification.send()`` did. A policy may hold it back (then no Delivery is returned).
+    """
+    model: type[Notification] = notification_model()
+    notification = model.objects.claim_one(pk)
+    if notification is None:
+        current = model.objects.filter(pk=pk).values_list("status", flat=True).first()
+        state = "it does not exist" if current is None else f"it is {Status(current).label}"
+        logger.warning("Notification %s not processed: %s.", pk, state)
+        return None
+    _, deliveries = _process(batch=[notification])
+    delivery = deliveries[0][1] if deliveries else None
+    if delivery is not None and raise_broken and delivery.exception is not None:
+        raise delivery.exception
+    return delivery
+
+
 def process_batch(batch: list[Notification]) -> Outcomes:
     """Deliver every claimed notification of ``batch`` (but those a policy holds) and record the
     outcomes."""
+    return _process(batch)[0]
+
+
+def _process(batch: list[Notification]) -> tuple[Outcomes, list[tuple[Notification, Delivery]]]:
     outcomes = Outcomes(lease=batch[0].claimed_until if batch else None)
     model: type[Notification] = notification_model()
     using = router.db_for_write(model)
@@ -160,7 +187,7 @@ def process_batch(batch: list[Notification]) -> Outcomes:
     )
     if signals.notification_finished.has_listeners():
         _announce(deliveries)
-    return outcomes
+    return outcomes, deliveries
 
 
 def send_cutoff(lease: datetime.datetime | None) -> datetime.datetime | None:

@@ -21,11 +21,12 @@ from typing import Any
 import django
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.core.mail import EmailMultiAlternatives
+from django.core.mail import EmailMessage, EmailMultiAlternatives
 from django.core.mail.message import make_msgid
 from django.core.mail.utils import DNS_NAME
 from django.utils.html import strip_tags
 
+from transmissions import unsubscribe
 from transmissions.channels.base import BaseChannel
 from transmissions.channels.rendering import TemplateContextMixin, render
 from transmissions.exceptions import ChannelSendException, TransientChannelError
@@ -68,10 +69,22 @@ class DefaultEmailMessage(TemplateContextMixin, BaseChannel):
     headers: dict[str, str] = {}
     mailer: str | None = None  # a MAILERS alias; None: the default mailer
 
+    @property
+    def to(self) -> Any:
+        """Who the email goes to: the notification's target user (0.2's attribute), or what a
+        subclass set instead (another user, or an address)."""
+        return self.__dict__.get("_to", self.target_user)
+
+    @to.setter
+    def to(self, value: Any) -> None:
+        self.__dict__["_to"] = value
+
     def get_recipient(self) -> str:
-        """Return the address to send to (the user model's email field by default)."""
-        user = self.target_user
-        return getattr(user, user.get_email_field_name(), "") or ""
+        """Return the address to send to: ``to``'s email field (``to`` itself if it is text)."""
+        to = self.to
+        if isinstance(to, str):
+            return to
+        return getattr(to, to.get_email_field_name(), "") or ""
 
     def get_address(self) -> str | None:
         return self.get_recipient() or None
@@ -105,18 +118,28 @@ class DefaultEmailMessage(TemplateContextMixin, BaseChannel):
         return strip_tags(html) if html else ""
 
     def get_headers(self) -> dict[str, str]:
-        """Return the extra headers; a Message-ID is added so record() can keep it."""
+        """Return the extra headers; a Message-ID is added so record() can keep it, and
+        List-Unsubscribe with List-Unsubscribe-Post (RFC 8058) to an email of a category
+        (``unsubscribe.py``)."""
         headers = dict(self.headers)
         headers.setdefault("Message-ID", make_msgid(domain=DNS_NAME))
+        for name, value in unsubscribe.headers(self.notification).items():
+            headers.setdefault(name, value)
         return headers
 
     def get_mailer(self) -> str | None:
         """Return the ``MAILERS`` alias to send through (``mailer``; None for the default)."""
         return self.mailer
 
-    def build(self) -> EmailMultiAlternatives:
+    def create_message(self) -> EmailMessage:
+        """Return the email to send: a plain ``EmailMessage``, or an ``EmailMultiAlternatives``
+        with the HTML as its alternative part when there is HTML.
+
+        0.2's extension point: a subclass may override it to build its own email.
+        """
         html = self.get_html_body()
-        email = EmailMultiAlternatives(
+        email_class = EmailMessage if html is None else EmailMultiAlternatives
+        email = email_class(
             subject=self.get_subject(),
             body=self.get_body(html),
             from_email=self.from_email,
@@ -124,9 +147,12 @@ class DefaultEmailMessage(TemplateContextMixin, BaseChannel):
             reply_to=list(self.reply_to),
             headers=self.get_headers(),
         )
-        if html is not None:
+        if isinstance(email, EmailMultiAlternatives) and html is not None:
             email.attach_alternative(html, "text/html")
         return email
+
+    def build(self) -> EmailMessage:
+        return self.create_message()
 
     def transmit(self, payload: Any) -> Any:
         try:
@@ -164,7 +190,7 @@ def configured_mailers() -> set[str]:
     return {DEFAULT_MAILER}
 
 
-def send_email(email: EmailMultiAlternatives, mailer: str | None = None) -> int:
+def send_email(email: EmailMessage, mailer: str | None = None) -> int:
     """Send ``email`` through the mailer aliased ``mailer`` (None: the default); return the count sent.
 
     Errors are raised, never silenced. Django 6.1+: ``email.send(using=...)``, which raises

@@ -70,10 +70,24 @@ class DefaultSMSMessage(BaseChannel):
 
     phone_number_field = "phone_number"
     sender: str | None = None  # None: the backend's default sender
+    # 0.2's attributes: ``subject`` from ``@message(..., subject=...)``, and ``body``, the
+    # text ``create_message()`` returns unless a subclass overrides it.
+    subject: str = ""
+    body: str = ""
+
+    @property
+    def to(self) -> Any:
+        """Who the SMS goes to: the notification's target user (0.2's attribute), or the user a
+        subclass set instead."""
+        return self.__dict__.get("_to", self.target_user)
+
+    @to.setter
+    def to(self, value: Any) -> None:
+        self.__dict__["_to"] = value
 
     def get_phone_number(self) -> str:
-        """Return the number to send to, in E.164 form."""
-        return getattr(self.target_user, self.phone_number_field, "") or ""
+        """Return the number to send to, in E.164 form (``to``'s ``phone_number_field``)."""
+        return getattr(self.to, self.phone_number_field, "") or ""
 
     def get_address(self) -> str | None:
         return self.get_phone_number() or None
@@ -88,8 +102,10 @@ class DefaultSMSMessage(BaseChannel):
         return f"{number!r} is not an E.164 phone number (+ and country code, e.g. +14155552671)"
 
     def create_message(self) -> str:
-        """Return the text of the SMS. Must be implemented by a subclass."""
-        raise NotImplementedError(f"{type(self).__qualname__} must implement create_message().")
+        """Return the text of the SMS: ``body`` if set, else a subclass must implement it."""
+        if self.body:
+            return str(self.body)
+        raise NotImplementedError(f"{type(self).__qualname__} must implement create_message() or set body.")
 
     def build(self) -> SMS:
         return SMS(to=self.get_phone_number(), body=self.create_message(), sender=self.sender)

@@ -56,8 +56,9 @@ class Dialect:
         """INSERT ``rows`` (attribute values; the others take their defaults); return the
         saved instances of those inserted, in order.
 
-        With ``skip_conflicts`` a row whose ``dedup_key`` is taken is left out, not an
-        error. Here: one ``save()`` per row, each in a savepoint when the caller is in a
+        With ``skip_conflicts`` a row whose ``dedup_key`` is an active key already (or whose
+        ``idempotency_key``, when the rows have one, is taken) is left out, not an error.
+        Here: one ``save()`` per row, each in a savepoint when the caller is in a
         transaction, so that a refused row never breaks it.
         """
         saved = []
@@ -70,8 +71,7 @@ class Dialect:
                 else:
                     instance.save(force_insert=True, using=self.alias)
             except IntegrityError:
-                key = row.get("dedup_key")
-                if not skip_conflicts or key is None or not self.manager.filter(dedup_key=key).exists():
+                if not skip_conflicts or not self._taken(row):
                     raise
                 continue
             saved.append(instance)
@@ -98,6 +98,14 @@ class Dialect:
             "the user to notify (or the trigger user) does not exist: deleted since it was loaded? "
             "Nothing was written."
         )
+
+    def _taken(self, row: dict[str, Any]) -> bool:
+        """Whether another row holds ``row``'s dedup key (as its active key) or idempotency key."""
+        for name, column in (("dedup_key", "active_key"), ("idempotency_key", "idempotency_key")):
+            key = row.get(name)
+            if key is not None and self.manager.filter(**{column: key}).exists():
+                return True
+        return False
 
     def lock_users(self, user_ids: Sequence[Any]) -> None:
         """Lock these users' rows until the transaction ends, in primary-key order.
@@ -135,9 +143,9 @@ class Dialect:
         """
         features = self.connection.features
         with transaction.atomic(using=self.alias):
-            due = self.manager.filter(status=Status.CREATED, datetime_scheduled__lte=now).order_by(
-                "datetime_scheduled"
-            )
+            due = self.manager.filter(
+                status=Status.CREATED, datetime_scheduled__lte=now, datetime_processed__isnull=True
+            ).order_by("datetime_scheduled")
             if features.has_select_for_update_skip_locked:
                 due = due.select_for_update(skip_locked=True)
             ids = list(due.values_list("pk", flat=True)[:batch_size])

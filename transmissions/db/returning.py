@@ -1,6 +1,6 @@
 """The SQL PostgreSQL and SQLite (>= 3.35) share: INSERT and UPDATE ... RETURNING.
 
-A trigger is one ``INSERT ... [ON CONFLICT (dedup_key) DO NOTHING] RETURNING id, uuid``:
+A trigger is one ``INSERT ... [ON CONFLICT (active_key) DO NOTHING] RETURNING id, uuid``:
 a refused trigger is an empty RETURNING, not an IntegrityError behind a savepoint. A
 claim is one ``UPDATE ... RETURNING`` of every column, so no second query fetches
 the rows. An outcome is one UPDATE by id, written as SQL rather than compiled by the
@@ -104,7 +104,13 @@ class ReturningDialect(Dialect):
 
     def _build_insert_sql(self, columns: tuple[str, ...], count: int, skip_conflicts: bool) -> str:
         names = ", ".join(self.column(name) for name in columns)
-        conflict = f" ON CONFLICT ({self.quote('dedup_key')}) DO NOTHING" if skip_conflicts else ""
+        conflict = ""
+        if skip_conflicts:
+            # Rows with an idempotency key skip a conflict on it too (any unique column); the
+            # others on active_key, the unique generated column that follows dedup_key while
+            # the row is unprocessed.
+            target = "" if "idempotency_key" in columns else f" ({self.quote('active_key')})"
+            conflict = f" ON CONFLICT{target} DO NOTHING"
         return (
             f"INSERT INTO {self.table} ({names}) {self.insert_values(columns, count)}"
             f"{conflict} RETURNING {self.quote('id')}, {self.quote('uuid')}, {self.users_exist_sql()}"
@@ -160,7 +166,9 @@ class ReturningDialect(Dialect):
         """The ids of the due rows a claim takes, oldest schedule first."""
         sql = (
             f"SELECT id FROM {self.table} WHERE status = %s AND datetime_scheduled <= %s "  # noqa: S608
-            "ORDER BY datetime_scheduled LIMIT %s"
+            # A row marked processed by hand (datetime_processed set, status left CREATED) is
+            # never sent: "processed" means datetime_processed is set.
+            "AND datetime_processed IS NULL ORDER BY datetime_scheduled LIMIT %s"
         )
         return sql, [Status.CREATED, self.adapt_datetime(now), batch_size]
 

@@ -1,4 +1,5 @@
-"""``{% load transmissions %}``: the unseen count, a badge, a notification's text and age."""
+"""``{% load transmissions %}``: the unseen count, a badge, a notification's text and age, its
+unsubscribe link."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
 from django.utils.translation import gettext
 
+from transmissions import unsubscribe
 from transmissions.channels.inapp import as_html, entry
 from transmissions.exceptions import DataDecodeError
 from transmissions.models import Notification
@@ -102,3 +104,14 @@ def time_ago(value: datetime.datetime | None) -> str:
     if now - value < datetime.timedelta(minutes=1):
         return gettext("just now")
     return gettext("%(time)s ago") % {"time": timesince(value, now, depth=1)}
+
+
+@register.simple_tag
+def unsubscribe_url(notification: Notification) -> str:
+    """Return the one-click unsubscribe URL of ``notification`` (its category on its channel), the
+    one its email's List-Unsubscribe header holds; "" when it has none (no category,
+    ``required``, or ``TRANSMISSIONS_UNSUBSCRIBE_BASE_URL`` not set).
+
+    ``{% unsubscribe_url notification as link %}{% if link %}<a href="{{ link }}">...``
+    """
+    return unsubscribe.url_for(notification) or ""

@@ -1,0 +1,245 @@
+"""The recipients' choices: which categories of messages they get, on which channel kinds.
+
+A choice is ``(user, category, channel kind) -> on/off``; where a user never chose, the
+category's default for the channel applies (``categories.py``). Choices are read and
+written through a ``PreferenceSource``: ``ModelPreferenceSource`` (the ``Preference``
+model) by default, or a project's own (``TRANSMISSIONS_PREFERENCE_SOURCE``), say one
+that reads its profile model.
+
+``PreferencePolicy`` (in ``TRANSMISSIONS_POLICIES`` by default) applies them when a
+notification is processed, not when it is triggered: a change in between is honoured.
+A notification its user opted out of ends CANCELLED, with the reason
+``"opted-out: ..."`` (``Notification.objects.held("opted-out")`` finds them). A batch's
+choices cost one query, none when no notification of the batch has a category.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+from django.apps import apps
+from django.core.exceptions import ImproperlyConfigured
+from django.utils import timezone
+from django.utils.module_loading import import_string
+from django.utils.translation import gettext_lazy as _
+
+from transmissions import categories
+from transmissions.categories import Category
+from transmissions.conf import conf
+from transmissions.exceptions import TransmissionsError
+from transmissions.policies import Hold, Policy
+from transmissions.registry import registry
+
+# A user's choice, keyed as the sources return them: (user pk, category, channel kind).
+Key = tuple[Any, str, str]
+
+# The order channel kinds are shown in; a project's own kinds come after, by name.
+CHANNEL_ORDER = ("email", "sms", "push", "inapp")
+# What the preferences page calls them; a project's own kind is shown by its name.
+CHANNEL_LABELS = {"email": _("Email"), "sms": _("SMS"), "push": _("Push"), "inapp": _("In the app")}
+
+
+class InvalidPreference(TransmissionsError, ValueError):
+    """A preference for a category or a channel kind that does not exist; nothing was written."""
+
+
+class PreferenceSource:
+    """Where the users' choices are kept. Subclass it to keep them elsewhere, and name your
+    class in ``TRANSMISSIONS_PREFERENCE_SOURCE``."""
+
+    def load(
+        self, user_ids: Collection[Any], names: Collection[str], channels: Collection[str]
+    ) -> dict[Key, bool]:
+        """Return the choices the users ``user_ids`` made about the categories ``names`` on the
+        channel kinds ``channels``, keyed ``(user pk, category, channel)``; leave out those
+        never made. Must cost a constant number of queries, whatever the number of users.
+        Must be implemented by a subclass."""
+        raise NotImplementedError(f"{type(self).__qualname__} must implement load().")
+
+    def save(self, user: Any, category: str, channel: str, enabled: bool) -> None:
+        """Store ``user``'s choice. Must be implemented by a subclass."""
+        raise NotImplementedError(f"{type(self).__qualname__} must implement save().")
+
+
+class ModelPreferenceSource(PreferenceSource):
+    """The ``Preference`` model: one row per user, category and channel kind the user chose."""
+
+    def model(self) -> Any:
+        return apps.get_model("transmissions", "Preference")
+
+    def load(
+        self, user_ids: Collection[Any], names: Collection[str], channels: Collection[str]
+    ) -> dict[Key, bool]:
+        rows = (
+            self.model()
+            ._default_manager.filter(user_id__in=user_ids, category__in=names, channel__in=channels)
+            .values_list("user_id", "category", "channel", "enabled")
+        )
+        return {(user_id, category, channel): enabled for user_id, category, channel, enabled in rows}
+
+    def save(self, user: Any, category: str, channel: str, enabled: bool) -> None:
+        # update_or_create() locks the row and, when two requests create it at once,
+        # takes the other's row instead of failing on the unique constraint.
+        self.model()._default_manager.update_or_create(
+            user_id=user.pk,
+            category=category,
+            channel=channel,
+            defaults={"enabled": enabled, "datetime_updated": timezone.now()},
+        )
+
+
+@functools.cache
+def _source_class(path: str) -> type[PreferenceSource]:
+    cls = import_string(path)
+    if not (isinstance(cls, type) and issubclass(cls, PreferenceSource)):
+        raise ImproperlyConfigured(
+            f"TRANSMISSIONS_PREFERENCE_SOURCE: {path!r} is not a PreferenceSource subclass."
+        )
+    return cls
+
+
+def source() -> PreferenceSource:
+    """Return the preference source ``TRANSMISSIONS_PREFERENCE_SOURCE`` names."""
+    return _source_class(conf.TRANSMISSIONS_PREFERENCE_SOURCE)()
+
+
+def channel_key(channel: str) -> tuple[int, str]:
+    """Sort key of channel kinds: email, SMS, push, in-app, then the others by name."""
+    return (CHANNEL_ORDER.index(channel) if channel in CHANNEL_ORDER else len(CHANNEL_ORDER), channel)
+
+
+def channels_of(category: Category) -> list[str]:
+    """Return the channel kinds a user may choose for ``category``: those it declares a default
+    for and those of the registered messages in it (but the required ones), in order."""
+    kinds = set(category.channels)
+    for _name, message_cls in registry.items():
+        if categories.of(message_cls) == category.name:
+            kind = getattr(message_cls, "channel", "")
+            if kind:
+                kinds.add(kind)
+    return sorted(kinds, key=channel_key)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One channel kind of a category, for one user: on or off, and whether the user chose."""
+
+    category: str
+    channel: str
+    enabled: bool
+    default: bool
+    chosen: bool
+
+    @property
+    def label(self) -> str:
+        """The channel kind as the preferences page shows it ("Email", "SMS"...)."""
+        return str(CHANNEL_LABELS.get(self.channel, self.channel))
+
+    @property
+    def field_name(self) -> str:
+        """The name of the preferences form's checkbox for this cell."""
+        return f"{self.category}:{self.channel}"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One category of the matrix: its declaration and a cell per channel kind."""
+
+    category: Category
+    cells: list[Cell]
+
+
+def matrix(user: Any) -> list[Row]:
+    """Return ``user``'s category x channel matrix, categories by name, in one query.
+
+    For projects that build their own page; ``views.PreferencesView`` renders it.
+    """
+    declared = sorted(categories.categories().values(), key=lambda c: c.name)
+    kinds = {category.name: channels_of(category) for category in declared}
+    all_kinds = {kind for found in kinds.values() for kind in found}
+    chosen = source().load([user.pk], list(kinds), all_kinds) if all_kinds else {}
+    rows = []
+    for category in declared:
+        cells = []
+        for kind in kinds[category.name]:
+            default = category.default_for(kind)
+            choice = chosen.get((user.pk, category.name, kind))
+            cells.append(
+                Cell(category.name, kind, default if choice is None else choice, default, choice is not None)
+            )
+        rows.append(Row(category, cells))
+    return rows
+
+
+def set_preference(user: Any, category: str, channel: str, enabled: bool) -> None:
+    """Store ``user``'s choice to get ``category`` on ``channel`` or not.
+
+    Raise InvalidPreference, writing nothing, for a category that is not declared or a
+    channel kind it has no messages or default for.
+    """
+    found = categories.get(category)
+    if found is None:
+        raise InvalidPreference(f"No category {category!r} is declared.")
+    if channel not in channels_of(found):
+        raise InvalidPreference(f"Category {category!r} has no channel {channel!r}.")
+    if not isinstance(enabled, bool):
+        raise InvalidPreference(f"enabled must be True or False, not {enabled!r}.")
+    source().save(user, category, channel, enabled)
+
+
+class PreferencePolicy(Policy):
+    """Cancel a notification of a category its user turned off (or never turned on, if opt-in)
+    on its channel kind.
+
+    A message without a category, or ``required``, is never held. One query per batch
+    (the source's ``load()``), none when no notification of the batch has a category.
+    """
+
+    def prepare(self, batch: list[Any]) -> None:
+        self.keys: dict[int, Key] = {}
+        for notification in batch:
+            message_cls = registry.find(notification.trigger_name)
+            name = categories.of(message_cls)
+            if name is not None:
+                kind = notification.channel or getattr(message_cls, "channel", "")
+                self.keys[notification.pk] = (notification.target_user_id, name, kind)
+        self.chosen: dict[Key, bool] = {}
+        self.declared: dict[str, Category] = {}
+        if self.keys:
+            self.declared = categories.categories()
+            self.chosen = source().load(
+                {key[0] for key in self.keys.values()},
+                {key[1] for key in self.keys.values()},
+                {key[2] for key in self.keys.values()},
+            )
+
+    def check(self, notification: Any, message_cls: type | None) -> Hold | None:
+        key = self.keys.get(notification.pk)
+        if key is None:
+            return None
+        user_id, name, kind = key
+        choice = self.chosen.get(key)
+        if choice is not None:
+            if choice:
+                return None
+            return Hold(f"user {user_id} turned {name} off on {kind or 'this channel'}", code="opted-out")
+        category = self.declared.get(name)
+        if category is None or category.default_for(kind):
+            return None  # an undeclared category (system check E071) has no opt-out yet
+        return Hold(f"{name} is opt-in on {kind} and user {user_id} has not turned it on", code="opted-out")
+
+
+__all__ = [
+    "Cell",
+    "InvalidPreference",
+    "ModelPreferenceSource",
+    "PreferencePolicy",
+    "PreferenceSource",
+    "Row",
+    "matrix",
+    "set_preference",
+    "source",
+]
