@@ -1,5 +1,8 @@
 """Message classes used by the tests; autodiscovered like a project's own ``messages`` module."""
 
+from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
+
 from transmissions import TriggerBehavior, message
 from transmissions.channels.base import BaseChannel
 from transmissions.channels.email import DefaultEmailMessage
@@ -236,3 +239,16 @@ class CommentEmail(DefaultEmailMessage):
 @message("digest-email", category="digest", subject="Your digest")
 class DigestEmail(DefaultEmailMessage):
     body = "This week."
+
+
+# Rendered in the recipient's language and time zone (tests/test_recipients.py).
+@message("locale-inapp")
+class LocaleInApp(InAppMessage):
+    def get_text(self):
+        when = timezone.localtime(self.notification.datetime_scheduled)
+        return f"{gettext('Notifications')} {when:%H:%M} {when.tzinfo}"
+
+
+@message("locale-email", subject=gettext_lazy("Notifications"))
+class LocaleEmail(DefaultEmailMessage):
+    body = gettext_lazy("just now")

@@ -136,6 +136,19 @@ class Settings:
         return value
 
     @property
+    def TRANSMISSIONS_WAKE_UP_CACHE(self) -> Any:
+        """The alias of a cache every process shares (Redis, Memcached, the database) that
+        coalesces wake-ups: one woken worker at a time (``coalesce.py``); ``None``: one
+        wake-up per committed transaction."""
+        return self._get("TRANSMISSIONS_WAKE_UP_CACHE", None)
+
+    @property
+    def TRANSMISSIONS_WAKE_UP_LINGER(self) -> Any:
+        """Seconds a worker keeps looking for new due rows once the backlog is empty, while
+        wake-ups are coalesced."""
+        return self._get("TRANSMISSIONS_WAKE_UP_LINGER", 0.5)
+
+    @property
     def TRANSMISSIONS_TASKS_BACKEND(self) -> Any:
         """The ``TASKS`` alias that ``"django_tasks"`` wake-ups are enqueued on."""
         return self._get("TRANSMISSIONS_TASKS_BACKEND", "default")
@@ -253,6 +266,12 @@ class Settings:
         """A user's time zone: the name of a user attribute holding a zone name ("timezone"), or
         the dotted path of a callable taking the user; None: ``TIME_ZONE`` for everyone."""
         return self._get("TRANSMISSIONS_RECIPIENT_TIMEZONE", None)
+
+    @property
+    def TRANSMISSIONS_RECIPIENT_LANGUAGE(self) -> Any:
+        """A user's language: the name of a user attribute holding a language code ("language"),
+        or the dotted path of a callable taking the user; None: ``LANGUAGE_CODE`` for everyone."""
+        return self._get("TRANSMISSIONS_RECIPIENT_LANGUAGE", None)
 
     @property
     def TRANSMISSIONS_FAST_PATH(self) -> Any:

@@ -24,7 +24,7 @@ from typing import Any
 
 from django.db import InterfaceError, OperationalError
 
-from transmissions import related
+from transmissions import recipients, related
 from transmissions.behaviors import TriggerBehavior
 from transmissions.conf import conf
 from transmissions.exceptions import ChannelSendException, TransientChannelError, UnknownTriggerException
@@ -55,8 +55,21 @@ class Delivery:
         return getattr(self.message_cls, "behavior", None)
 
 
-def deliver(notification: Any) -> Delivery:
-    """Run ``notification`` through its message class; return what became of it. Never raises."""
+def deliver(notification: Any, in_force: tuple[str, Any] | None = None) -> Delivery:
+    """Run ``notification`` through its message class, in its recipient's language and time zone
+    (``recipients.activated()``); return what became of it. Never raises.
+
+    ``in_force``: ``recipients.in_force()``, read once by a caller that delivers many.
+    """
+    locale = recipients.locale_of(notification.target_user)
+    # zoneinfo caches its zones: the same zone is the same object.
+    if locale == (in_force or recipients.in_force()):
+        return _deliver(notification)  # already in force: nothing to switch
+    with recipients.switched(locale):
+        return _deliver(notification)
+
+
+def _deliver(notification: Any) -> Delivery:
     label = f"notification {notification.pk} ({notification.trigger_name})"
     try:
         message_cls = registry.get(notification.trigger_name)

@@ -24,7 +24,7 @@ from typing import Any
 from celery import shared_task
 from django.core.exceptions import ImproperlyConfigured
 
-from transmissions import taskapi, worker
+from transmissions import coalesce, taskapi, worker
 from transmissions.conf import conf
 
 DJANGO_TASK = "process_due_notifications"
@@ -33,7 +33,11 @@ DJANGO_TASK = "process_due_notifications"
 @shared_task(name="transmissions.tasks.process_all_notifications", ignore_result=True)
 def process_all_notifications() -> int:
     """Process every due notification within the run's time budget; return how many."""
-    return worker.process_all_notifications()
+    summary = worker.run()
+    if summary.stopped_early and coalesce.reserve():
+        # Coalesced wake-ups (coalesce.py): the commits this run stood for get a next run.
+        process_all_notifications.apply_async()
+    return summary.taken
 
 
 @shared_task(name="transmissions.tasks.process_notification", ignore_result=True)
@@ -49,7 +53,10 @@ def process_notification(notification_id: int) -> None:
 
 def _process_due_notifications() -> int:
     """Process every due notification within the run's time budget; return how many."""
-    return worker.process_all_notifications()
+    summary = worker.run()
+    if summary.stopped_early and coalesce.reserve():
+        django_task().enqueue()  # as process_all_notifications above
+    return summary.taken
 
 
 # django.tasks names a task by its function's module and qualified name: this one's path is

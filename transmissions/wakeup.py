@@ -43,7 +43,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from transmissions import internals, taskapi, tasks
+from transmissions import coalesce, internals, taskapi, tasks
 from transmissions.conf import DJANGO_TASKS, WAKE_UP_ENGINES, conf
 
 logger = logging.getLogger("transmissions")
@@ -85,6 +85,8 @@ def wake() -> None:
     its socket allows, but never the request that committed. While it is held, later
     wake-ups are skipped (logged): at most one dispatch is in flight per process.
     """
+    if not coalesce.reserve():
+        return  # a worker is queued or looking already, and will see these rows (coalesce.py)
     if conf.TRANSMISSIONS_WAKE_UP == DJANGO_TASKS:
         enqueue()
         return
