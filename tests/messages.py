@@ -159,6 +159,14 @@ class BadgeInApp(InAppMessage):
         return f"You earned the {self.data['badge']} badge"
 
 
+@message("hello-inapp")
+class HelloInApp(InAppMessage):
+    """Text from get_text(), with a user's own words in it: escaped when stored."""
+
+    def get_text(self):
+        return f"{self.trigger_user.first_name} says hello"
+
+
 @message("bare-inapp")
 class BareInApp(InAppMessage):
     """Neither template_name nor get_text(): a bug that ends FAILED."""
@@ -169,6 +177,12 @@ class BareInApp(InAppMessage):
 class InboxMethodMessage(RecordingChannel):
     def inbox_text(self):
         return f"About {self.content.title if self.content else 'nothing'} for {self.target_user.username}"
+
+
+@message("inbox-raises")
+class InboxRaisesMessage(RecordingChannel):
+    def inbox_text(self):
+        return f"Your {self.data['missing']} arrived"
 
 
 @message("inbox-attribute")
@@ -188,6 +202,16 @@ class SlowMessage(RecordingChannel):
         super().send()
         for hook in on_send:
             hook()
+
+
+@message("loses-database")
+class LosesDatabaseMessage(RecordingChannel):
+    """A channel whose own query finds the database connection gone."""
+
+    def send(self):
+        from django.db import OperationalError
+
+        raise OperationalError("terminating connection due to administrator command")
 
 
 # Categories (tests/settings.py's TRANSMISSIONS_CATEGORIES), on a project's own channel

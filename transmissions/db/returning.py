@@ -14,11 +14,12 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import models
 
 from transmissions import internals
 from transmissions.db.base import Dialect
-from transmissions.status import Status
+from transmissions.status import ATTEMPTS_MAX, Status
 
 
 class ReturningDialect(Dialect):
@@ -43,7 +44,11 @@ class ReturningDialect(Dialect):
         adapted = self._adapt(columns, rows)
         with self.connection.cursor() as cursor:
             cursor.execute(self.insert_sql(columns, len(rows), skip_conflicts), self.insert_params(adapted))
-            inserted = {uuid: pk for pk, uuid in cursor.fetchall()}
+            returned = cursor.fetchall()
+        inserted = {uuid: pk for pk, uuid, _ in returned}
+        orphans = [pk for pk, _, users_exist in returned if not users_exist]
+        if orphans:
+            self.refuse_orphans(orphans)
         names = internals.attnames(self.model)[1:]  # the id first, then the others
         build = internals.builder(self.model, self.alias)
         saved = []
@@ -108,7 +113,23 @@ class ReturningDialect(Dialect):
             conflict = f" ON CONFLICT{target} DO NOTHING"
         return (
             f"INSERT INTO {self.table} ({names}) {self.insert_values(columns, count)}"
-            f"{conflict} RETURNING {self.quote('id')}, {self.quote('uuid')}"
+            f"{conflict} RETURNING {self.quote('id')}, {self.quote('uuid')}, {self.users_exist_sql()}"
+        )
+
+    def users_exist_sql(self) -> str:
+        """An expression of the inserted row: 1 when its target user (and trigger user, if any)
+        exists, else 0. The foreign keys are checked only at COMMIT (deferred), so without it
+        a user deleted meanwhile would fail the caller's whole transaction there."""
+        user: Any = get_user_model()
+        users = self.quote(user._meta.db_table)
+        key = f"{users}.{self.quote(user._meta.pk.column)}"
+        target = f"{self.table}.{self.column('target_user_id')}"
+        trigger = f"{self.table}.{self.column('trigger_user_id')}"
+        # COALESCE, not "IS NULL OR": SQLite 3.40 evaluates "column IS NULL" in a RETURNING
+        # clause as false for a NULL it just inserted.
+        return (
+            f"CASE WHEN EXISTS (SELECT 1 FROM {users} WHERE {key} = {target}) AND EXISTS "  # noqa: S608
+            f"(SELECT 1 FROM {users} WHERE {key} = COALESCE({trigger}, {target})) THEN 1 ELSE 0 END"
         )
 
     def claim(
@@ -135,10 +156,11 @@ class ReturningDialect(Dialect):
     def claim_set(self, lease: datetime.datetime, release_prefix: str) -> tuple[str, list[Any]]:
         """The SET clause of a claim, and its parameters."""
         sql = (
-            "status = %s, claimed_until = %s, attempts = attempts + 1, "
+            "status = %s, claimed_until = %s, "
+            "attempts = CASE WHEN attempts < %s THEN attempts + 1 ELSE attempts END, "
             "dedup_key = CASE WHEN dedup_key LIKE %s THEN NULL ELSE dedup_key END"
         )
-        return sql, [Status.PROCESSING, self.adapt_datetime(lease), release_prefix + "%"]
+        return sql, [Status.PROCESSING, self.adapt_datetime(lease), ATTEMPTS_MAX, release_prefix + "%"]
 
     def due_sql(self, now: datetime.datetime, batch_size: int) -> tuple[str, list[Any]]:
         """The ids of the due rows a claim takes, oldest schedule first."""
