@@ -242,3 +242,16 @@ def test_a_channel_that_reads_the_users_costs_one_users_query_per_batch_whatever
     batches = 1 if internals.enabled() else -(-2 * size // 100)
     assert len(user_queries) == batches, user_queries
     assert len(mail.outbox) == size
+
+
+@override_settings(TRANSMISSIONS_MAX_DATA_BYTES=256 * 1024, TRANSMISSIONS_BATCH_MAX_BYTES=1024 * 1024)
+def test_a_batch_is_bounded_by_data_size_as_well_as_count(user):
+    """Rows may hold up to 256 KiB of data and a batch 1 MiB: 4 rows a batch, not 100."""
+    for _ in range(10):
+        DefaultMessage.trigger(user, data={"blob": "x" * 200_000}, datetime_scheduled=earlier())
+    assert run(batch_size=100, time_limit=0).taken == 4  # one batch
+    assert process_all_notifications(batch_size=100) == 6
+    with override_settings(TRANSMISSIONS_BATCH_MAX_BYTES=1):
+        from transmissions.worker import max_batch_rows
+
+        assert max_batch_rows() == 1  # never 0
