@@ -1,6 +1,6 @@
 """ "Processed" has one meaning, transmissions 0.2's: ``datetime_processed`` is set.
 
-The database holds it: ``Notification.active_key`` (models.py, migration 0008) is computed
+The database holds it: ``Notification.active_key`` (models.py, migration 0010) is computed
 from ``dedup_key`` and ``datetime_processed``, so a row marked processed however it got
 there (``save()`` of a hand-set value, a queryset UPDATE, raw SQL) stops blocking
 TRIGGER_ONCE, TRIGGER_ONCE_PER_CONTENT and LAST_ONLY, and is never due, pending or sent.

@@ -89,3 +89,41 @@ class AlterFieldElsewhere(migrations.AlterField):
     def database_backwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
         if schema_editor.connection.vendor != "postgresql":
             super().database_backwards(app_label, schema_editor, from_state, to_state)
+
+
+def _has_column(schema_editor: Any, table: str, column: str) -> bool:
+    connection = schema_editor.connection
+    with connection.cursor() as cursor:
+        if table not in connection.introspection.table_names(cursor):
+            return False  # sqlmigrate on a database without the table
+        return column in {c.name for c in connection.introspection.get_table_description(cursor, table)}
+
+
+def _has_constraint(schema_editor: Any, table: str, name: str) -> bool:
+    connection = schema_editor.connection
+    with connection.cursor() as cursor:
+        if table not in connection.introspection.table_names(cursor):
+            return False
+        return name in connection.introspection.get_constraints(cursor, table)
+
+
+class AddFieldUnlessPresent(migrations.AddField):
+    """AddField that leaves a column ``upgrade.retype_columns`` added already alone.
+
+    On PostgreSQL the upgrade from 0.2 adds ``active_key`` in 0005's one table rewrite,
+    rather than in a second rewrite here; a new database has no such column yet.
+    """
+
+    def database_forwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
+        model = to_state.apps.get_model(app_label, self.model_name)
+        if not _has_column(schema_editor, model._meta.db_table, self.name):
+            super().database_forwards(app_label, schema_editor, from_state, to_state)
+
+
+class AddConstraintUnlessPresent(migrations.AddConstraint):
+    """AddConstraint that leaves a constraint ``upgrade.retype_columns`` added already alone."""
+
+    def database_forwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
+        model = to_state.apps.get_model(app_label, self.model_name)
+        if not _has_constraint(schema_editor, model._meta.db_table, self.constraint.name):
+            super().database_forwards(app_label, schema_editor, from_state, to_state)

@@ -99,7 +99,6 @@ class Notification(models.Model):
         ),
         output_field=models.CharField(max_length=255, null=True),
         db_persist=True,
-        unique=True,
     )
     # The caller's idempotency key (``trigger(..., idempotency_key=...)``): unique, so that
     # a retried trigger finds the row instead of writing a second one; given up (NULL) when a
@@ -137,6 +136,10 @@ class Notification(models.Model):
             models.Index(fields=["content_type", "object_id"], name="transmissions_content_idx"),
             # A delivery event's look-up of its notification.
             models.Index(fields=["provider_message_id"], name="transmissions_provider_id_idx"),
+        ]
+        constraints = [
+            # The behaviours' rule (a constraint, not unique=True: no LIKE index on PostgreSQL).
+            models.UniqueConstraint(fields=["active_key"], name="transmissions_active_key"),
         ]
 
     def __str__(self) -> str:

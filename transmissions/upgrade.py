@@ -253,6 +253,13 @@ def record_legacy_rows(connection: BaseDatabaseWrapper) -> None:
     )
 
 
+# What Django writes for Notification.active_key on PostgreSQL (``sqlmigrate transmissions 0010``).
+ACTIVE_KEY_SQL = (
+    'CASE WHEN "datetime_processed" IS NULL THEN "dedup_key" '
+    'WHEN "dedup_key"::text LIKE \'s:%%\' THEN "dedup_key" ELSE NULL END'
+)
+
+
 def retype_columns(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     """PostgreSQL: ``id`` to bigint (and its sequence), ``status`` to smallint and
     ``datetime_created`` NOT NULL in one ALTER TABLE: one table rewrite under the exclusive
@@ -265,7 +272,11 @@ def retype_columns(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> 
     q = sql.q
     sql.execute(
         f"ALTER TABLE {sql.table} ALTER COLUMN {q('id')} TYPE bigint, "
-        f"ALTER COLUMN {q('status')} TYPE smallint, ALTER COLUMN {q('datetime_created')} SET NOT NULL"
+        f"ALTER COLUMN {q('status')} TYPE smallint, ALTER COLUMN {q('datetime_created')} SET NOT NULL, "
+        # Migration 0010's column and constraint, in this rewrite rather than a second one
+        # (0010 leaves them alone when present: migration_operations.AddFieldUnlessPresent).
+        f"ADD COLUMN {q('active_key')} varchar(255) GENERATED ALWAYS AS ({ACTIVE_KEY_SQL}) STORED, "
+        f"ADD CONSTRAINT {q('transmissions_active_key')} UNIQUE ({q('active_key')})"
     )
     _retype_sequence(sql, "bigint")
 
@@ -277,7 +288,8 @@ def unretype_columns(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -
         return
     q = sql.q
     sql.execute(
-        f"ALTER TABLE {sql.table} ALTER COLUMN {q('id')} TYPE integer, "
+        f"ALTER TABLE {sql.table} DROP COLUMN IF EXISTS {q('active_key')}, "
+        f"ALTER COLUMN {q('id')} TYPE integer, "
         f"ALTER COLUMN {q('status')} TYPE integer, ALTER COLUMN {q('datetime_created')} DROP NOT NULL"
     )
     _retype_sequence(sql, "integer")

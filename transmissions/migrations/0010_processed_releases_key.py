@@ -9,6 +9,8 @@ due index holds ``datetime_processed`` too, since a processed row is never due.
 
 from django.db import migrations, models
 
+from transmissions import migration_operations as ops
+
 
 class Migration(migrations.Migration):
     dependencies = [
@@ -16,7 +18,8 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AddField(
+        # On PostgreSQL the upgrade from 0.2 added both already, in 0005's table rewrite.
+        ops.AddFieldUnlessPresent(
             model_name="notification",
             name="active_key",
             field=models.GeneratedField(
@@ -27,8 +30,11 @@ class Migration(migrations.Migration):
                     default=models.Value(None),
                 ),
                 output_field=models.CharField(max_length=255, null=True),
-                unique=True,
             ),
+        ),
+        ops.AddConstraintUnlessPresent(
+            model_name="notification",
+            constraint=models.UniqueConstraint(fields=["active_key"], name="transmissions_active_key"),
         ),
         migrations.AlterField(
             model_name="notification",
