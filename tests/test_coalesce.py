@@ -20,6 +20,7 @@ from tests.child import SETTINGS_ENV
 from tests.messages import DefaultMessage
 from tests.notifications import DurableMessage, read_send_log
 from tests.test_celery import Celery, all_sent, redis_db  # noqa: F401 - the fixture
+from tests.test_wakeup import eager  # noqa: F401 - the fixture
 from tests.utils import make_user
 from transmissions import coalesce, worker
 from transmissions.checks import check_settings
@@ -31,8 +32,7 @@ COALESCED = {"TRANSMISSIONS_WAKE_UP": "celery", "TRANSMISSIONS_WAKE_UP_CACHE": "
 
 @pytest.fixture
 def published():
-    """The processing tasks queued while the test runs (Celery's own publish signal), with
-    the task running eagerly here."""
+    """The processing tasks queued while the test runs (Celery's own publish signal)."""
     seen = []
 
     def count(sender=None, **kwargs):
@@ -48,25 +48,13 @@ def published():
 
 
 @pytest.fixture
-def eager_runs():
-    from celery.signals import task_prerun
-
-    seen = []
-
-    def count(sender=None, **kwargs):
-        if sender is not None and sender.name == TASK:
-            seen.append(sender.name)
-
-    app.set_current()
-    app.conf.task_always_eager = True
-    task_prerun.connect(count)
+def eager_runs(eager):
+    """test_wakeup's eager runs, with wake-ups coalesced on the locmem cache, no linger."""
     caches["default"].delete(coalesce.KEY)
     try:
         with override_settings(**COALESCED, TRANSMISSIONS_WAKE_UP_LINGER=0):
-            yield seen
+            yield eager
     finally:
-        task_prerun.disconnect(count)
-        app.conf.task_always_eager = False
         caches["default"].delete(coalesce.KEY)
 
 
