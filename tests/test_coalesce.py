@@ -48,12 +48,13 @@ def published():
 
 
 @pytest.fixture
-def eager_runs(eager):
+def eager_runs(request):
     """test_wakeup's eager runs, with wake-ups coalesced on the locmem cache, no linger."""
+    runs = request.getfixturevalue("eager")
     caches["default"].delete(coalesce.KEY)
     try:
         with override_settings(**COALESCED, TRANSMISSIONS_WAKE_UP_LINGER=0):
-            yield eager
+            yield runs
     finally:
         caches["default"].delete(coalesce.KEY)
 
