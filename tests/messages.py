@@ -1,5 +1,7 @@
 """Message classes used by the tests; autodiscovered like a project's own ``messages`` module."""
 
+import datetime
+
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy
 
@@ -9,6 +11,7 @@ from transmissions.channels.email import DefaultEmailMessage
 from transmissions.channels.inapp import InAppMessage
 from transmissions.channels.sms import DefaultSMSMessage
 from transmissions.exceptions import ChannelSendException, TransientChannelError
+from transmissions.throttle import Throttle
 
 # What RecordingChannel sent: (trigger_name, notification pk), in order.
 sent: list[tuple[str, int]] = []
@@ -159,6 +162,14 @@ class BadgeInApp(InAppMessage):
         return f"You earned the {self.data['badge']} badge"
 
 
+@message("hello-inapp")
+class HelloInApp(InAppMessage):
+    """Text from get_text(), with a user's own words in it: escaped when stored."""
+
+    def get_text(self):
+        return f"{self.trigger_user.first_name} says hello"
+
+
 @message("bare-inapp")
 class BareInApp(InAppMessage):
     """Neither template_name nor get_text(): a bug that ends FAILED."""
@@ -169,6 +180,12 @@ class BareInApp(InAppMessage):
 class InboxMethodMessage(RecordingChannel):
     def inbox_text(self):
         return f"About {self.content.title if self.content else 'nothing'} for {self.target_user.username}"
+
+
+@message("inbox-raises")
+class InboxRaisesMessage(RecordingChannel):
+    def inbox_text(self):
+        return f"Your {self.data['missing']} arrived"
 
 
 @message("inbox-attribute")
@@ -188,6 +205,16 @@ class SlowMessage(RecordingChannel):
         super().send()
         for hook in on_send:
             hook()
+
+
+@message("loses-database")
+class LosesDatabaseMessage(RecordingChannel):
+    """A channel whose own query finds the database connection gone."""
+
+    def send(self):
+        from django.db import OperationalError
+
+        raise OperationalError("terminating connection due to administrator command")
 
 
 # Categories (tests/settings.py's TRANSMISSIONS_CATEGORIES), on a project's own channel
@@ -228,3 +255,22 @@ class LocaleInApp(InAppMessage):
 @message("locale-email", subject=gettext_lazy("Notifications"))
 class LocaleEmail(DefaultEmailMessage):
     body = gettext_lazy("just now")
+
+
+@message("throttled", throttle=(3, datetime.timedelta(hours=1)))
+class ThrottledMessage(RecordingChannel):
+    """At most 3 an hour per user; the excess is dropped (CANCELLED, with its reason)."""
+
+
+@message("throttled-defer", throttle=Throttle(2, datetime.timedelta(hours=1), excess="defer"))
+class ThrottledDeferMessage(RecordingChannel):
+    """At most 2 an hour per user; the excess waits for the window's end."""
+
+
+@message(
+    "throttled-content",
+    behavior=TriggerBehavior.TRIGGER_ONCE_PER_CONTENT,
+    throttle=Throttle(1, datetime.timedelta(hours=1), per="content"),
+)
+class ThrottledPerContentMessage(RecordingChannel):
+    """One an hour per user and content, and one pending per content."""

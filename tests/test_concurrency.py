@@ -217,6 +217,57 @@ def test_sends_slower_than_the_lease_are_never_sent_twice(tmp_path, policy):
     assert all(r["taken"] > 0 for r in out)
 
 
+def kill_other_connections():
+    """Terminate every other connection to the test database (the children's), as an
+    administrator or a failover would; return how many."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            return len(cursor.fetchall())
+        cursor.execute(
+            "SELECT id FROM information_schema.processlist WHERE db = DATABASE() AND id <> CONNECTION_ID()"
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+        for pid in ids:
+            cursor.execute(f"KILL {int(pid)}")
+        return len(ids)
+
+
+@pytest.mark.parametrize("policy", ["broken", "retry"])
+def test_a_worker_outlives_its_database_connection_being_killed(tmp_path, policy):
+    """The worker's connection is terminated (pg_terminate_backend) while it sends a batch, and
+    again while its loop waits for work: it writes the batch's outcomes on a new connection and
+    goes on. Every notification is sent exactly once and ends SUCCESSFULLY_SENT; the worker
+    never dies. (Before: the outcome write failed once and the worker died holding its batch,
+    which then ended BROKEN although sent, or was sent twice, by the policy.)"""
+    user = make_user()
+    ids = backlog(user, 60)
+    log, stop_file = tmp_path / "sends.log", tmp_path / "stop"
+    settings = {"TRANSMISSIONS_LEASE_SECONDS": 60, "TRANSMISSIONS_EXPIRED_LEASE_POLICY": policy}
+    env = child_env(db_name(), settings, **{SEND_LOG_ENV: str(log), SEND_DELAY_ENV: "0.05"})
+    worker = spawn(env, "process", "--loop", "--stop", str(stop_file), "--batch-size", "20")
+    try:
+        wait_for(lambda: len(read_send_log(log)) >= 5, 60, "the worker to be sending its first batch")
+        assert kill_other_connections() == 1
+        wait_for(lambda: not pending().exists(), 60, "every notification to be final")
+        time.sleep(0.3)  # the loop is idle, polling
+        assert kill_other_connections() == 1
+        time.sleep(0.3)
+        ids = backlog(user, 20)  # all the rows, the new ones included
+        wait_for(lambda: not pending().exists(), 60, "the new notifications to be final")
+    finally:
+        stop_file.touch()
+    [out] = results([worker])
+
+    sent = collections.Counter(read_send_log(log))
+    assert set(sent) == ids and max(sent.values()) == 1
+    assert set(Notification.objects.values_list("status", flat=True)) == {S.SUCCESSFULLY_SENT}
+    assert out["taken"] == len(ids)
+
+
 def test_send_and_process_notification_from_many_processes_send_each_row_once(tmp_path):
     """0.2's entry points at once: two processes call Notification.send() on every row, two
     call tasks.process_notification(id) on every row, each in its own order, while a worker
@@ -335,3 +386,32 @@ def test_racing_trigger_many_with_a_key_per_user(tmp_path):
     for result in out:
         for returned in result["returned"]:
             assert {int(k): v for k, v in returned.items()} == rows
+
+
+def test_racing_throttled_triggers_send_exactly_the_limit(tmp_path):
+    """8 processes x 5 triggers of a message throttled to 3 an hour: 3 sent, 37 dropped."""
+    user = make_user()
+    argv = ["trigger", "--user", str(user.pk), "--names", "throttled", "--rounds", "5"]
+    out = run_together(tmp_path, child_env(db_name()), [argv] * 8)
+    assert sum(r["created"]["throttled"] for r in out) == 40  # each trigger wrote its row
+
+    log = tmp_path / "sends.log"
+    env = child_env(db_name(), **{SEND_LOG_ENV: str(log)})
+    results([spawn(env, "process", "--batch-size", "20", "--loop")])
+    rows = Notification.objects.filter(target_user=user)
+    assert rows.filter(status=S.SUCCESSFULLY_SENT).count() == 3
+    assert rows.held("throttled").filter(status=S.CANCELLED).count() == 37
+
+
+def test_racing_deferred_throttled_triggers_keep_the_limit_per_window(tmp_path):
+    """8 processes x 3 triggers, 2 an hour, the excess deferred: 2 now, 2 per hour after."""
+    user = make_user()
+    argv = ["trigger", "--user", str(user.pk), "--names", "throttled-defer", "--rounds", "3"]
+    run_together(tmp_path, child_env(db_name()), [argv] * 8)
+
+    times = sorted(Notification.objects.filter(target_user=user).values_list("datetime_scheduled", flat=True))
+    assert len(times) == 24
+    hour = datetime.timedelta(hours=1)
+    # Any two rows two apart are at least an hour apart: never 3 in one hour.
+    assert all(b - a >= hour for a, b in zip(times, times[2:], strict=False))
+    assert times[-1] - times[0] < 12 * hour + datetime.timedelta(minutes=1)  # no slot wasted

@@ -1,7 +1,8 @@
-"""System checks of the core settings (transmissions.E001-E012, W001-W003, E100), of delivery
-tracking (E050-E052), of the wake-up (E060-E066, W060-W064), of categories, preferences
-and unsubscribe links (E070-E073, W070-W073) and of idempotency keys, throttling and digests
-(E080-E089, W080-W089).
+"""System checks of the core settings (transmissions.E001-E015, W001-W003, E100), of the rows
+(W004, a database check), of delivery tracking (E050-E052), of the wake-up (E060-E066,
+W060-W064), of categories, preferences and unsubscribe links (E070-E073, W070-W073) and of
+idempotency keys, throttling and digests (E080-E089, W080-W089).
+
 
 The channels' checks are in ``channels/checks.py`` and ``channels/push_checks.py``;
 ``apps.py`` registers all of them. An id is never reused: ``docs/checks.md`` lists them.
@@ -18,15 +19,19 @@ from urllib.parse import urlsplit
 from django.apps import apps
 from django.conf import settings
 from django.core import checks
+from django.db import connections, router
+from django.db.models import Count
 from django.urls import NoReverseMatch, reverse
 from django.utils.module_loading import import_string
 
 from transmissions import categories, taskapi
 from transmissions.conf import CELERY, DJANGO_TASKS, LEGACY_SERIALIZER_SETTING, WAKE_UP_ENGINES, conf
+from transmissions.lifecycle import notification_model
 from transmissions.policies import Policy
 from transmissions.preferences import PreferencePolicy, PreferenceSource
 from transmissions.quiet_hours import QuietHoursError, parse_window
 from transmissions.registry import registry
+from transmissions.status import Status
 from transmissions.unsubscribe import URL_NAME
 
 
@@ -87,6 +92,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     errors += positive_number("TRANSMISSIONS_RETRY_DELAY", "transmissions.E007", integer=False)
     errors += positive_number("TRANSMISSIONS_RETRY_MAX_DELAY", "transmissions.E008", integer=False)
     errors += positive_number("TRANSMISSIONS_DISPATCH_TIMEOUT", "transmissions.E013", integer=False)
+    errors += positive_number("TRANSMISSIONS_MAX_DATA_BYTES", "transmissions.E014")
+    errors += positive_number("TRANSMISSIONS_BATCH_MAX_BYTES", "transmissions.E015")
     errors += _importable(
         "TRANSMISSIONS_SMS_BACKEND",
         conf.TRANSMISSIONS_SMS_BACKEND,
@@ -437,4 +444,48 @@ def _warnings() -> list[checks.CheckMessage]:
                 id="transmissions.W003",
             )
         )
+    return warnings
+
+
+def check_unknown_statuses(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """W004: notifications whose status is none of ``Notification.Status`` (written by hand,
+    by other code, by a newer version): no worker takes them and no action changes them.
+
+    A database check (``migrate`` and ``check --database`` run those): one catalog query
+    and one grouped SELECT per database.
+    """
+    if app_configs is not None and not any(c.name == "transmissions" for c in app_configs):
+        return []
+    model = notification_model()
+    warnings: list[checks.CheckMessage] = []
+    for alias in databases or ():
+        if not router.allow_migrate_model(alias, model):
+            continue
+        connection = connections[alias]
+        with connection.cursor() as cursor:
+            if model._meta.db_table not in connection.introspection.table_names(cursor):
+                continue  # not migrated yet
+        found = (
+            model._base_manager.using(alias)
+            .exclude(status__in=Status.values)
+            .values_list("status")
+            .annotate(count=Count("pk"))
+            .order_by("status")
+        )
+        counts = dict(found)
+        if counts:
+            listed = ", ".join(f"{status} ({count} rows)" for status, count in counts.items())
+            known = ", ".join(f"{s.value} {s.name}" for s in Status)
+            warnings.append(
+                checks.Warning(
+                    f"Database {alias!r}: notifications with a status transmissions does not know: "
+                    f"{listed}. No worker takes them, and nothing changes them.",
+                    hint=f"Set them to a known status ({known}), e.g. with "
+                    "Notification.objects.filter(status=...).update(status=Notification.Status.CANCELLED), "
+                    "or delete them.",
+                    id="transmissions.W004",
+                )
+            )
     return warnings

@@ -110,6 +110,18 @@ class Settings:
         return self._get("TRANSMISSIONS_DISPATCH_ON_COMMIT", False)
 
     @property
+    def TRANSMISSIONS_MAX_DATA_BYTES(self) -> Any:
+        """The most bytes one notification's serialized ``data`` may take: a trigger with more
+        is refused (InvalidTrigger), so a batch or an inbox page cannot hold gigabytes."""
+        return self._get("TRANSMISSIONS_MAX_DATA_BYTES", 256 * 1024)
+
+    @property
+    def TRANSMISSIONS_BATCH_MAX_BYTES(self) -> Any:
+        """The data a worker's batch may hold at most: a batch has at most this divided by
+        TRANSMISSIONS_MAX_DATA_BYTES rows (at least 1), whatever TRANSMISSIONS_BATCH_SIZE says."""
+        return self._get("TRANSMISSIONS_BATCH_MAX_BYTES", 32 * 1024 * 1024)
+
+    @property
     def TRANSMISSIONS_WAKE_UP(self) -> Any:
         """What wakes a worker when a due notification is committed: ``None`` (the beat,
         cron or ``process_notifications --loop`` finds it), ``"celery"`` or

@@ -8,7 +8,8 @@ through the lifecycle. The rules (SPEC "Processing"):
    read, content that cannot be loaded (``related.py``), or a class that raises while
    being built or checked: BROKEN;
 2. ``check_validity()`` false: CANCELLED;
-3. ``send()`` raises ``TransientChannelError``: retried with backoff until
+3. ``send()`` raises ``TransientChannelError``, or loses its database connection
+   (``OperationalError``, ``InterfaceError``): retried with backoff until
    ``TRANSMISSIONS_MAX_ATTEMPTS``, then FAILED; any other exception: FAILED;
 4. ``send()`` returns: SUCCESSFULLY_SENT.
 """
@@ -20,6 +21,8 @@ import logging
 import random
 from dataclasses import dataclass
 from typing import Any
+
+from django.db import InterfaceError, OperationalError
 
 from transmissions import recipients, related
 from transmissions.behaviors import TriggerBehavior
@@ -58,7 +61,7 @@ def deliver(notification: Any, in_force: tuple[str, Any] | None = None) -> Deliv
 
     ``in_force``: ``recipients.in_force()``, read once by a caller that delivers many.
     """
-    locale = recipients.locale_of(notification.target_user)
+    locale = recipients.locale_of(notification.target_user if recipients.reads_user() else None)
     # zoneinfo caches its zones: the same zone is the same object.
     if locale == (in_force or recipients.in_force()):
         return _deliver(notification)  # already in force: nothing to switch
@@ -98,7 +101,7 @@ def _deliver(notification: Any) -> Delivery:
         return Delivery(Status.CANCELLED, message_cls, reason)
     try:
         result = channel.send()
-    except TransientChannelError as exc:
+    except (TransientChannelError, OperationalError, InterfaceError) as exc:
         # A channel's own errors say what went wrong in one line (the provider's answer, a
         # refused connection): no traceback, which would say nothing more on every retry.
         if notification.attempts < conf.TRANSMISSIONS_MAX_ATTEMPTS:

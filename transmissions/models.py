@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_extensions.db.fields import ShortUUIDField
 
-from transmissions import worker
+from transmissions import internals, worker
 from transmissions.behaviors import KEPT_WHEN_PROCESSED_PREFIX, TriggerBehavior
 from transmissions.categories import CATEGORY_MAX_LENGTH
 from transmissions.exceptions import DataDecodeError
@@ -105,6 +105,9 @@ class Notification(models.Model):
     # a retried trigger finds the row instead of writing a second one; given up (NULL) when a
     # trigger after the window (TRANSMISSIONS_IDEMPOTENCY_WINDOW) takes the key over.
     idempotency_key = models.CharField(max_length=255, null=True, blank=True, unique=True, editable=False)
+    # The throttle slot this row holds (``throttle.py``): "throttle:<name>:<user>[...]:<i>",
+    # unique, so that no more rows than the limit hold a key's slots in any period.
+    throttle_slot = models.CharField(max_length=255, null=True, blank=True, unique=True, editable=False)
     # What the provider called the message when it accepted it (an ESP's message id, the
     # SMTP Message-ID, Twilio's "SM..." sid), written with the outcome: delivery events
     # find their notification by it.
@@ -258,6 +261,10 @@ class Notification(models.Model):
             self.datetime_consumed = when
             self.datetime_seen = self.datetime_seen or when
             self.save(update_fields=["datetime_consumed", "datetime_seen"])
+
+
+# A claimed batch's users are read on first use, in one query for the batch (internals.py).
+internals.install_deferred(Notification, ("target_user", "trigger_user"))
 
 
 class DeliveryEventQuerySet(models.QuerySet["DeliveryEvent"]):

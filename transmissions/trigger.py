@@ -20,11 +20,12 @@ import shortuuid
 from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import models, router, transaction
+from django.db import IntegrityError, models, router, transaction
 from django.utils import timezone
 
-from transmissions import db, idempotency, internals, signals, wakeup
+from transmissions import db, idempotency, internals, signals, throttle, wakeup
 from transmissions.behaviors import TriggerBehavior
+from transmissions.conf import conf
 from transmissions.exceptions import DuplicateNotification, InvalidTrigger, MessageRegistrationError
 from transmissions.lifecycle import notification_model
 from transmissions.serializers import dump_data
@@ -100,12 +101,20 @@ def trigger(
     model: type[Notification] = notification_model()
     using = router.db_for_write(model)
     row = _row(shared, target_user.pk, behavior)
-    if key is None:
-        created = _write(model, using, behavior, [row])
-    else:
-        created, existing = _write_keyed(model, using, behavior, [{**row, "idempotency_key": key}])
-        if key in existing:
-            return existing[key]
+    limit = getattr(message_cls, "throttle", None)
+    existing: dict[str, Notification] = {}
+    try:
+        if key is None and limit is None:
+            created = _write(model, using, behavior, [row])
+        else:
+            if key is not None:
+                row["idempotency_key"] = key
+            created, existing = _write_guarded(model, using, behavior, [row], limit)
+    except IntegrityError:
+        refuse_missing_users(using, [target_user], trigger_user)
+        raise
+    if key is not None and key in existing:
+        return existing[key]
     if not created:
         if silent:
             return None
@@ -164,6 +173,7 @@ def trigger_many(
             firsts.setdefault(user.pk, user)
         users = list(firsts.values())  # each user once, in order of first appearance
     keys = None if idempotency_key is None else idempotency.keys_per_user(users, idempotency_key)
+    limit = getattr(message_cls, "throttle", None)
     shared = shared_values(message_cls, trigger_user, datetime_scheduled, content, data)
     model: type[Notification] = notification_model()
     using = router.db_for_write(model)
@@ -173,20 +183,26 @@ def trigger_many(
     by_pk = {user.pk: user for user in users}
     created: list[Notification] = []
     existing: dict[str, Notification] = {}
-    with transaction.atomic(using=using):
-        if behavior is TriggerBehavior.LAST_ONLY:
-            # All at once and in key order, so two fan-outs never deadlock.
-            dialect.lock_users([user.pk for user in users])
-        for start in range(0, len(users), chunk):
-            rows = [_row(shared, user.pk, behavior) for user in users[start : start + chunk]]
-            if keys is None:
-                created += _write(model, using, behavior, rows, lock=False)
-            else:
-                for row, key in zip(rows, keys[start : start + chunk], strict=True):
-                    row["idempotency_key"] = key
-                made, found = _write_keyed(model, using, behavior, rows, lock=False)
-                created += made
-                existing.update(found)
+    try:
+        with transaction.atomic(using=using):
+            if behavior is TriggerBehavior.LAST_ONLY or keys is not None or limit is not None:
+                # All at once and in key order, so two fan-outs never deadlock (InnoDB did, on
+                # the unique indexes of idempotency keys and throttle slots, without it).
+                dialect.lock_users([user.pk for user in users])
+            for start in range(0, len(users), chunk):
+                rows = [_row(shared, user.pk, behavior) for user in users[start : start + chunk]]
+                if keys is None and limit is None:
+                    created += _write(model, using, behavior, rows, lock=False)
+                else:
+                    if keys is not None:
+                        for row, key in zip(rows, keys[start : start + chunk], strict=True):
+                            row["idempotency_key"] = key
+                    made, found = _write_guarded(model, using, behavior, rows, limit, lock=False)
+                    created += made
+                    existing.update(found)
+    except IntegrityError:
+        refuse_missing_users(using, users, trigger_user)
+        raise
     set_target = internals.related_setter(model.target_user.field)
     set_trigger = internals.related_setter(model.trigger_user.field)
     for notification in created:
@@ -211,6 +227,21 @@ def registered_behavior(message_cls: Any) -> TriggerBehavior:
     if behavior is None or getattr(message_cls, "trigger_name", None) is None:
         raise MessageRegistrationError(f"{message_cls.__qualname__} is not registered with @message.")
     return behavior
+
+
+def refuse_missing_users(using: str, users: Sequence[Any], trigger_user: Any) -> None:
+    """After an INSERT failed its foreign key (checked at once: MySQL/MariaDB, or a statement
+    of its own): raise InvalidTrigger if one of the users is gone (deleted since it was
+    loaded), else return (the caller raises the database's error)."""
+    wanted = {user.pk for user in users} | ({trigger_user.pk} if trigger_user is not None else set())
+    found = set(
+        get_user_model()._base_manager.using(using).filter(pk__in=wanted).values_list("pk", flat=True)
+    )
+    if wanted - found:
+        raise InvalidTrigger(
+            f"user(s) {sorted(wanted - found, key=str)} do not exist: deleted since they were loaded? "
+            "Nothing was written."
+        )
 
 
 def check_user(user: Any, name: str, user_model: Any = None) -> None:
@@ -261,12 +292,19 @@ def shared_values(
         raise InvalidTrigger(
             f"{message_cls.trigger_name!r} is {message_cls.behavior.name}: give it a saved content."
         )
+    data_bytes = dump_data(data)
+    limit = conf.TRANSMISSIONS_MAX_DATA_BYTES
+    if data_bytes is not None and len(data_bytes) > limit:
+        raise InvalidTrigger(
+            f"data takes {len(data_bytes)} bytes serialized, more than TRANSMISSIONS_MAX_DATA_BYTES "
+            f"({limit}); store a reference (an id, a content object) instead of the thing itself."
+        )
     return {
         "trigger_name": message_cls.trigger_name,
         "trigger_user_id": None if trigger_user is None else trigger_user.pk,
         "content_type_id": content_type_id,
         "object_id": object_id,
-        "data_bytes": dump_data(data),
+        "data_bytes": data_bytes,
         "datetime_created": now,
         "datetime_scheduled": datetime_scheduled,
         "status": Status.CREATED,
@@ -334,17 +372,31 @@ def _write(
     )
 
 
-def _write_keyed(
+def _write_guarded(
     model: type[Notification],
     using: str,
     behavior: TriggerBehavior,
     rows: Sequence[dict[str, Any]],
+    limit: throttle.Throttle | None,
     lock: bool = True,
 ) -> tuple[list[Notification], dict[str, Notification]]:
-    """INSERT ``rows``, which carry idempotency keys, under ``behavior``; return the
-    notifications created and, by key, those that already held a key."""
+    """INSERT ``rows``, which carry idempotency keys or are throttled (``limit``), under
+    ``behavior``; return the notifications created and, by key, those that already held a key."""
     manager = model._default_manager.using(using)
     dialect = db.dialect(using, model)
+    if limit is not None:
+        # @message refuses throttling with LAST_ONLY: here the behaviour's key is plain.
+        def plain(todo: Sequence[dict[str, Any]]) -> list[Notification]:
+            return dialect.insert(todo, skip_conflicts=True)  # type: ignore[return-value]
+
+        def insert(todo: Sequence[dict[str, Any]]) -> list[Notification]:
+            return [
+                n for row in todo for n in throttle.write(limit, manager, row, plain, dialect.slot_holders)
+            ]
+
+        if "idempotency_key" not in rows[0]:
+            return insert(rows), {}
+        return idempotency.write(manager, rows, insert)
     if behavior is not TriggerBehavior.LAST_ONLY:
         return idempotency.write(manager, rows, lambda todo: dialect.insert(todo, skip_conflicts=True))
     with transaction.atomic(using=using):
@@ -358,6 +410,7 @@ def _write_keyed(
 def _created(using: str, message_cls: Any, created: list[Notification]) -> None:
     if not created:
         return
-    wakeup.after_commit(using, created)
+    # Rows dropped by a throttle are written CANCELLED: nothing to wake a worker for.
+    wakeup.after_commit(using, [n for n in created if n.status == Status.CREATED])
     if signals.notifications_created.has_listeners():
         signals.notifications_created.send(sender=message_cls, notifications=created)

@@ -19,10 +19,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from django.db import connections, router, transaction
+from django.db import InterfaceError, OperationalError, connections, router, transaction
 from django.utils import timezone
 
-from transmissions import coalesce, policies, recipients, signals
+from transmissions import coalesce, lifecycle, policies, recipients, signals
 from transmissions.conf import conf
 from transmissions.delivery import Delivery, deliver
 from transmissions.lifecycle import Outcomes, notification_model
@@ -63,12 +63,15 @@ def process_all_notifications(batch_size: int | None = None, time_limit: float |
 
 def run(batch_size: int | None = None, time_limit: float | None = None, detail: bool = False) -> Summary:
     """``process_all_notifications()``, returning a Summary (one row per notification with ``detail``)."""
-    batch_size = batch_size or conf.TRANSMISSIONS_BATCH_SIZE
+    batch_size = min(batch_size or conf.TRANSMISSIONS_BATCH_SIZE, max_batch_rows())
     limit = conf.TRANSMISSIONS_TIME_LIMIT if time_limit is None else time_limit
     deadline = time.monotonic() + limit
     model: type[Notification] = notification_model()
     notifications = model.objects
-    notifications.recover_expired()
+    using = router.db_for_write(model)
+    # A loop of runs outlives a lost connection: the first query of a run opens a new one.
+    lifecycle.drop_if_unusable(using)
+    lifecycle.reconnecting(using, "taking back expired claims", notifications.recover_expired)
     summary = Summary()
     coalescing = coalesce.enabled()
     try:
@@ -87,7 +90,20 @@ def _loop(
     while True:
         if coalescing:
             coalesce.hold()
-        batch = notifications.claim(batch_size)
+        try:
+            batch = notifications.claim(batch_size)
+        except (OperationalError, InterfaceError) as exc:
+            connection = connections[router.db_for_write(notifications.model)]
+            if connection.in_atomic_block:
+                raise
+            # Whether the claim was committed is unknown: if it was, those rows come back
+            # when their lease expires (TRANSMISSIONS_EXPIRED_LEASE_POLICY). The next run
+            # opens a new connection.
+            logger.warning("Lost the database connection while claiming a batch (%s); ending this run.", exc)
+            connection.close()
+            if coalescing:
+                coalesce.release()
+            break
         if not batch:
             if not coalescing:
                 break
@@ -115,6 +131,12 @@ def _loop(
             summary.stopped_early = True
         if stop or (len(batch) < batch_size and not coalescing):
             break
+
+
+def max_batch_rows() -> int:
+    """The most rows a batch may hold for its data to stay within TRANSMISSIONS_BATCH_MAX_BYTES
+    (each row's data is at most TRANSMISSIONS_MAX_DATA_BYTES); at least 1."""
+    return max(1, int(conf.TRANSMISSIONS_BATCH_MAX_BYTES // conf.TRANSMISSIONS_MAX_DATA_BYTES))
 
 
 def process_one(pk: Any, raise_broken: bool = True) -> Delivery | None:
@@ -151,7 +173,9 @@ def _process(batch: list[Notification]) -> tuple[Outcomes, list[tuple[Notificati
     model: type[Notification] = notification_model()
     using = router.db_for_write(model)
     in_transaction = connections[using].in_atomic_block
-    held = policies.holds(batch) if conf.TRANSMISSIONS_POLICIES else {}
+    held = {}
+    if conf.TRANSMISSIONS_POLICIES:
+        held = lifecycle.reconnecting(using, "asking the policies", lambda: policies.holds(batch))
     deliveries: list[tuple[Notification, Delivery]] = []
     cutoff = send_cutoff(outcomes.lease)
     # The worker's own language and zone, read once: each delivery switches to its recipient's
@@ -172,6 +196,8 @@ def _process(batch: list[Notification]) -> tuple[Outcomes, list[tuple[Notificati
                 outcomes.defer(notification.pk, hold.until, hold.text)
                 continue
         else:
+            # A send after a lost connection gets a new one (its channel may query).
+            lifecycle.drop_if_unusable(using)
             if in_transaction:
                 # A channel's database error must not break the caller's transaction.
                 with transaction.atomic(using=using):
@@ -198,7 +224,11 @@ def _process(batch: list[Notification]) -> tuple[Outcomes, list[tuple[Notificati
             len(batch),
             conf.TRANSMISSIONS_LEASE_SECONDS,
         )
-    model.objects.using(using).finish(outcomes)
+    # The sends happened: their outcomes must survive a lost connection (the write is
+    # fenced by the lease, so running it again never overwrites another claim).
+    lifecycle.reconnecting(
+        using, "writing a batch's outcomes", lambda: model.objects.using(using).finish(outcomes)
+    )
     if signals.notification_finished.has_listeners():
         _announce(deliveries)
     return outcomes, deliveries

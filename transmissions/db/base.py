@@ -9,10 +9,19 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Case, CharField, F, Model, Value, When
+from django.db.models import Case, CharField, F, Model, PositiveSmallIntegerField, Value, When
 
 from transmissions import internals
-from transmissions.status import Status
+from transmissions.exceptions import InvalidTrigger
+from transmissions.status import ATTEMPTS_MAX, Status
+
+
+def wanted_by(notification: Model) -> set[Any]:
+    """The user ids a notification row refers to."""
+    ids = {getattr(notification, "target_user_id"), getattr(notification, "trigger_user_id")}  # noqa: B009
+    ids.discard(None)
+    return ids
+
 
 # Users locked per statement (well under every database's parameter limit).
 LOCK_CHUNK = 5000
@@ -66,15 +75,62 @@ class Dialect:
                     raise
                 continue
             saved.append(instance)
+        if saved and self.connection.in_atomic_block and self.connection.features.can_defer_constraint_checks:
+            # The foreign keys are checked at COMMIT: a user deleted meanwhile would fail the
+            # caller's whole transaction there. One query, on this (already slow) path only.
+            self.refuse_orphans(self.orphans(saved))
         return saved
 
+    def orphans(self, saved: Sequence[Model]) -> list[Any]:
+        """The ids of ``saved`` whose target or trigger user does not exist."""
+        wanted: set[Any] = set().union(*(wanted_by(n) for n in saved))
+        users = get_user_model()._base_manager.using(self.alias)
+        found = set(users.filter(pk__in=wanted).values_list("pk", flat=True))
+        return [n.pk for n in saved if not wanted_by(n) <= found]
+
+    def refuse_orphans(self, ids: Sequence[Any]) -> None:
+        """Delete the rows of ``ids`` just inserted, whose users do not exist, and raise
+        InvalidTrigger: nothing of the trigger stays written."""
+        if not ids:
+            return
+        self.manager.filter(pk__in=list(ids)).delete()
+        raise InvalidTrigger(
+            "the user to notify (or the trigger user) does not exist: deleted since it was loaded? "
+            "Nothing was written."
+        )
+
     def _taken(self, row: dict[str, Any]) -> bool:
-        """Whether another row holds ``row``'s dedup key (as its active key) or idempotency key."""
-        for name, column in (("dedup_key", "active_key"), ("idempotency_key", "idempotency_key")):
+        """Whether another row holds ``row``'s dedup key (as its active key), idempotency key
+        or throttle slot."""
+        names = (
+            ("dedup_key", "active_key"),
+            ("idempotency_key", "idempotency_key"),
+            ("throttle_slot", "throttle_slot"),
+        )
+        for name, column in names:
             key = row.get(name)
             if key is not None and self.manager.filter(**{column: key}).exists():
                 return True
         return False
+
+    def slot_holders(self, slots: Sequence[str]) -> list[tuple[Any, str, Any]]:
+        """``(id, throttle_slot, datetime_scheduled)`` of the rows that hold any of ``slots``:
+        plain SQL, which a throttled trigger runs each time (the ORM's compiling of the same
+        SELECT cost more than the INSERT)."""
+        marks = ", ".join(["%s"] * len(slots))
+        slot = self.column("throttle_slot")
+        sql = (
+            f"SELECT {self.quote('id')}, {slot}, {self.column('datetime_scheduled')} "  # noqa: S608 - names only
+            f"FROM {self.table} WHERE {slot} IN ({marks})"
+        )
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, list(slots))
+            rows = cursor.fetchall()
+        # The backend's own converter (SQLite and MySQL return naive or text datetimes).
+        convert = getattr(self.connection.ops, "convert_datetimefield_value", None)
+        if convert is None:
+            return [tuple(row) for row in rows]
+        return [(pk, slot, convert(at, None, self.connection)) for pk, slot, at in rows]
 
     def lock_users(self, user_ids: Sequence[Any]) -> None:
         """Lock these users' rows until the transaction ends, in primary-key order.
@@ -122,7 +178,11 @@ class Dialect:
                 self.manager.filter(pk__in=ids, status=Status.CREATED).update(
                     status=Status.PROCESSING,
                     claimed_until=lease,
-                    attempts=F("attempts") + 1,
+                    attempts=Case(
+                        When(attempts__lt=ATTEMPTS_MAX, then=F("attempts") + 1),
+                        default=F("attempts"),
+                        output_field=PositiveSmallIntegerField(),
+                    ),
                     dedup_key=Case(
                         When(dedup_key__startswith=release_prefix, then=Value(None)),
                         default=F("dedup_key"),

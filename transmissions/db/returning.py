@@ -18,7 +18,7 @@ from django.db import models
 
 from transmissions import internals
 from transmissions.db.base import Dialect
-from transmissions.status import Status
+from transmissions.status import ATTEMPTS_MAX, Status
 
 
 class ReturningDialect(Dialect):
@@ -101,10 +101,11 @@ class ReturningDialect(Dialect):
         names = ", ".join(self.column(name) for name in columns)
         conflict = ""
         if skip_conflicts:
-            # Rows with an idempotency key skip a conflict on it too (any unique column); the
-            # others on active_key, the unique generated column that follows dedup_key while
-            # the row is unprocessed.
-            target = "" if "idempotency_key" in columns else f" ({self.quote('active_key')})"
+            # Rows with an idempotency key or a throttle slot skip a conflict on those too (any
+            # unique column); the others on active_key, the unique generated column that
+            # follows dedup_key while the row is unprocessed.
+            any_column = "idempotency_key" in columns or "throttle_slot" in columns
+            target = "" if any_column else f" ({self.quote('active_key')})"
             conflict = f" ON CONFLICT{target} DO NOTHING"
         return (
             f"INSERT INTO {self.table} ({names}) {self.insert_values(columns, count)}"
@@ -135,10 +136,11 @@ class ReturningDialect(Dialect):
     def claim_set(self, lease: datetime.datetime, release_prefix: str) -> tuple[str, list[Any]]:
         """The SET clause of a claim, and its parameters."""
         sql = (
-            "status = %s, claimed_until = %s, attempts = attempts + 1, "
+            "status = %s, claimed_until = %s, "
+            "attempts = CASE WHEN attempts < %s THEN attempts + 1 ELSE attempts END, "
             "dedup_key = CASE WHEN dedup_key LIKE %s THEN NULL ELSE dedup_key END"
         )
-        return sql, [Status.PROCESSING, self.adapt_datetime(lease), release_prefix + "%"]
+        return sql, [Status.PROCESSING, self.adapt_datetime(lease), ATTEMPTS_MAX, release_prefix + "%"]
 
     def due_sql(self, now: datetime.datetime, batch_size: int) -> tuple[str, list[Any]]:
         """The ids of the due rows a claim takes, oldest schedule first."""
