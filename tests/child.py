@@ -124,9 +124,28 @@ def _optout(args: argparse.Namespace) -> dict:
     return {"off": off}
 
 
+def _seen(args: argparse.Namespace) -> dict:
+    """Mark the entry of each user of ``args.users`` seen (``mark_seen()``, one commit each); return
+    the time each commit had returned by."""
+    from transmissions.models import Notification
+
+    entries = list(
+        Notification.objects.filter(
+            target_user_id__in=[int(pk) for pk in args.users.split(",")], trigger_name=args.names
+        ).order_by("?")
+    )
+    _wait_for_go(args.barrier)
+    seen = {}
+    for entry in entries:
+        entry.mark_seen()  # autocommit: its transaction committed on return
+        seen[entry.target_user_id] = time.time()
+        time.sleep(0.002)
+    return {"seen": seen}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("role", choices=["trigger", "process", "events", "optout"])
+    parser.add_argument("role", choices=["trigger", "process", "events", "optout", "seen"])
     parser.add_argument("--barrier")
     parser.add_argument("--user", type=int)
     parser.add_argument("--names", default="")
@@ -137,10 +156,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stop", help="with --loop: keep polling until this file exists")
     parser.add_argument("--events", help="events: a JSON file of [message id, event id, state, minute]")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--users", help="optout: comma-separated user ids")
+    parser.add_argument("--users", help="optout, seen: comma-separated user ids")
     args = parser.parse_args(argv)
     configure_django()
-    roles = {"trigger": _trigger, "process": _process, "events": _events, "optout": _optout}
+    roles = {"trigger": _trigger, "process": _process, "events": _events, "optout": _optout, "seen": _seen}
     result = roles[args.role](args)
     print(json.dumps(result), flush=True)
 

@@ -20,7 +20,11 @@ from django.conf import settings
 # The original package's spelling of the serializer setting, still honoured.
 LEGACY_SERIALIZER_SETTING = "TRANSMISSION_SERIALIZER"
 DEFAULT_SERIALIZER = "transmissions.serializers.PickleSerializer"
-DEFAULT_POLICIES = ["transmissions.tracking.SuppressionPolicy", "transmissions.preferences.PreferencePolicy"]
+DEFAULT_POLICIES = [
+    "transmissions.tracking.SuppressionPolicy",
+    "transmissions.preferences.PreferencePolicy",
+    "transmissions.escalation.EscalationPolicy",
+]
 DEFAULT_PREFERENCE_SOURCE = "transmissions.preferences.ModelPreferenceSource"
 
 
