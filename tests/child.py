@@ -125,8 +125,8 @@ def _optout(args: argparse.Namespace) -> dict:
 
 
 def _seen(args: argparse.Namespace) -> dict:
-    """Mark the entry of each user of ``args.users`` seen (``mark_seen()``, one commit each); return
-    the time each commit had returned by."""
+    """Mark the entry of each user of ``args.users`` seen (``mark_seen()``, autocommit); return, per
+    user, how many waiting steps that cancelled and the time it had returned by."""
     from transmissions.models import Notification
 
     entries = list(
@@ -137,8 +137,8 @@ def _seen(args: argparse.Namespace) -> dict:
     _wait_for_go(args.barrier)
     seen = {}
     for entry in entries:
-        entry.mark_seen()  # autocommit: its transaction committed on return
-        seen[entry.target_user_id] = time.time()
+        cancelled = entry.mark_seen()  # autocommit: committed on return
+        seen[entry.target_user_id] = (cancelled, time.time())
         time.sleep(0.002)
     return {"seen": seen}
 

@@ -140,12 +140,12 @@ def test_marking_seen_cancels_the_later_steps_in_one_update():
     process_all_notifications()
     entry = Notification.objects.get(pk=steps[0].pk)
     with CaptureQueriesContext(connection) as ctx:
-        entry.mark_seen()
+        assert entry.mark_seen() == 3  # the steps it cancelled
     # The seen UPDATE and the cancelling UPDATE, nothing else.
     assert len(statements(ctx)) == 2
     assert Notification.objects.filter(escalation=entry.escalation, status=S.CANCELLED).count() == 3
     with CaptureQueriesContext(connection) as ctx:
-        entry.mark_seen()  # already seen: nothing
+        assert entry.mark_seen() == 0  # already seen: nothing
     assert statements(ctx) == []
 
 

@@ -223,16 +223,19 @@ class Notification(models.Model):
         opts = self._meta
         return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=(self.pk,))
 
-    def mark_seen(self, when: Any = None) -> None:
+    def mark_seen(self, when: Any = None) -> int:
         """Set ``datetime_seen`` now (if not set yet) and save that field.
 
         A step of an escalation: first its event's waiting steps end CANCELLED (``"seen:
         ..."``), in one UPDATE; so once it reads seen, no worker can claim one of them.
+        Return how many steps that cancelled (0 for a single-channel message).
         """
-        if self.datetime_seen is None:
-            self._seen_ends_escalation()
-            self.datetime_seen = when or timezone.now()
-            self.save(update_fields=["datetime_seen"])
+        if self.datetime_seen is not None:
+            return 0
+        cancelled = self._seen_ends_escalation()
+        self.datetime_seen = when or timezone.now()
+        self.save(update_fields=["datetime_seen"])
+        return cancelled
 
     def mark_consumed(self, when: Any = None) -> None:
         """Set ``datetime_consumed`` (and ``datetime_seen`` if unset) and save them; a step of an
@@ -244,13 +247,14 @@ class Notification(models.Model):
             self.datetime_seen = self.datetime_seen or when
             self.save(update_fields=["datetime_consumed", "datetime_seen"])
 
-    def _seen_ends_escalation(self) -> None:
-        if self.escalation and self.datetime_seen is None:
-            steps = type(self)._default_manager.using(self._state.db).filter(escalation=self.escalation)
-            steps.cancel(
-                f"{SEEN_CODE}: step {self.trigger_name} (notification {self.pk}) was seen "
-                "before this step was due"
-            )
+    def _seen_ends_escalation(self) -> int:
+        if not self.escalation or self.datetime_seen is not None:
+            return 0
+        steps = type(self)._default_manager.using(self._state.db).filter(escalation=self.escalation)
+        return steps.cancel(
+            f"{SEEN_CODE}: step {self.trigger_name} (notification {self.pk}) was seen "
+            "before this step was due"
+        )
 
     def cancel_escalation(self, reason: str = "the event was cancelled by the application") -> int:
         """Cancel every waiting step of this notification's escalation in one UPDATE; return how many.
