@@ -1,6 +1,7 @@
 """Real OS processes for the multi-process tests: each one a fresh Django on the test database.
 
-A child runs ``python -m tests.child ROLE [options]``. The parent passes the name of
+A child runs ``python -m tests.child ROLE [options]``, or ``python -m tests.child manage
+COMMAND ...`` for a management command (a task worker). The parent passes the name of
 the database pytest-django created in ``TRANSMISSIONS_CHILD_DB_NAME`` and extra settings
 (lease, policy...) as JSON in ``TRANSMISSIONS_CHILD_SETTINGS``. Children that must start
 together wait on a file barrier: each touches ``ready-<pid>`` in the barrier directory,
@@ -144,6 +145,14 @@ def _seen(args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["manage"]:
+        # ``manage COMMAND ...``: a management command (a task worker) on the parent's database.
+        configure_django()
+        from django.core.management import execute_from_command_line
+
+        execute_from_command_line(["manage.py", *argv[1:]])
+        return
     parser = argparse.ArgumentParser()
     parser.add_argument("role", choices=["trigger", "process", "events", "optout", "seen"])
     parser.add_argument("--barrier")

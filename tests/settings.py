@@ -51,7 +51,12 @@ INSTALLED_APPS = [
     "push_notifications",
     "transmissions",
     "tests",
+    # The django.tasks wake-up's worker (tests/test_django_tasks.py): DBTaskResult and db_worker.
+    "django_tasks_db",
 ]
+if django.VERSION < (6, 0):
+    # Django 5.2 gets django.tasks from the backport, an app of its own.
+    INSTALLED_APPS.append("django_tasks")
 AUTH_USER_MODEL = "tests.User"
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -1,14 +1,23 @@
 import datetime
 import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 from io import StringIO
 
 import pytest
 import time_machine
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.utils import timezone
 
 from tests import messages
+from tests.child import ROOT, child_env
 from tests.messages import DefaultMessage, FailingMessage, MyEmailMessage, SendOnceMessage, TransientMessage
+from tests.notifications import SEND_LOG_ENV, DurableMessage, read_send_log
 from tests.utils import make_user
 from transmissions.models import Notification
 
@@ -167,3 +176,84 @@ def test_task_is_registered_under_the_readme_name():
     DefaultMessage.trigger(make_user())
     with time_machine.travel(timezone.now() + datetime.timedelta(seconds=1)):
         assert process_all_notifications.apply().get() == 1
+
+
+def test_process_notifications_loop_sweeps_until_its_duration():
+    user = make_user()
+    now = DefaultMessage.trigger(user)
+    soon = DefaultMessage.trigger(user, datetime_scheduled=timezone.now() + datetime.timedelta(seconds=0.4))
+    started = time.monotonic()
+    out = run("process_notifications", "--loop", "--interval", "0.05", "--duration", "1")
+    assert 1 <= time.monotonic() - started < 5
+    lines = out.splitlines()
+    # Each run that took something reports; the notification due later was found by a later run.
+    assert lines[:2] == ["Processed 1 notification.", "  sent             1"]
+    assert lines[2:4] == ["Processed 1 notification.", "  sent             1"]
+    runs = int(lines[4].split()[2])
+    assert lines[4] == f"Stopped after {runs} runs: 2 notifications processed." and runs > 3
+    assert messages.sent == [("default", now.pk), ("default", soon.pk)]
+
+
+def test_process_notifications_loop_stops_on_sigterm_after_its_run():
+    previous = signal.getsignal(signal.SIGTERM)
+    DefaultMessage.trigger(make_user())
+    # A real SIGTERM to this process while the loop sleeps (the handler runs in the main thread).
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    started = time.monotonic()
+    try:
+        out = run("process_notifications", "--loop", "--interval", "30")
+    finally:
+        timer.cancel()
+    assert time.monotonic() - started < 10  # not the 30 s interval
+    # A run that took something is followed by another at once; the second found nothing and slept.
+    assert out.splitlines()[-2:] == [
+        "Stopped after 2 runs: 1 notification processed.",
+        "  sent             1",
+    ]
+    assert signal.getsignal(signal.SIGTERM) is previous  # put back
+
+
+@pytest.mark.parametrize("option", ["--interval", "--duration"])
+def test_process_notifications_loop_refuses_a_non_positive_time(option):
+    DefaultMessage.trigger(make_user())
+    with pytest.raises(CommandError, match=f"{option} must be a positive number of seconds"):
+        run("process_notifications", "--loop", option, "0")
+    assert messages.sent == []  # refused before any run
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_sweeper_process_sends_what_is_triggered_and_stops_on_sigterm(tmp_path):
+    log = tmp_path / "sends.log"
+    env = child_env(connection.settings_dict["NAME"], **{SEND_LOG_ENV: str(log), "PYTHONUNBUFFERED": "1"})
+    cmd = [
+        sys.executable,
+        "-m",
+        "tests.child",
+        "manage",
+        "process_notifications",
+        "--loop",
+        "--interval",
+        "0.1",
+    ]
+    sweeper = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        user = make_user()
+        due = DurableMessage.trigger(user)
+        soon = DurableMessage.trigger(user, datetime_scheduled=timezone.now() + datetime.timedelta(seconds=1))
+        deadline = time.monotonic() + 30
+        while sorted(read_send_log(log)) != sorted([due.pk, soon.pk]):
+            assert sweeper.poll() is None and time.monotonic() < deadline, "the sweeper did not send both"
+            time.sleep(0.05)
+        sweeper.send_signal(signal.SIGTERM)
+        out, _ = sweeper.communicate(timeout=30)
+    finally:
+        if sweeper.poll() is None:
+            sweeper.kill()
+            sweeper.wait(timeout=10)
+    assert sweeper.returncode == 0, out
+    assert "2 notifications processed." in out.splitlines()[-2]
+    assert Notification.objects.filter(status=S.SUCCESSFULLY_SENT).count() == 2

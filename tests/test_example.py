@@ -75,6 +75,11 @@ def test_demo_runs_twice_on_the_same_database(tmp_path):
     assert "http://127.0.0.1:8000/notifications/" in out and "sign in as demo / demo" in out
     triggered, refused, sent, cancelled, failed, broken, deleted, waiting = summary_total(out)
     assert waiting == 0 and broken == 0 and sent > 0 and deleted > 0
+    # Users who turned comment emails off after they were triggered: held, with the reason.
+    opted = next(line for line in out.splitlines() if " of the cancelled were opted out: " in line)
+    held = query(tmp_path, "SELECT COUNT(*) FROM transmissions_notification WHERE status = -2 "
+                 "AND trigger_name = 'new-comment' AND reason LIKE 'opted-out: %'")[0][0]  # fmt: skip
+    assert opted.startswith(f"{held} of the cancelled") and held <= cancelled
     assert triggered - refused == sent + cancelled + failed + broken + deleted
     rows = statuses(tmp_path)
     assert set(rows) <= {1, -1, -2}  # sent, failed, cancelled: nothing left waiting

@@ -172,6 +172,7 @@ def test_matrix_shows_every_category_and_its_channel_kinds_in_one_query():
     with CaptureQueriesContext(connection) as ctx:
         rows = matrix(ada)
     assert len(ctx.captured_queries) == 1
+    assert [c.label for c in rows[0].cells] == ["Email", "memo"]
     assert [(row.category.name, row.category.title) for row in rows] == [
         ("comments", "Comments"),
         ("digest", "Weekly digest"),

@@ -16,6 +16,7 @@ from transmissions.escalation import EscalationPolicy
 from transmissions.models import DeliveryEvent, Notification, Suppression
 from transmissions.policies import active
 from transmissions.preferences import PreferencePolicy
+from transmissions.quiet_hours import QuietHoursPolicy
 from transmissions.tracking import (
     Event,
     SuppressionPolicy,
@@ -54,8 +55,14 @@ def test_suppression_is_the_default_policy_and_a_project_list_replaces_it():
         "transmissions.tracking.SuppressionPolicy",
         "transmissions.preferences.PreferencePolicy",
         "transmissions.escalation.EscalationPolicy",
+        "transmissions.quiet_hours.QuietHoursPolicy",
     ]
-    assert [type(p) for p in active()] == [SuppressionPolicy, PreferencePolicy, EscalationPolicy]
+    assert [type(p) for p in active()] == [
+        SuppressionPolicy,
+        PreferencePolicy,
+        EscalationPolicy,
+        QuietHoursPolicy,
+    ]
     with override_settings(TRANSMISSIONS_POLICIES=[]):
         assert active() == []
 

@@ -24,6 +24,20 @@ pytestmark = pytest.mark.django_db(transaction=True)
 S = Notification.Status
 
 
+def _wait_for_a_dispatch_in_flight():
+    if wakeup._in_flight is not None:
+        wakeup._in_flight.join(timeout=30)
+
+
+@pytest.fixture(autouse=True)
+def _no_dispatch_left_in_flight():
+    """A test whose broker is down leaves its dispatch thread waiting for a while: the next
+    test would see it in flight and skip its own dispatch. Wait for it, before and after."""
+    _wait_for_a_dispatch_in_flight()
+    yield
+    _wait_for_a_dispatch_in_flight()
+
+
 @pytest.fixture
 def eager():
     """The task runs seen while the test runs; the task runs eagerly, here."""

@@ -1,6 +1,6 @@
 """System checks of the core settings (transmissions.E001-E012, W001-W003, E100), of delivery
-tracking (E050-E052) and of categories, preferences and unsubscribe links (E070-E073,
-W070-W073).
+tracking (E050-E052), of the wake-up (E060-E064, W060-W063) and of categories, preferences
+and unsubscribe links (E070-E073, W070-W073).
 
 The channels' checks are in ``channels/checks.py`` and ``channels/push_checks.py``;
 ``apps.py`` registers all of them. An id is never reused: ``docs/checks.md`` lists them.
@@ -13,15 +13,17 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.apps import apps
 from django.conf import settings
 from django.core import checks
 from django.urls import NoReverseMatch, reverse
 from django.utils.module_loading import import_string
 
-from transmissions import categories
-from transmissions.conf import LEGACY_SERIALIZER_SETTING, conf
+from transmissions import categories, taskapi
+from transmissions.conf import CELERY, DJANGO_TASKS, LEGACY_SERIALIZER_SETTING, WAKE_UP_ENGINES, conf
 from transmissions.policies import Policy
 from transmissions.preferences import PreferencePolicy, PreferenceSource
+from transmissions.quiet_hours import QuietHoursError, parse_window
 from transmissions.registry import registry
 from transmissions.unsubscribe import URL_NAME
 
@@ -100,6 +102,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         )
     errors += _policies()
     errors += _tracking()
+    errors += _wake_up()
     errors += _preferences()
     errors += _legacy()
     errors += _warnings()
@@ -150,6 +153,79 @@ def _tracking() -> list[checks.CheckMessage]:
     return errors
 
 
+def _wake_up() -> list[checks.CheckMessage]:
+    hint = "See docs/wakeup.md."
+    engine = conf.TRANSMISSIONS_WAKE_UP
+    if engine is not None and engine not in WAKE_UP_ENGINES:
+        msg = f"TRANSMISSIONS_WAKE_UP must be None, 'celery' or 'django_tasks', not {engine!r}."
+        return [_error(msg, "transmissions.E060", hint)]
+    found: list[checks.CheckMessage] = []
+    if hasattr(settings, "TRANSMISSIONS_WAKE_UP") and conf.TRANSMISSIONS_DISPATCH_ON_COMMIT is True:
+        if engine != CELERY:
+            msg = (
+                f"TRANSMISSIONS_DISPATCH_ON_COMMIT = True is ignored: TRANSMISSIONS_WAKE_UP = {engine!r} "
+                "is set and wins."
+            )
+            found.append(
+                checks.Warning(msg, hint="Remove TRANSMISSIONS_DISPATCH_ON_COMMIT.", id="transmissions.W060")
+            )
+    if engine == DJANGO_TASKS:
+        found += _django_tasks(hint)
+    return found
+
+
+def _django_tasks(hint: str) -> list[checks.CheckMessage]:
+    api = taskapi.module()
+    if api is None:
+        msg = (
+            "TRANSMISSIONS_WAKE_UP = 'django_tasks' needs django.tasks: Django 6.0+, or the "
+            "django-tasks backport on Django 5.2, which is not installed."
+        )
+        return [_error(msg, "transmissions.E061", 'pip install "transmissions[tasks]"')]
+    alias = conf.TRANSMISSIONS_TASKS_BACKEND
+    configured = api.task_backends.settings
+    if not isinstance(alias, str) or alias not in configured:
+        msg = f"TRANSMISSIONS_TASKS_BACKEND = {alias!r} is not a backend of TASKS ({', '.join(configured)})."
+        return [_error(msg, "transmissions.E062", hint)]
+    try:
+        backend = api.task_backends[alias]
+    except Exception as exc:
+        path = configured[alias].get("BACKEND") if isinstance(configured[alias], dict) else None
+        msg = f"The {alias!r} task backend ({path!r}) of TASKS cannot be loaded: {exc}"
+        return [_error(msg, "transmissions.E063", "Install the package that provides it.")]
+    found: list[checks.CheckMessage] = []
+    queue = conf.TRANSMISSIONS_TASKS_QUEUE
+    if not isinstance(queue, str) or (backend.queues and queue not in backend.queues):
+        queues = ", ".join(sorted(backend.queues))
+        msg = (
+            f"TRANSMISSIONS_TASKS_QUEUE = {queue!r} is not a queue of the {alias!r} task backend ({queues})."
+        )
+        found.append(_error(msg, "transmissions.E064", hint))
+    kind = f"{type(backend).__module__}.{type(backend).__name__}"
+    if kind == f"{api.__name__}.backends.immediate.ImmediateBackend" and not settings.DEBUG:
+        msg = (
+            f"The {alias!r} task backend is the ImmediateBackend: the process that commits a trigger "
+            "sends every due notification itself, inside its request."
+        )
+        found.append(
+            checks.Warning(
+                msg, hint="Use a backend with workers, e.g. django-tasks-db.", id="transmissions.W061"
+            )
+        )
+    if kind == f"{api.__name__}.backends.dummy.DummyBackend":
+        msg = f"The {alias!r} task backend is the DummyBackend: it never runs a task, so nothing is woken."
+        found.append(checks.Warning(msg, hint=hint, id="transmissions.W062"))
+    if api.__name__ == "django_tasks" and not apps.is_installed("django_tasks"):
+        msg = (
+            "The django-tasks backport is used but 'django_tasks' is not in INSTALLED_APPS: "
+            "its checks of TASKS do not run."
+        )
+        found.append(
+            checks.Warning(msg, hint="Add 'django_tasks' to INSTALLED_APPS.", id="transmissions.W063")
+        )
+    return found
+
+
 def _preferences() -> list[checks.CheckMessage]:
     hint = "See docs/preferences.md."
     try:
@@ -186,7 +262,39 @@ def _preferences() -> list[checks.CheckMessage]:
                 msg, hint='Add "transmissions.preferences.PreferencePolicy".', id="transmissions.W073"
             )
         )
+    errors += _quiet_hours()
     return errors + _unsubscribe_links(any(getattr(c, "channel", "") == "email" for c in in_categories))
+
+
+def _quiet_hours() -> list[checks.CheckMessage]:
+    hint = "See docs/preferences.md, section Quiet hours."
+    errors: list[checks.CheckMessage] = []
+    try:
+        parse_window(conf.TRANSMISSIONS_QUIET_HOURS)
+    except QuietHoursError as exc:
+        errors.append(_error(f"TRANSMISSIONS_QUIET_HOURS: {exc}.", "transmissions.E074", hint))
+    source = conf.TRANSMISSIONS_QUIET_HOURS_SOURCE
+    if source is not None:
+        errors += _importable(
+            "TRANSMISSIONS_QUIET_HOURS_SOURCE", source, "transmissions.E075", callable, "callable"
+        )
+    zone = conf.TRANSMISSIONS_RECIPIENT_TIMEZONE
+    if zone is not None:
+        # A user attribute's name, or a dotted path to a callable taking the user.
+        if not (isinstance(zone, str) and zone):
+            found: list[checks.CheckMessage] = [_error(f"must be a name or a dotted path, not {zone!r}.", "")]
+        elif "." in zone:
+            found = _importable("", zone, "", callable, "callable")
+        else:
+            found = []
+        for error in found:
+            msg = f"TRANSMISSIONS_RECIPIENT_TIMEZONE {error.msg.lstrip()}"
+            errors.append(_error(msg, "transmissions.E076", hint))
+    exempt = conf.TRANSMISSIONS_QUIET_HOURS_EXEMPT_CHANNELS
+    if not (isinstance(exempt, list | tuple) and all(isinstance(kind, str) for kind in exempt)):
+        msg = f"TRANSMISSIONS_QUIET_HOURS_EXEMPT_CHANNELS must be a list of channel kinds, not {exempt!r}."
+        errors.append(_error(msg, "transmissions.E077", hint))
+    return errors
 
 
 def _applies_preferences(path: Any) -> bool:

@@ -24,8 +24,12 @@ DEFAULT_POLICIES = [
     "transmissions.tracking.SuppressionPolicy",
     "transmissions.preferences.PreferencePolicy",
     "transmissions.escalation.EscalationPolicy",
+    "transmissions.quiet_hours.QuietHoursPolicy",
 ]
 DEFAULT_PREFERENCE_SOURCE = "transmissions.preferences.ModelPreferenceSource"
+# What TRANSMISSIONS_WAKE_UP may name besides None (wakeup.py).
+CELERY, DJANGO_TASKS = "celery", "django_tasks"
+WAKE_UP_ENGINES = (CELERY, DJANGO_TASKS)
 
 
 _UNSET = object()
@@ -107,6 +111,30 @@ class Settings:
         return self._get("TRANSMISSIONS_DISPATCH_ON_COMMIT", False)
 
     @property
+    def TRANSMISSIONS_WAKE_UP(self) -> Any:
+        """What wakes a worker when a due notification is committed: ``None`` (the beat,
+        cron or ``process_notifications --loop`` finds it), ``"celery"`` or
+        ``"django_tasks"``. Unset, ``TRANSMISSIONS_DISPATCH_ON_COMMIT = True`` means
+        ``"celery"``; set, it wins over that setting (W060 says so)."""
+        value = self._cache.get("TRANSMISSIONS_WAKE_UP", _UNSET)
+        if value is _UNSET:
+            value = getattr(settings, "TRANSMISSIONS_WAKE_UP", _UNSET)
+            if value is _UNSET:
+                value = CELERY if self.TRANSMISSIONS_DISPATCH_ON_COMMIT is True else None
+            self._cache["TRANSMISSIONS_WAKE_UP"] = value
+        return value
+
+    @property
+    def TRANSMISSIONS_TASKS_BACKEND(self) -> Any:
+        """The ``TASKS`` alias that ``"django_tasks"`` wake-ups are enqueued on."""
+        return self._get("TRANSMISSIONS_TASKS_BACKEND", "default")
+
+    @property
+    def TRANSMISSIONS_TASKS_QUEUE(self) -> Any:
+        """The queue name that ``"django_tasks"`` wake-ups are enqueued on."""
+        return self._get("TRANSMISSIONS_TASKS_QUEUE", "default")
+
+    @property
     def TRANSMISSIONS_DISPATCH_TIMEOUT(self) -> Any:
         """Seconds a commit waits for the broker to take the processing task (dispatch on
         commit); past it the commit goes on and the beat sends the rows."""
@@ -185,6 +213,29 @@ class Settings:
         """The site's public root ("https://example.com"): one-click unsubscribe links are this
         plus the path of ``transmissions:unsubscribe``. None: emails carry no List-Unsubscribe."""
         return self._get("TRANSMISSIONS_UNSUBSCRIBE_BASE_URL", None)
+
+    @property
+    def TRANSMISSIONS_QUIET_HOURS(self) -> Any:
+        """Everyone's quiet hours, two "HH:MM" wall-clock times in the recipient's time zone
+        (``("22:00", "07:00")``); None: none (``quiet_hours.py``)."""
+        return self._get("TRANSMISSIONS_QUIET_HOURS", None)
+
+    @property
+    def TRANSMISSIONS_QUIET_HOURS_SOURCE(self) -> Any:
+        """Dotted path of a callable taking a user and returning their own window, None (the
+        default window) or False (none)."""
+        return self._get("TRANSMISSIONS_QUIET_HOURS_SOURCE", None)
+
+    @property
+    def TRANSMISSIONS_QUIET_HOURS_EXEMPT_CHANNELS(self) -> Any:
+        """Channel kinds sent even inside quiet hours."""
+        return self._get("TRANSMISSIONS_QUIET_HOURS_EXEMPT_CHANNELS", ["inapp"])
+
+    @property
+    def TRANSMISSIONS_RECIPIENT_TIMEZONE(self) -> Any:
+        """A user's time zone: the name of a user attribute holding a zone name ("timezone"), or
+        the dotted path of a callable taking the user; None: ``TIME_ZONE`` for everyone."""
+        return self._get("TRANSMISSIONS_RECIPIENT_TIMEZONE", None)
 
     @property
     def TRANSMISSIONS_FAST_PATH(self) -> Any:

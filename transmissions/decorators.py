@@ -32,7 +32,8 @@ def message(
     class and keeps them as the dict ``cls.kwargs`` (0.2's name), and returns the class
     itself, which gains ``trigger()``.
     ``category="comments"`` puts the message in a category its recipients may turn off
-    (``preferences.py``); ``required=True`` makes it ignore their choices.
+    (``preferences.py``); ``required=True`` makes it ignore their choices; ``urgent=True``
+    sends it inside quiet hours too (``quiet_hours.py``).
     """
     if not isinstance(trigger_name, str) or not _SLUG.match(trigger_name):
         raise MessageRegistrationError(
@@ -66,8 +67,9 @@ def message(
                 f"{cls.__qualname__}.category must be None or a slug of at most "
                 f"{CATEGORY_MAX_LENGTH} characters, not {category!r}."
             )
-        if not isinstance(attrs.get("required", getattr(cls, "required", False)), bool):
-            raise MessageRegistrationError(f"{cls.__qualname__}.required must be True or False.")
+        for flag in ("required", "urgent"):
+            if not isinstance(attrs.get(flag, getattr(cls, flag, False)), bool):
+                raise MessageRegistrationError(f"{cls.__qualname__}.{flag} must be True or False.")
         registry.register(cls, trigger_name)
         cls.trigger_name = trigger_name  # type: ignore[attr-defined]
         cls.behavior = resolved  # type: ignore[attr-defined]

@@ -12,8 +12,9 @@ below do the same work as the public APIs they replace:
   handed back, instead of fetching those rows again through the ORM;
 - ``cache_related()``: ``field.set_cached_value()`` instead of the descriptor's
   ``__set__`` (which checks the instance's database router on every call);
-- ``on_commit_once()``: reads ``connection.run_on_commit`` to queue one callback per
-  transaction (Django drops the callbacks of a rolled-back savepoint from that list).
+- ``on_commit_once()``: reads ``connection.run_on_commit`` to queue one callback (one of
+  each equal callback) per transaction (Django drops the callbacks of a rolled-back
+  savepoint from that list).
 
 One more read of an internal has no public equivalent and is not a shortcut:
 ``write_db()``, the database a queryset's ``update()`` writes to (``.using()`` or the
@@ -146,7 +147,8 @@ def load_rows(model: type[M], using: str, rows: Sequence[Sequence[Any]]) -> list
 
 
 def on_commit_once(func: Callable[[], None], using: str) -> bool:
-    """Run ``func`` when the transaction on ``using`` commits, once per transaction.
+    """Run ``func`` when the transaction on ``using`` commits, once per transaction (a
+    callback equal to ``func`` already queued counts as it).
 
     Return whether this call added it. Outside a transaction ``func`` runs now.
     """
@@ -154,7 +156,7 @@ def on_commit_once(func: Callable[[], None], using: str) -> bool:
     if (
         enabled()
         and connection.in_atomic_block
-        and any(entry[1] is func for entry in connection.run_on_commit)
+        and any(entry[1] == func for entry in connection.run_on_commit)
     ):
         return False
     transaction.on_commit(func, using=using)

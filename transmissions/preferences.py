@@ -24,6 +24,7 @@ from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext_lazy as _
 
 from transmissions import categories
 from transmissions.categories import Category
@@ -37,6 +38,8 @@ Key = tuple[Any, str, str]
 
 # The order channel kinds are shown in; a project's own kinds come after, by name.
 CHANNEL_ORDER = ("email", "sms", "push", "inapp")
+# What the preferences page calls them; a project's own kind is shown by its name.
+CHANNEL_LABELS = {"email": _("Email"), "sms": _("SMS"), "push": _("Push"), "inapp": _("In the app")}
 
 
 class InvalidPreference(TransmissionsError, ValueError):
@@ -112,7 +115,7 @@ def channels_of(category: Category) -> list[str]:
     """Return the channel kinds a user may choose for ``category``: those it declares a default
     for and those of the registered messages in it (but the required ones), in order."""
     kinds = set(category.channels)
-    for _, message_cls in registry.items():
+    for _name, message_cls in registry.items():
         if categories.of(message_cls) == category.name:
             kind = getattr(message_cls, "channel", "")
             if kind:
@@ -129,6 +132,11 @@ class Cell:
     enabled: bool
     default: bool
     chosen: bool
+
+    @property
+    def label(self) -> str:
+        """The channel kind as the preferences page shows it ("Email", "SMS"...)."""
+        return str(CHANNEL_LABELS.get(self.channel, self.channel))
 
     @property
     def field_name(self) -> str:

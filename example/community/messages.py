@@ -5,7 +5,7 @@ Each class has an ``inbox_text()`` used by the inbox (``{% notification_text %}`
 
 from django.utils.text import Truncator
 
-from transmissions import TriggerBehavior, message
+from transmissions import TriggerBehavior, message, unsubscribe
 from transmissions.channels.base import BaseChannel
 from transmissions.channels.email import DefaultEmailMessage
 from transmissions.channels.sms import DefaultSMSMessage
@@ -57,15 +57,22 @@ class WelcomeSMS(DefaultSMSMessage):
 
 
 # Comments: one pending email per post, however many comments arrive before it is sent.
+# Its category, "comments" (settings.TRANSMISSIONS_CATEGORIES), can be turned off by its
+# recipient: on the preferences page, or with the email's one-click unsubscribe link.
 @message(
-    "new-comment", behavior=TriggerBehavior.TRIGGER_ONCE_PER_CONTENT, subject="New comments on your post"
+    "new-comment",
+    behavior=TriggerBehavior.TRIGGER_ONCE_PER_CONTENT,
+    subject="New comments on your post",
+    category="comments",
 )
 class NewCommentEmail(DefaultEmailMessage):
     def send(self):
         post = self.content
         count = post.comments.count()
         so_far = f"{count} comment{'s' if count != 1 else ''} so far"
-        self.body = f"{_who(self.trigger_user)} commented on “{post.title}” ({so_far})."
+        self.body = f"{_who(self.trigger_user)} commented on “{post.title}” ({so_far}).\n"
+        # The same link as the List-Unsubscribe header's.
+        self.body += f"\nNo more of these: {unsubscribe.url_for(self.notification)}\n"
         super().send()
 
     def check_validity(self):
@@ -76,7 +83,7 @@ class NewCommentEmail(DefaultEmailMessage):
 
 
 # A reminder scheduled for later, cancelled if the draft was published meanwhile.
-@message("draft-reminder", subject="Your draft is waiting")
+@message("draft-reminder", subject="Your draft is waiting", category="reminders")
 class DraftReminder(DefaultEmailMessage):
     def check_validity(self):
         post = self.content

@@ -100,6 +100,23 @@ ANYMAIL = {"WEBHOOK_SECRET": "demo:demo-webhook-secret"}
 TRANSMISSIONS_SMS_BACKEND = "community.sms.FileSMSBackend"
 SMS_FILE_PATH = DATA_DIR / "sent_sms.log"
 
+# What users can turn off (docs/preferences.md): the preferences page is
+# /notifications/preferences/, and every email of a category has a one-click unsubscribe
+# link to this site (runserver's address; in production, your https root).
+TRANSMISSIONS_CATEGORIES = {
+    "comments": {
+        "label": "Comments on your posts",
+        "description": "Someone commented on something you wrote.",
+        "channels": {"email": True},
+    },
+    "reminders": {
+        "label": "Draft reminders",
+        "description": "A nudge when a draft of yours waits to be published.",
+        "channels": {"email": True},
+    },
+}
+TRANSMISSIONS_UNSUBSCRIBE_BASE_URL = os.environ.get("EXAMPLE_BASE_URL", "http://127.0.0.1:8000")
+
 # Celery, as in production; the beat entry is the README's.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL

@@ -290,3 +290,98 @@ def test_admin_changelist_fits_1280_px_on_one_line_a_row(browser, live_server, o
     assert headers == ["TRIGGER NAME", "USER", "STATUS", "CONTENT", "SCHEDULED"]
     ARTIFACTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "admin-changelist.png"))
+
+
+# -- preferences and one-click unsubscribe (docs/preferences.md) ----------------------------
+
+
+def sign_in_with_the_form(browser, live_server, username, password):
+    from selenium.webdriver.common.by import By
+
+    browser.get(live_server.url + "/accounts/login/?next=/")
+    browser.find_element(By.NAME, "username").send_keys(username)
+    browser.find_element(By.NAME, "password").send_keys(password)
+    browser.find_element(By.ID, "sign-in").click()
+    wait_for_url(browser, live_server.url + "/")
+
+
+def test_turn_a_category_off_and_its_next_notification_does_not_arrive(browser, live_server, outputs):
+    from django.core import mail
+    from selenium.webdriver.common.by import By
+
+    ada = User.objects.create_user("ada", "ada@example.com", "s3cret-pw", first_name="Ada")
+    bob = User.objects.create_user("bob", "bob@example.com", "pw", first_name="Bob")
+    post = Post.objects.create(author=ada, title="Notes on queues")
+    sign_in_with_the_form(browser, live_server, "ada", "s3cret-pw")
+    browser.find_element(By.ID, "preferences-link").click()
+    wait_for_url(browser, live_server.url + "/notifications/preferences/")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Notification preferences"
+    comments = browser.find_element(By.NAME, "comments:email")
+    reminders = browser.find_element(By.NAME, "reminders:email")
+    assert comments.is_selected() and reminders.is_selected()  # both on by default
+    comments.click()
+    browser.find_element(By.CSS_SELECTOR, ".transmissions-preferences button[type=submit]").click()
+    wait_for_url(browser, live_server.url + "/notifications/preferences/?saved=1")
+    assert browser.find_element(By.CSS_SELECTOR, ".transmissions-saved").text == "Your preferences are saved."
+    assert not browser.find_element(By.NAME, "comments:email").is_selected()
+    assert browser.find_element(By.NAME, "reminders:email").is_selected()
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "preferences.png"))
+
+    comment = NewCommentEmail.trigger(ada, trigger_user=bob, content=post)
+    welcome = WelcomeEmail.trigger(ada)  # no category: always sent
+    assert process_all_notifications() == 2
+    assert [m.subject for m in mail.outbox] == ["Welcome to the community!"]
+    comment.refresh_from_db()
+    assert comment.status == Notification.Status.CANCELLED
+    assert comment.reason == f"opted-out: user {ada.pk} turned comments off on email"
+    welcome.refresh_from_db()
+    assert welcome.status == Notification.Status.SUCCESSFULLY_SENT
+
+
+def test_follow_the_unsubscribe_link_of_a_sent_email_and_confirm(browser, live_server, settings, tmp_path):
+    from email import message_from_string, policy
+
+    from selenium.webdriver.common.by import By
+
+    from transmissions.models import Preference
+
+    emails = tmp_path / "emails"
+    filebased = "django.core.mail.backends.filebased.EmailBackend"
+    if django.VERSION >= (6, 1):
+        settings.MAILERS = {"default": {"BACKEND": filebased, "OPTIONS": {"file_path": emails}}}
+    else:
+        settings.EMAIL_BACKEND, settings.EMAIL_FILE_PATH = filebased, emails
+    settings.TRANSMISSIONS_UNSUBSCRIBE_BASE_URL = live_server.url
+    ada = User.objects.create_user("ada", "ada@example.com", "pw", first_name="Ada")
+    bob = User.objects.create_user("bob", "bob@example.com", "pw", first_name="Bob")
+    post = Post.objects.create(author=ada, title="Notes on queues")
+    NewCommentEmail.trigger(ada, trigger_user=bob, content=post)
+    assert process_all_notifications() == 1
+
+    [path] = emails.glob("*.log")
+    sent = message_from_string(path.read_text().split("\n" + "-" * 79 + "\n")[0], policy=policy.default)
+    assert sent["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    link = str(sent["List-Unsubscribe"]).strip()[1:-1]
+    assert link.startswith(live_server.url + "/notifications/unsubscribe/")
+    assert f"No more of these: {link}" in sent.get_content()  # the body's link is the header's
+
+    # Not signed in: the link alone is enough. Opening it only asks.
+    browser.get(link)
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Unsubscribe"
+    question = browser.find_element(By.CSS_SELECTOR, ".transmissions-unsubscribe p").text
+    assert question == "Stop getting “Comments on your posts” by email?"
+    assert not Preference.objects.exists()
+    browser.find_element(By.CSS_SELECTOR, ".transmissions-unsubscribe button[type=submit]").click()
+    done = browser.find_element(By.CSS_SELECTOR, ".transmissions-done").text
+    assert done == "You will no longer get “Comments on your posts” by email."
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "unsubscribe.png"))
+    assert list(Preference.objects.values_list("user_id", "category", "channel", "enabled")) == [
+        (ada.pk, "comments", "email", False)
+    ]
+    # The next comment email is held, not written.
+    NewCommentEmail.trigger(ada, trigger_user=bob, content=post)
+    process_all_notifications()
+    assert len(list(emails.glob("*.log"))) == 1
+    assert Notification.objects.held("opted-out").count() == 1

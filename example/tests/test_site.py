@@ -86,7 +86,11 @@ def test_people_are_named_the_same_way_in_the_inbox_and_on_the_post(client, site
     assert "<strong>bob</strong>: Great post!" in page and "by ada" in page
     assert "Bob" not in inbox and "Bob" not in page
     (email,) = [m for m in mail.outbox if m.subject == "New comments on your post"]
-    assert email.body == "bob commented on “Notes on queues” (1 comment so far)."
+    first, link = email.body.split("\n\nNo more of these: ")
+    assert first == "bob commented on “Notes on queues” (1 comment so far)."
+    # The one-click unsubscribe link, the same as the List-Unsubscribe header's.
+    assert email.extra_headers["List-Unsubscribe"] == f"<{link.strip()}>"
+    assert link.startswith("http://127.0.0.1:8000/notifications/unsubscribe/")
 
 
 def test_home_counts_unseen_notifications_with_a_plural(client, site):

@@ -17,6 +17,7 @@ from community.messages import (
     WelcomeSMS,
 )
 from community.models import Comment, Post, User
+from transmissions.preferences import set_preference
 
 DEMO_USERNAME = DEMO_PASSWORD = "demo"
 FIRST_NAMES = "Ada Grace Alan Linus Barbara Ken Margaret Dennis Frances Edsger Radia Guido".split()
@@ -30,6 +31,8 @@ class Tally:
 
     def __init__(self):
         self.triggered, self.refused = Counter(), Counter()
+        # Users who turned comment emails off between trigger and processing.
+        self.opted_out_users = 0
 
     def trigger(self, message_cls, user, **kwargs):
         self.triggered[message_cls.trigger_name] += 1
@@ -165,6 +168,12 @@ def simulate(users, new_users, later, rng, progress):
     with transaction.atomic():
         for pk, n in likes.items():
             Post.objects.filter(pk=pk).update(likes=F("likes") + n)
+    # A sixth of the users turn comment emails off now, after those were triggered and before
+    # they are processed: the worker honours the choice (cancelled, "opted-out: ...").
+    quiet = [u for u in users if u.username != DEMO_USERNAME and rng.random() < 1 / 6]
+    for user in quiet:
+        set_preference(user, "comments", "email", False)
+    tally.opted_out_users = len(quiet)
     # Half of the drafts get published before their reminder is due: those reminders cancel.
     # (The demo user publishes their second draft and leaves the first.)
     demo_drafts = [p for p in drafts if p.author.username == DEMO_USERNAME]

@@ -15,7 +15,7 @@ from community.demo.progress import Progress
 from community.demo.report import delivery_rows, format_delivery, format_table, summary_rows
 from community.demo.simulate import DEMO_PASSWORD, DEMO_USERNAME, ensure_users, simulate
 from community.demo.webhooks import post_webhooks, sent_emails
-from transmissions.models import Suppression
+from transmissions.models import Notification, Suppression
 
 
 class Command(BaseCommand):
@@ -63,6 +63,11 @@ class Command(BaseCommand):
         progress.finish()
         out.write("")
         out.write(format_table(summary_rows(since, tally)))
+        opted_out = Notification.objects.filter(datetime_created__gte=since).held("opted-out").count()
+        out.write(
+            f"{opted_out} of the cancelled were opted out: {tally.opted_out_users} users turned comment "
+            "emails off after they were triggered (the worker reads preferences when it sends)"
+        )
         self.delivery(since, rng)
         self.where_to_look(time.monotonic() - started)
 
@@ -103,5 +108,7 @@ Done in {elapsed:.1f}s. Where to look:
            then open http://127.0.0.1:8000/notifications/ and sign in as {DEMO_USERNAME} / {DEMO_PASSWORD}
   admin    http://127.0.0.1:8000/admin/transmissions/notification/ (same login; a notification's
            page shows its delivery timeline, the list filters by delivery state)
-           http://127.0.0.1:8000/admin/transmissions/suppression/ (the suppressed addresses)"""
+           http://127.0.0.1:8000/admin/transmissions/suppression/ (the suppressed addresses)
+  choices  http://127.0.0.1:8000/notifications/preferences/ (what the signed-in user gets; each
+           comment email also has a one-click unsubscribe link)"""
         )
