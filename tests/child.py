@@ -58,8 +58,10 @@ def _trigger(args: argparse.Namespace) -> dict:
     from tests.models import User
     from transmissions.registry import registry
 
-    user = User.objects.get(pk=args.user)
     classes = [registry.get(name) for name in args.names.split(",")]
+    if args.key is not None:
+        return _trigger_keyed(args, classes[0])
+    user = User.objects.get(pk=args.user)
     _wait_for_go(args.barrier)
     created = {cls.trigger_name: 0 for cls in classes}
     for _ in range(args.rounds):
@@ -67,6 +69,25 @@ def _trigger(args: argparse.Namespace) -> dict:
             if cls.trigger(user) is not None:
                 created[cls.trigger_name] += 1
     return {"created": created}
+
+
+def _trigger_keyed(args: argparse.Namespace, cls: type) -> dict:
+    """Trigger ``cls`` with idempotency key ``args.key`` for ``args.user`` (or, with
+    ``args.users``, trigger_many with the key per user "<key>-<pk>"); return the ids the
+    calls returned."""
+    from tests.models import User
+
+    many = list(User.objects.filter(pk__in=[int(pk) for pk in args.users.split(",")])) if args.users else []
+    user = None if many else User.objects.get(pk=args.user)
+    _wait_for_go(args.barrier)
+    returned = []
+    for _ in range(args.rounds):
+        if many:
+            made = cls.trigger_many(many, idempotency_key=lambda u: f"{args.key}-{u.pk}")
+            returned.append({n.target_user_id: n.pk for n in made})
+        else:
+            returned.append(cls.trigger(user, idempotency_key=args.key).pk)
+    return {"returned": returned}
 
 
 def _process(args: argparse.Namespace) -> dict:
@@ -165,7 +186,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stop", help="with --loop: keep polling until this file exists")
     parser.add_argument("--events", help="events: a JSON file of [message id, event id, state, minute]")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--users", help="optout, seen: comma-separated user ids")
+    parser.add_argument("--key", help="trigger: the idempotency key of every call")
+    parser.add_argument("--users", help="optout, seen, trigger --key: comma-separated user ids")
     args = parser.parse_args(argv)
     configure_django()
     roles = {"trigger": _trigger, "process": _process, "events": _events, "optout": _optout, "seen": _seen}

@@ -1,4 +1,5 @@
 import collections
+import datetime
 import pathlib
 import re
 import sys
@@ -56,6 +57,9 @@ def test_defaults_pass():
         ({"TRANSMISSIONS_TWILIO_STATUS_CALLBACK_URL": "ftp://example.com/x"}, "transmissions.E050"),
         ({"TRANSMISSIONS_TWILIO_STATUS_CALLBACK_URL": 42}, "transmissions.E050"),
         ({"TRANSMISSIONS_TWILIO_STATUS_CALLBACK_URL": "https://example.com/x"}, "transmissions.E051"),
+        ({"TRANSMISSIONS_IDEMPOTENCY_WINDOW": 0}, "transmissions.E080"),
+        ({"TRANSMISSIONS_IDEMPOTENCY_WINDOW": "1h"}, "transmissions.E080"),
+        ({"TRANSMISSIONS_IDEMPOTENCY_WINDOW": datetime.timedelta(0)}, "transmissions.E080"),
         ({"TRANSMISSION_USER_MODEL": "auth.User"}, "transmissions.E100"),
     ],
 )

@@ -302,3 +302,55 @@ def test_a_step_whose_cancellation_committed_before_its_claim_is_never_sent(tmp_
             assert pk in sent or late, (pk, n.status, n.reason)
     # The race really happened: some sent before their entry was seen, some cancelled.
     assert sent and cancelled
+
+
+def test_racing_triggers_with_one_idempotency_key_make_one_row(tmp_path):
+    """8 processes, 5 calls each, one key: one row, and every call returned it."""
+    user = make_user()
+    argv = [
+        "trigger",
+        "--user",
+        str(user.pk),
+        "--names",
+        "default",
+        "--key",
+        "order-42:shipped",
+        "--rounds",
+        "5",
+    ]
+    out = run_together(tmp_path, child_env(db_name()), [argv] * 8)
+
+    [row] = Notification.objects.filter(target_user=user)
+    assert row.idempotency_key == "order-42:shipped"
+    assert [pk for r in out for pk in r["returned"]] == [row.pk] * 40
+
+
+def test_racing_take_overs_of_an_expired_key_make_one_new_row(tmp_path):
+    """The key's holder is past the window: 8 processes racing to take it over make one new row."""
+    user = make_user()
+    old = DefaultMessage.trigger(user, idempotency_key="k")
+    Notification.objects.filter(pk=old.pk).update(
+        datetime_created=timezone.now() - datetime.timedelta(days=2)
+    )
+    argv = ["trigger", "--user", str(user.pk), "--names", "default", "--key", "k", "--rounds", "3"]
+    out = run_together(tmp_path, child_env(db_name()), [argv] * 8)
+
+    new = Notification.objects.get(idempotency_key="k")
+    assert new.pk != old.pk
+    assert Notification.objects.filter(target_user=user).count() == 2
+    assert [pk for r in out for pk in r["returned"]] == [new.pk] * 24
+    old.refresh_from_db()
+    assert old.idempotency_key is None and old.status == S.CREATED
+
+
+def test_racing_trigger_many_with_a_key_per_user(tmp_path):
+    users = [make_user(f"k{i}") for i in range(20)]
+    ids = ",".join(str(u.pk) for u in users)
+    argv = ["trigger", "--users", ids, "--names", "default", "--key", "batch", "--rounds", "2"]
+    out = run_together(tmp_path, child_env(db_name()), [argv] * 8)
+
+    rows = dict(Notification.objects.values_list("target_user_id", "pk"))
+    assert len(rows) == 20 and Notification.objects.count() == 20
+    for result in out:
+        for returned in result["returned"]:
+            assert {int(k): v for k, v in returned.items()} == rows

@@ -1,6 +1,7 @@
 """System checks of the core settings (transmissions.E001-E012, W001-W003, E100), of delivery
-tracking (E050-E052), of the wake-up (E060-E064, W060-W063) and of categories, preferences
-and unsubscribe links (E070-E073, W070-W073).
+tracking (E050-E052), of the wake-up (E060-E064, W060-W063), of categories, preferences
+and unsubscribe links (E070-E073, W070-W073) and of idempotency keys, throttling and digests
+(E080-E089, W080-W089).
 
 The channels' checks are in ``channels/checks.py`` and ``channels/push_checks.py``;
 ``apps.py`` registers all of them. An id is never reused: ``docs/checks.md`` lists them.
@@ -8,6 +9,7 @@ The channels' checks are in ``channels/checks.py`` and ``channels/push_checks.py
 
 from __future__ import annotations
 
+import datetime
 import importlib
 from collections.abc import Callable
 from typing import Any
@@ -100,6 +102,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 "transmissions.E010",
             )
         )
+    errors += _idempotency()
     errors += _policies()
     errors += _tracking()
     errors += _wake_up()
@@ -107,6 +110,20 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     errors += _legacy()
     errors += _warnings()
     return errors
+
+
+def _idempotency() -> list[checks.CheckMessage]:
+    """Idempotency keys, throttling and digests (E080-E089, W080-W089)."""
+    value = conf.TRANSMISSIONS_IDEMPOTENCY_WINDOW
+    if isinstance(value, datetime.timedelta):
+        good = value > datetime.timedelta(0)
+    else:
+        good = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+    if not good:
+        msg = "TRANSMISSIONS_IDEMPOTENCY_WINDOW must be a positive number of seconds or timedelta, "
+        msg += f"not {value!r}."
+        return [_error(msg, "transmissions.E080")]
+    return []
 
 
 def _legacy() -> list[checks.CheckMessage]:

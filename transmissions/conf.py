@@ -215,6 +215,12 @@ class Settings:
         return self._get("TRANSMISSIONS_UNSUBSCRIBE_BASE_URL", None)
 
     @property
+    def TRANSMISSIONS_IDEMPOTENCY_WINDOW(self) -> Any:
+        """How long a caller's idempotency key names its notification: seconds or a timedelta
+        (default a day). A trigger with the key within it returns that notification."""
+        return self._get("TRANSMISSIONS_IDEMPOTENCY_WINDOW", 86400)
+
+    @property
     def TRANSMISSIONS_QUIET_HOURS(self) -> Any:
         """Everyone's quiet hours, two "HH:MM" wall-clock times in the recipient's time zone
         (``("22:00", "07:00")``); None: none (``quiet_hours.py``)."""

@@ -270,6 +270,17 @@ class LifecycleQuerySet(models.QuerySet[Any]):
             )
         )
 
+    def cancel_key(self, *keys: str, reason: str = "cancelled by its idempotency key") -> int:
+        """End the waiting notifications that hold any of the idempotency ``keys`` as CANCELLED,
+        in one UPDATE; return how many. Processed ones, and ones being sent, are left alone.
+
+        The cancelled rows keep their key for the rest of its window, so a producer that
+        retries the trigger gets the cancelled notification back, not a new one.
+        """
+        if not keys:
+            return 0
+        return self.filter(idempotency_key__in=keys).cancel(reason)
+
     def requeue(self, reschedule: bool = True) -> tuple[int, int]:
         """Make the FAILED, CANCELLED or BROKEN rows among these CREATED again, due now
         (with ``reschedule``; else at their own ``datetime_scheduled``).

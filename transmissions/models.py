@@ -85,6 +85,10 @@ class Notification(models.Model):
     # Unique while the row blocks new triggers of its behaviour (see behaviors.py);
     # NULL otherwise. Every supported database allows many NULLs in a unique index.
     dedup_key = models.CharField(max_length=255, null=True, blank=True, unique=True, editable=False)
+    # The caller's idempotency key (``trigger(..., idempotency_key=...)``): unique, so that
+    # a retried trigger finds the row instead of writing a second one; given up (NULL) when a
+    # trigger after the window (TRANSMISSIONS_IDEMPOTENCY_WINDOW) takes the key over.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True, unique=True, editable=False)
     # What the provider called the message when it accepted it (an ESP's message id, the
     # SMTP Message-ID, Twilio's "SM..." sid), written with the outcome: delivery events
     # find their notification by it.

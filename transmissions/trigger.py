@@ -23,7 +23,7 @@ from django.contrib.auth import get_user_model
 from django.db import models, router, transaction
 from django.utils import timezone
 
-from transmissions import db, internals, signals, wakeup
+from transmissions import db, idempotency, internals, signals, wakeup
 from transmissions.behaviors import TriggerBehavior
 from transmissions.exceptions import DuplicateNotification, InvalidTrigger, MessageRegistrationError
 from transmissions.lifecycle import notification_model
@@ -54,9 +54,12 @@ class Triggerable:
         content: models.Model | None = None,
         data: Any = None,
         silent: bool = True,
+        idempotency_key: str | None = None,
     ) -> Notification | None:
         """Create a notification of this message for ``target_user``; see ``transmissions.trigger``."""
-        return trigger(cls, target_user, trigger_user, datetime_scheduled, content, data, silent)
+        return trigger(
+            cls, target_user, trigger_user, datetime_scheduled, content, data, silent, idempotency_key
+        )
 
     @classmethod
     def trigger_many(
@@ -66,10 +69,11 @@ class Triggerable:
         datetime_scheduled: datetime.datetime | None = None,
         content: models.Model | None = None,
         data: Any = None,
+        idempotency_key: Any = None,
     ) -> list[Notification]:
         """Create a notification of this message for each of ``users``, in a few statements per
         thousand users; return those created. See ``transmissions.trigger.trigger_many``."""
-        return trigger_many(cls, users, trigger_user, datetime_scheduled, content, data)
+        return trigger_many(cls, users, trigger_user, datetime_scheduled, content, data, idempotency_key)
 
 
 def trigger(
@@ -80,18 +84,28 @@ def trigger(
     content: models.Model | None = None,
     data: Any = None,
     silent: bool = True,
+    idempotency_key: str | None = None,
 ) -> Notification | None:
     """Create one CREATED notification of ``message_cls`` for ``target_user`` and return it.
 
     When the behaviour refuses the trigger, return None if ``silent``, else raise
-    DuplicateNotification. Bad input raises InvalidTrigger and writes nothing.
+    DuplicateNotification. Bad input raises InvalidTrigger and writes nothing. With an
+    ``idempotency_key`` that a notification created within TRANSMISSIONS_IDEMPOTENCY_WINDOW
+    holds, write nothing and return that notification (``idempotency.py``).
     """
     behavior = registered_behavior(message_cls)
     check_user(target_user, "target_user")
+    key = idempotency.check_key(idempotency_key)
     shared = shared_values(message_cls, trigger_user, datetime_scheduled, content, data)
     model: type[Notification] = notification_model()
     using = router.db_for_write(model)
-    created = _write(model, using, behavior, [_row(shared, target_user.pk, behavior)])
+    row = _row(shared, target_user.pk, behavior)
+    if key is None:
+        created = _write(model, using, behavior, [row])
+    else:
+        created, existing = _write_keyed(model, using, behavior, [{**row, "idempotency_key": key}])
+        if key in existing:
+            return existing[key]
     if not created:
         if silent:
             return None
@@ -116,6 +130,7 @@ def trigger_many(
     datetime_scheduled: datetime.datetime | None = None,
     content: models.Model | None = None,
     data: Any = None,
+    idempotency_key: Any = None,
 ) -> list[Notification]:
     """Create a CREATED notification of ``message_cls`` for each of ``users``; return those created.
 
@@ -126,6 +141,11 @@ def trigger_many(
     transaction: bad input, or an error half-way, writes nothing. Like
     ``bulk_create``, no ``pre_save``/``post_save`` signal is sent, unless a project
     listens to them (then each row goes through ``save()``).
+
+    ``idempotency_key`` gives each user a key: a callable taking a user (returning a key or
+    None) or a mapping of users (or their primary keys) to keys. A user whose key a
+    notification within the window holds gets that notification in the result, in the
+    users' order, and nothing is written for them.
     """
     behavior = registered_behavior(message_cls)
     if isinstance(users, models.Model | str | bytes) or not isinstance(users, Iterable):
@@ -138,32 +158,50 @@ def trigger_many(
         check_user(user, "each of users", user_model)
     if not users:
         return []
-    if behavior.key_prefix is not None:
+    if behavior.key_prefix is not None or idempotency_key is not None:
         firsts: dict[Any, Any] = {}
         for user in users:
             firsts.setdefault(user.pk, user)
         users = list(firsts.values())  # each user once, in order of first appearance
+    keys = None if idempotency_key is None else idempotency.keys_per_user(users, idempotency_key)
     shared = shared_values(message_cls, trigger_user, datetime_scheduled, content, data)
     model: type[Notification] = notification_model()
     using = router.db_for_write(model)
     dialect = db.dialect(using, model)
-    columns = len(_row(shared, users[0].pk, behavior))
+    columns = len(_row(shared, users[0].pk, behavior)) + 1
     chunk = max(1, min(CHUNK_SIZE, dialect.max_params() // columns))
     by_pk = {user.pk: user for user in users}
     created: list[Notification] = []
+    existing: dict[str, Notification] = {}
     with transaction.atomic(using=using):
         if behavior is TriggerBehavior.LAST_ONLY:
             # All at once and in key order, so two fan-outs never deadlock.
             dialect.lock_users([user.pk for user in users])
         for start in range(0, len(users), chunk):
             rows = [_row(shared, user.pk, behavior) for user in users[start : start + chunk]]
-            created += _write(model, using, behavior, rows, lock=False)
+            if keys is None:
+                created += _write(model, using, behavior, rows, lock=False)
+            else:
+                for row, key in zip(rows, keys[start : start + chunk], strict=True):
+                    row["idempotency_key"] = key
+                made, found = _write_keyed(model, using, behavior, rows, lock=False)
+                created += made
+                existing.update(found)
     set_target = internals.related_setter(model.target_user.field)
     set_trigger = internals.related_setter(model.trigger_user.field)
     for notification in created:
         set_target(notification, by_pk[notification.target_user_id])
         set_trigger(notification, trigger_user)
     _created(using, message_cls, created)
+    if existing and keys is not None:
+        # The users' order, each with its new row or the one its key named.
+        mine = {n.target_user_id: n for n in created}
+        by_key = [existing.get(key) if key is not None else None for key in keys]
+        return [
+            found or mine[user.pk]
+            for user, found in zip(users, by_key, strict=True)
+            if found is not None or user.pk in mine
+        ]
     return created
 
 
@@ -294,6 +332,27 @@ def _write(
     raise DuplicateNotification(
         f"{rows[0]['trigger_name']!r}: gave up after {LAST_ONLY_ATTEMPTS} concurrent replacements."
     )
+
+
+def _write_keyed(
+    model: type[Notification],
+    using: str,
+    behavior: TriggerBehavior,
+    rows: Sequence[dict[str, Any]],
+    lock: bool = True,
+) -> tuple[list[Notification], dict[str, Notification]]:
+    """INSERT ``rows``, which carry idempotency keys, under ``behavior``; return the
+    notifications created and, by key, those that already held a key."""
+    manager = model._default_manager.using(using)
+    dialect = db.dialect(using, model)
+    if behavior is not TriggerBehavior.LAST_ONLY:
+        return idempotency.write(manager, rows, lambda todo: dialect.insert(todo, skip_conflicts=True))
+    with transaction.atomic(using=using):
+        if lock:
+            dialect.lock_users([row["target_user_id"] for row in rows])
+        return idempotency.write(
+            manager, rows, lambda todo: _write(model, using, behavior, todo, lock=False), replaces=True
+        )
 
 
 def _created(using: str, message_cls: Any, created: list[Notification]) -> None:

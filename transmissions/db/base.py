@@ -47,9 +47,10 @@ class Dialect:
         """INSERT ``rows`` (attribute values; the others take their defaults); return the
         saved instances of those inserted, in order.
 
-        With ``skip_conflicts`` a row whose ``dedup_key`` is taken is left out, not an
-        error. Here: one ``save()`` per row, each in a savepoint when the caller is in a
-        transaction, so that a refused row never breaks it.
+        With ``skip_conflicts`` a row whose ``dedup_key`` (or ``idempotency_key``, when the
+        rows have one) is taken is left out, not an error. Here: one ``save()`` per row,
+        each in a savepoint when the caller is in a transaction, so that a refused row
+        never breaks it.
         """
         saved = []
         for row in rows:
@@ -61,12 +62,19 @@ class Dialect:
                 else:
                     instance.save(force_insert=True, using=self.alias)
             except IntegrityError:
-                key = row.get("dedup_key")
-                if not skip_conflicts or key is None or not self.manager.filter(dedup_key=key).exists():
+                if not skip_conflicts or not self._taken(row):
                     raise
                 continue
             saved.append(instance)
         return saved
+
+    def _taken(self, row: dict[str, Any]) -> bool:
+        """Whether another row holds ``row``'s dedup key or idempotency key."""
+        for name in ("dedup_key", "idempotency_key"):
+            key = row.get(name)
+            if key is not None and self.manager.filter(**{name: key}).exists():
+                return True
+        return False
 
     def lock_users(self, user_ids: Sequence[Any]) -> None:
         """Lock these users' rows until the transaction ends, in primary-key order.

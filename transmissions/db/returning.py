@@ -99,7 +99,11 @@ class ReturningDialect(Dialect):
 
     def _build_insert_sql(self, columns: tuple[str, ...], count: int, skip_conflicts: bool) -> str:
         names = ", ".join(self.column(name) for name in columns)
-        conflict = f" ON CONFLICT ({self.quote('dedup_key')}) DO NOTHING" if skip_conflicts else ""
+        conflict = ""
+        if skip_conflicts:
+            # Rows with an idempotency key skip a conflict on it too (any unique column).
+            target = "" if "idempotency_key" in columns else f" ({self.quote('dedup_key')})"
+            conflict = f" ON CONFLICT{target} DO NOTHING"
         return (
             f"INSERT INTO {self.table} ({names}) {self.insert_values(columns, count)}"
             f"{conflict} RETURNING {self.quote('id')}, {self.quote('uuid')}"

@@ -12,7 +12,7 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AddField(
             model_name='notification',
-            name='escalation',
-            field=models.CharField(blank=True, db_index=True, editable=False, max_length=32, null=True),
+            name='idempotency_key',
+            field=models.CharField(blank=True, editable=False, max_length=255, null=True, unique=True),
         ),
     ]
