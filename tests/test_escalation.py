@@ -22,6 +22,7 @@ from transmissions.exceptions import AlreadyRegistered, InvalidTrigger, MessageR
 from transmissions.models import Notification
 from transmissions.preferences import set_preference
 from transmissions.registry import escalations, registry
+from transmissions.views import inbox_queryset
 from transmissions.worker import process_all_notifications, run
 
 pytestmark = pytest.mark.django_db
@@ -430,3 +431,23 @@ def test_per_content_needs_a_content(throwaway):
 def test_repr_and_unused_names():
     assert repr(reply) == "<Escalation reply: reply-inapp -> reply-push -> reply-sms -> reply-email>"
     assert OnceInApp.trigger_name == "once-inapp" and AlertPrimary.channel == "mobile"
+
+
+def test_the_inbox_and_the_unseen_count_show_an_event_once_by_its_earliest_sent_step():
+    ada = make_user()  # no phone: the SMS step is skipped
+    start = timezone.now()
+    steps = reply.trigger(ada, datetime_scheduled=start)
+    single = ReplyInApp.trigger(ada, datetime_scheduled=start)
+    for minutes in (0, 15, 30, 60):
+        at(start, minutes)
+    assert Notification.objects.for_user(ada).sent().count() == 4  # in-app, push, email; single
+    shown = list(inbox_queryset(ada))
+    assert {n.pk for n in shown} == {steps[0].pk, single.pk}
+    assert ada.notifications.unseen_count() == 2
+    # The in-app step skipped: the event shows by its push step.
+    other = reply.trigger(ada, datetime_scheduled=start)
+    Notification.objects.filter(pk=other[0].pk).cancel("opted out")
+    for minutes in (15, 60):
+        at(start, minutes)
+    assert other[1].pk in {n.pk for n in inbox_queryset(ada)}
+    assert other[3].pk not in {n.pk for n in inbox_queryset(ada)}

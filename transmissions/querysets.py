@@ -66,9 +66,21 @@ class NotificationQuerySet(LifecycleQuerySet):
             return self.filter(reason__startswith=f"{code}: ")
         return self.filter(reason__regex=r"^[a-z0-9-]+: ")
 
+    def one_per_event(self) -> NotificationQuerySet:
+        """Leave out the steps of an escalation but its earliest sent one, so that an event lists
+        once (the inbox, the unseen count). No change where the project declares no escalation."""
+        if not escalations.declared():
+            return self
+        earlier = self.model._default_manager.filter(
+            escalation=models.OuterRef("escalation"),
+            status=Status.SUCCESSFULLY_SENT,
+            pk__lt=models.OuterRef("pk"),
+        )
+        return self.exclude(models.Q(escalation__isnull=False) & models.Exists(earlier))
+
     def unseen(self) -> NotificationQuerySet:
-        """Sent and not yet seen by its user."""
-        return self.sent().filter(datetime_seen__isnull=True)
+        """Sent and not yet seen by its user (an escalation's steps count once: ``one_per_event()``)."""
+        return self.sent().filter(datetime_seen__isnull=True).one_per_event()
 
     def unconsumed(self) -> NotificationQuerySet:
         """Sent and not yet acted upon by its user."""
