@@ -64,7 +64,7 @@ def claim_and_mark(conn: Any, db: str, batch_size: int) -> int:
     claim = (
         f"UPDATE {TABLE} SET status = 2, attempts = attempts + 1 WHERE id IN ("
         f"SELECT id FROM {TABLE} WHERE status = 0 AND datetime_scheduled <= {p} "
-        f"ORDER BY datetime_scheduled LIMIT {p}{lock}) RETURNING id"
+        f"AND datetime_processed IS NULL ORDER BY datetime_scheduled LIMIT {p}{lock}) RETURNING id"
     )
     total = 0
     while True:
@@ -86,7 +86,7 @@ def due_query_ms(conn: Any, db: str, batch_size: int, repeat: int) -> list[float
     p = _ph(db)
     sql = (
         f"SELECT id FROM {TABLE} WHERE status = 0 AND datetime_scheduled <= {p} "
-        f"ORDER BY datetime_scheduled LIMIT {p}"
+        f"AND datetime_processed IS NULL ORDER BY datetime_scheduled LIMIT {p}"
     )
     times = []
     for _ in range(repeat):

@@ -2,6 +2,14 @@
 """Chaos run: workers SIGKILLed while they deliver a backlog; count what was sent, twice, never.
 
     python benchmarks/stress.py --workers 4 --notifications 20000 --kill-every 5s --policy broken
+    python benchmarks/stress.py --mode slow --workers 4 --notifications 2000 --send-ms 100 --lease 2
+    python benchmarks/stress.py --mode dbterm --workers 4 --notifications 5000 --kill-every 1s
+
+``--mode kill`` (the default) SIGKILLs a worker every ``--kill-every``; ``slow`` kills
+nothing, but each send takes ``--send-ms`` so a batch outlasts the lease; ``dbterm``
+terminates a random worker's database connection every ``--kill-every``
+(``pg_terminate_backend``, ``KILL`` on MySQL/MariaDB) instead of the worker, and
+counts the workers that died of it (each is replaced).
 
 Creates a scratch PostgreSQL database (127.0.0.1, as the test suite does; dropped at
 the end), starts ``--workers`` worker processes (``tests/child.py``: a fresh Django
@@ -38,6 +46,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--notifications", type=int, default=20_000)
+    p.add_argument("--mode", choices=["kill", "slow", "dbterm"], default="kill")
     p.add_argument("--kill-every", type=seconds, default=5.0, help="e.g. 5s; 0 never kills")
     p.add_argument("--policy", choices=["broken", "retry"], default="broken")
     p.add_argument("--lease", type=float, default=5.0, help="TRANSMISSIONS_LEASE_SECONDS")
@@ -59,6 +68,8 @@ class Workers:
         self.stop_file = workdir / "stop"
         self.procs: list[subprocess.Popen] = []
         self.killed = 0
+        self.terminated = 0
+        self.died = 0
 
     def start(self) -> subprocess.Popen:
         cmd = [sys.executable, "-m", "tests.child", "process", "--loop", "--stop", str(self.stop_file)]
@@ -77,6 +88,38 @@ class Workers:
             rng.choice(victims).send_signal(signal.SIGKILL)
             self.killed += 1
         self.start()
+
+    def replace_dead(self) -> None:
+        """Count and replace the workers that died by themselves (not SIGKILLed here)."""
+        for p in list(self.procs):
+            if p.poll() is not None and p.returncode != -signal.SIGKILL and not getattr(p, "counted", False):
+                p.counted = True  # type: ignore[attr-defined]
+                self.died += 1
+                self.start()
+
+    def terminate_connection(self, rng: random.Random) -> None:
+        """Kill one worker's database connection (not the worker), as an administrator would."""
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+                )
+                pids = [row[0] for row in cursor.fetchall()]
+                if pids:
+                    cursor.execute("SELECT pg_terminate_backend(%s)", [rng.choice(pids)])
+                    self.terminated += 1
+            else:
+                cursor.execute(
+                    "SELECT id FROM information_schema.processlist WHERE db = DATABASE() "
+                    "AND id <> CONNECTION_ID()"
+                )
+                ids = [row[0] for row in cursor.fetchall()]
+                if ids:
+                    cursor.execute(f"KILL {int(rng.choice(ids))}")
+                    self.terminated += 1
 
     def stop(self, timeout: float = 30) -> None:
         self.stop_file.touch()
@@ -122,13 +165,17 @@ def run(args: argparse.Namespace) -> dict:
         nonlocal next_kill
         for _ in range(args.workers):
             workers.start()
-        if args.kill_every:
+        if args.kill_every and args.mode != "slow":
             next_kill = time.monotonic() + args.kill_every
 
     def chaos() -> None:
         nonlocal next_kill
+        workers.replace_dead()
         if time.monotonic() >= next_kill:
-            workers.kill_one(rng)
+            if args.mode == "dbterm":
+                workers.terminate_connection(rng)
+            else:
+                workers.kill_one(rng)
             next_kill += args.kill_every
 
     if not args.backlog:
@@ -152,14 +199,18 @@ def run(args: argparse.Namespace) -> dict:
             due = pending.filter(status=Notification.Status.CREATED, datetime_scheduled__lte=timezone.now())
             if due.exists():
                 chaos()
+            else:
+                workers.replace_dead()
             time.sleep(0.2)
         elapsed = time.monotonic() - started
     finally:
         workers.stop()
-    return report(args, log, workers.killed, elapsed, triggered_in)
+    return report(args, log, workers, elapsed, triggered_in)
 
 
-def report(args: argparse.Namespace, log: Path, killed: int, elapsed: float, triggered_in: float) -> dict:
+def report(
+    args: argparse.Namespace, log: Path, workers: Workers, elapsed: float, triggered_in: float
+) -> dict:
     from transmissions.models import Notification
 
     S = Notification.Status
@@ -191,11 +242,15 @@ def report(args: argparse.Namespace, log: Path, killed: int, elapsed: float, tri
 
     return {
         "policy": f"{args.policy} (lease {args.lease:g} s)",
-        "workers / killed": f"{args.workers} / {killed} (every {args.kill_every:g} s)",
+        "mode": args.mode,
+        "workers / killed": f"{args.workers} / {workers.killed}"
+        + (f" (every {args.kill_every:g} s)" if args.mode == "kill" else ""),
+        "connections terminated": workers.terminated,
+        "workers died (not killed by the run)": workers.died,
         "notifications": args.notifications,
         "sent": len(sent_ok),
-        "sent by a killed worker, then BROKEN": len(broken & set(sends)),
-        "not sent, BROKEN (held by a killed worker)": len(broken - set(sends)),
+        "sent, then BROKEN": len(broken & set(sends)),
+        "BROKEN, not sent": len(broken - set(sends)),
         "duplicates (sends beyond the first)": sum(n - 1 for n in sends.values()),
         "lost": len(lost) + (args.notifications - len(rows)),
         "stuck (not final at the end)": status_count[S.CREATED] + status_count[S.PROCESSING],
@@ -222,10 +277,16 @@ def main(argv: list[str] | None = None) -> int:
     width = max(map(len, table))
     mode = "backlog triggered first" if args.backlog else "triggered while workers run"
     print(f"{'':{width}}  {args.db}, batch {args.batch_size}, send {args.send_ms:g} ms, {mode}")
+    broken_sent = "sent, then BROKEN"
     for key, value in table.items():
         print(f"{key:{width}}  {value}")
     bad = table["lost"] or table["stuck (not final at the end)"]
     bad = bad or (args.policy == "broken" and table["duplicates (sends beyond the first)"])
+    # No worker is killed outside "kill": a row sent and then BROKEN, or a worker that
+    # died, is a fault.
+    bad = bad or (
+        args.mode != "kill" and (table[broken_sent] or table["workers died (not killed by the run)"])
+    )
     return 1 if bad else 0
 
 

@@ -111,6 +111,28 @@ def _process(args: argparse.Namespace) -> dict:
     return {"taken": taken, "runs": runs, "start": start, "end": time.time()}
 
 
+def _send(args: argparse.Namespace) -> dict:
+    """Send each notification of the JSON file ``args.ids`` one by one, in an order of this
+    child's: through ``Notification.send()``, or 0.2's task ``process_notification`` (--task)."""
+    import logging
+    import random
+
+    from transmissions import tasks
+    from transmissions.models import Notification
+
+    logging.disable(logging.WARNING)  # "not processed: it is ..." for every row another child took
+    ids = json.loads(Path(args.ids).read_text())
+    random.Random(args.seed).shuffle(ids)
+    _wait_for_go(args.barrier)
+    processed = 0
+    for pk in ids:
+        if args.task:
+            tasks.process_notification(pk)
+        else:
+            processed += Notification.objects.get(pk=pk).send()
+    return {"processed": processed}
+
+
 def _events(args: argparse.Namespace) -> dict:
     """Record the delivery events of the JSON file ``args.events``, in an order of this child's."""
     import datetime
@@ -175,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
         execute_from_command_line(["manage.py", *argv[1:]])
         return
     parser = argparse.ArgumentParser()
-    parser.add_argument("role", choices=["trigger", "process", "events", "optout", "seen"])
+    parser.add_argument("role", choices=["trigger", "process", "events", "optout", "seen", "send"])
     parser.add_argument("--barrier")
     parser.add_argument("--user", type=int)
     parser.add_argument("--names", default="")
@@ -186,11 +208,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stop", help="with --loop: keep polling until this file exists")
     parser.add_argument("--events", help="events: a JSON file of [message id, event id, state, minute]")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ids", help="send: a JSON file of notification ids")
     parser.add_argument("--key", help="trigger: the idempotency key of every call")
     parser.add_argument("--users", help="optout, seen, trigger --key: comma-separated user ids")
     args = parser.parse_args(argv)
     configure_django()
-    roles = {"trigger": _trigger, "process": _process, "events": _events, "optout": _optout, "seen": _seen}
+    roles = {
+        "trigger": _trigger,
+        "process": _process,
+        "events": _events,
+        "optout": _optout,
+        "seen": _seen,
+        "send": _send,
+    }
     result = roles[args.role](args)
     print(json.dumps(result), flush=True)
 

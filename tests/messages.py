@@ -2,6 +2,10 @@
 
 import datetime
 
+
+from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
+
 from transmissions import TriggerBehavior, message
 from transmissions.channels.base import BaseChannel
 from transmissions.channels.email import DefaultEmailMessage
@@ -159,6 +163,14 @@ class BadgeInApp(InAppMessage):
         return f"You earned the {self.data['badge']} badge"
 
 
+@message("hello-inapp")
+class HelloInApp(InAppMessage):
+    """Text from get_text(), with a user's own words in it: escaped when stored."""
+
+    def get_text(self):
+        return f"{self.trigger_user.first_name} says hello"
+
+
 @message("bare-inapp")
 class BareInApp(InAppMessage):
     """Neither template_name nor get_text(): a bug that ends FAILED."""
@@ -169,6 +181,12 @@ class BareInApp(InAppMessage):
 class InboxMethodMessage(RecordingChannel):
     def inbox_text(self):
         return f"About {self.content.title if self.content else 'nothing'} for {self.target_user.username}"
+
+
+@message("inbox-raises")
+class InboxRaisesMessage(RecordingChannel):
+    def inbox_text(self):
+        return f"Your {self.data['missing']} arrived"
 
 
 @message("inbox-attribute")
@@ -188,6 +206,16 @@ class SlowMessage(RecordingChannel):
         super().send()
         for hook in on_send:
             hook()
+
+
+@message("loses-database")
+class LosesDatabaseMessage(RecordingChannel):
+    """A channel whose own query finds the database connection gone."""
+
+    def send(self):
+        from django.db import OperationalError
+
+        raise OperationalError("terminating connection due to administrator command")
 
 
 # Categories (tests/settings.py's TRANSMISSIONS_CATEGORIES), on a project's own channel
@@ -302,3 +330,16 @@ latest = Escalation(
     steps=[Step(LatestInApp), Step(LatestMemo, after=datetime.timedelta(minutes=5))],
     behavior=TriggerBehavior.LAST_ONLY,
 )
+
+
+# Rendered in the recipient's language and time zone (tests/test_recipients.py).
+@message("locale-inapp")
+class LocaleInApp(InAppMessage):
+    def get_text(self):
+        when = timezone.localtime(self.notification.datetime_scheduled)
+        return f"{gettext('Notifications')} {when:%H:%M} {when.tzinfo}"
+
+
+@message("locale-email", subject=gettext_lazy("Notifications"))
+class LocaleEmail(DefaultEmailMessage):
+    body = gettext_lazy("just now")

@@ -14,6 +14,9 @@ class Article(models.Model):
     title = models.CharField(max_length=100)
 
     def get_absolute_url(self):
+        # A title that is a URL is where the article lives (the open view's redirect tests).
+        if self.title.startswith(("//", "http:", "https:", "javascript:")):
+            return self.title
         return f"/articles/{self.pk}/"
 
 

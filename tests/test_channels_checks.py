@@ -11,6 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test.utils import override_settings
 
+from tests.utils import email_settings
 from transmissions import message
 from transmissions.channels.checks import check_channels
 from transmissions.channels.email import DefaultEmailMessage
@@ -213,3 +214,24 @@ def test_twilio_backend_without_the_package_is_check_error_e020():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "['transmissions.E020']"
+
+
+def timeout_ids():
+    return [m.id for m in check_channels() if m.id in ("transmissions.W021", "transmissions.W022")]
+
+
+@pytest.mark.parametrize(
+    ("options", "lease", "expected"),
+    [
+        ({"host": "127.0.0.1"}, 600, ["transmissions.W021"]),  # no timeout: a silent server holds it
+        ({"host": "127.0.0.1", "timeout": 300}, 600, ["transmissions.W022"]),  # half the lease
+        ({"host": "127.0.0.1", "timeout": 10}, 600, []),
+        ({"host": "127.0.0.1", "timeout": 10}, 20, ["transmissions.W022"]),
+    ],
+)
+def test_smtp_timeouts_are_checked_against_the_lease(options, lease, expected):
+    with override_settings(**email_settings(**options), TRANSMISSIONS_LEASE_SECONDS=lease):
+        assert timeout_ids() == expected
+    # A backend that is not SMTP has no such timeout.
+    with override_settings(**email_settings("django.core.mail.backends.locmem.EmailBackend")):
+        assert timeout_ids() == []

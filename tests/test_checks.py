@@ -5,11 +5,14 @@ import re
 import sys
 
 import pytest
+from django.apps import apps
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test.utils import override_settings
 
 import transmissions
+from tests.messages import DefaultMessage
+from tests.utils import make_user
 from transmissions.checks import check_settings
 
 
@@ -44,6 +47,9 @@ def test_defaults_pass():
         ({"TRANSMISSIONS_DISPATCH_ON_COMMIT": 1}, "transmissions.E010"),
         ({"TRANSMISSIONS_DISPATCH_TIMEOUT": 0}, "transmissions.E013"),
         ({"TRANSMISSIONS_DISPATCH_TIMEOUT": "2"}, "transmissions.E013"),
+        ({"TRANSMISSIONS_MAX_DATA_BYTES": 0}, "transmissions.E014"),
+        ({"TRANSMISSIONS_MAX_DATA_BYTES": 1.5}, "transmissions.E014"),
+        ({"TRANSMISSIONS_BATCH_MAX_BYTES": -1}, "transmissions.E015"),
         (
             {
                 "TRANSMISSIONS_SERIALIZER": "transmissions.serializers.JSONSerializer",
@@ -119,6 +125,26 @@ def test_each_check_id_is_raised_from_one_place_only():
     listed = collections.Counter(re.findall(r"^\| `(transmissions\.[EW]\d{3})`", table, flags=re.M))
     assert set(listed) == set(literals), set(listed) ^ set(literals)
     assert max(listed.values()) == 1, listed
+
+
+@pytest.mark.django_db
+def test_rows_with_an_unknown_status_are_a_database_warning():
+    from transmissions.checks import check_unknown_statuses
+    from transmissions.models import Notification
+
+    user = make_user()
+    DefaultMessage.trigger(user)
+    assert check_unknown_statuses(databases=["default"]) == []
+    for _ in range(2):
+        n = DefaultMessage.trigger(user)
+        Notification.objects.filter(pk=n.pk).update(status=9)
+    [warning] = check_unknown_statuses(databases=["default"])
+    assert warning.id == "transmissions.W004"
+    assert "a status transmissions does not know: 9 (2 rows)" in warning.msg
+    assert check_unknown_statuses(databases=None) == []  # only with --database
+    assert check_unknown_statuses(app_configs=[apps.get_app_config("auth")], databases=["default"]) == []
+    with pytest.raises(SystemCheckError, match="transmissions.W004"):
+        call_command("check", "--database", "default", "--fail-level", "WARNING")
 
 
 def test_transmission_user_model_naming_the_auth_user_model_is_fine():

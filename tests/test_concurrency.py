@@ -218,6 +218,90 @@ def test_sends_slower_than_the_lease_are_never_sent_twice(tmp_path, policy):
     assert all(r["taken"] > 0 for r in out)
 
 
+def kill_other_connections():
+    """Terminate every other connection to the test database (the children's), as an
+    administrator or a failover would; return how many."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            return len(cursor.fetchall())
+        cursor.execute(
+            "SELECT id FROM information_schema.processlist WHERE db = DATABASE() AND id <> CONNECTION_ID()"
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+        for pid in ids:
+            cursor.execute(f"KILL {int(pid)}")
+        return len(ids)
+
+
+@pytest.mark.parametrize("policy", ["broken", "retry"])
+def test_a_worker_outlives_its_database_connection_being_killed(tmp_path, policy):
+    """The worker's connection is terminated (pg_terminate_backend) while it sends a batch, and
+    again while its loop waits for work: it writes the batch's outcomes on a new connection and
+    goes on. Every notification is sent exactly once and ends SUCCESSFULLY_SENT; the worker
+    never dies. (Before: the outcome write failed once and the worker died holding its batch,
+    which then ended BROKEN although sent, or was sent twice, by the policy.)"""
+    user = make_user()
+    ids = backlog(user, 60)
+    log, stop_file = tmp_path / "sends.log", tmp_path / "stop"
+    settings = {"TRANSMISSIONS_LEASE_SECONDS": 60, "TRANSMISSIONS_EXPIRED_LEASE_POLICY": policy}
+    env = child_env(db_name(), settings, **{SEND_LOG_ENV: str(log), SEND_DELAY_ENV: "0.05"})
+    worker = spawn(env, "process", "--loop", "--stop", str(stop_file), "--batch-size", "20")
+    try:
+        wait_for(lambda: len(read_send_log(log)) >= 5, 60, "the worker to be sending its first batch")
+        assert kill_other_connections() == 1
+        wait_for(lambda: not pending().exists(), 60, "every notification to be final")
+        time.sleep(0.3)  # the loop is idle, polling
+        assert kill_other_connections() == 1
+        time.sleep(0.3)
+        ids = backlog(user, 20)  # all the rows, the new ones included
+        wait_for(lambda: not pending().exists(), 60, "the new notifications to be final")
+    finally:
+        stop_file.touch()
+    [out] = results([worker])
+
+    sent = collections.Counter(read_send_log(log))
+    assert set(sent) == ids and max(sent.values()) == 1
+    assert set(Notification.objects.values_list("status", flat=True)) == {S.SUCCESSFULLY_SENT}
+    assert out["taken"] == len(ids)
+
+
+def test_send_and_process_notification_from_many_processes_send_each_row_once(tmp_path):
+    """0.2's entry points at once: two processes call Notification.send() on every row, two
+    call tasks.process_notification(id) on every row, each in its own order, while a worker
+    runs batches over the same rows."""
+    user = make_user()
+    ids = backlog(user, 400)
+    ids_file = tmp_path / "ids.json"
+    ids_file.write_text(json.dumps(sorted(ids)))
+    log = tmp_path / "sends.log"
+    env = child_env(db_name(), {"TRANSMISSIONS_BATCH_SIZE": 10}, **{SEND_LOG_ENV: str(log)})
+    send = ["send", "--ids", str(ids_file)]
+    argvs = [
+        [*send, "--seed", "1"],
+        [*send, "--seed", "2"],
+        [*send, "--seed", "3", "--task"],
+        [*send, "--seed", "4", "--task"],
+        ["process", "--batch-size", "10"],
+    ]
+    out = run_together(tmp_path, env, argvs)
+
+    sent = read_send_log(log)
+    assert len(sent) == len(ids) and set(sent) == ids  # each exactly once
+    senders = collections.Counter(sent)
+    assert set(senders.values()) == {1}
+    by_send = out[0]["processed"] + out[1]["processed"]
+    assert by_send > 0 and by_send + out[4]["taken"] <= len(ids)
+    assert set(Notification.objects.values_list("status", flat=True)) == {S.SUCCESSFULLY_SENT}
+    # Every process took some rows: the pids in the send log.
+    with open(log) as f:
+        pids = {line.split()[1] for line in f}
+    assert len(pids) >= 4, (pids, out)
+
+
 def test_an_opt_out_committed_before_a_claim_is_never_sent(tmp_path):
     """Two workers process 150 notifications of a category while a third process turns it off
     for their users one by one. A notification sent was claimed (and its preference read)

@@ -128,3 +128,12 @@ def test_a_channels_own_errors_are_logged_in_one_line_others_with_their_tracebac
     assert "Retrying" in by_id[transient.pk].getMessage()
     # Anything else is a bug in the message class: its traceback is logged.
     assert by_id[crashing.pk].exc_info is not None
+
+
+def test_a_send_that_loses_the_database_connection_is_retried(user, caplog):
+    n = trigger_named("loses-database", user)
+    process_all_notifications()
+    n.refresh_from_db()
+    assert n.status == S.CREATED and n.attempts == 1
+    assert n.reason == "terminating connection due to administrator command"
+    assert "Retrying notification" in caplog.text

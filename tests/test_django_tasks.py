@@ -18,12 +18,13 @@ import pytest
 from django.core.management import call_command
 from django.db import connection, transaction
 from django.test.utils import modify_settings, override_settings
+from django.utils import timezone
 from django.utils.module_loading import import_string
 from django_tasks_db.models import DBTaskResult
 
 from tests import messages
 from tests.child import ROOT, child_env
-from tests.messages import DefaultMessage, LastOnlyMessage
+from tests.messages import DefaultMessage, LastOnlyMessage, TransientMessage
 from tests.notifications import SEND_LOG_ENV, DurableMessage, read_send_log
 from tests.utils import later, make_user
 from transmissions import taskapi, tasks
@@ -135,6 +136,37 @@ def test_future_schedules_are_deferred_with_run_after(db_tasks, time_machine):
     run_worker()
     assert len(messages.sent) == 2
     assert list(queued.values_list("status", flat=True)) == ["SUCCESSFUL", "READY"]
+
+
+@pytest.mark.fast_path  # without the shortcuts: one task per trigger
+def test_a_run_stopped_by_its_time_limit_enqueues_the_rest(db_tasks):
+    user = make_user()
+    with override_settings(TRANSMISSIONS_BATCH_SIZE=2, TRANSMISSIONS_TIME_LIMIT=0.001):
+        with transaction.atomic():
+            rows = [DefaultMessage.trigger(user) for _ in range(5)]
+        assert DBTaskResult.objects.count() == 1
+        run_worker()  # runs the tasks the runs enqueue, until none is ready
+    # One batch per run (the time limit), each run enqueuing the next while some are due.
+    taken = list(DBTaskResult.objects.order_by("enqueued_at").values_list("return_value", flat=True))
+    assert taken == [2, 2, 1]
+    assert sorted(pk for _, pk in messages.sent) == sorted(n.pk for n in rows)  # each once
+
+
+def test_a_retried_notification_gets_a_task_at_its_retry_time(db_tasks, time_machine):
+    n = TransientMessage.trigger(make_user())
+    run_worker()
+    n.refresh_from_db()
+    assert (n.status, n.attempts) == (S.CREATED, 1) and n.datetime_scheduled > timezone.now()
+    first, retry = DBTaskResult.objects.order_by("enqueued_at")
+    assert (first.status, first.return_value) == ("SUCCESSFUL", 1)
+    assert (retry.status, retry.run_after) == ("READY", n.datetime_scheduled)
+    run_worker()
+    assert DBTaskResult.objects.filter(status="READY").count() == 1  # not due yet: not run
+    time_machine.move_to(n.datetime_scheduled + datetime.timedelta(seconds=1))
+    run_worker()
+    n.refresh_from_db()
+    assert n.attempts == 2  # the deferred task tried it again, and deferred the next try
+    assert DBTaskResult.objects.get(status="READY").run_after == n.datetime_scheduled
 
 
 def test_future_schedule_on_a_backend_without_defer_enqueues_nothing(transactional_db):
@@ -322,7 +354,9 @@ def test_two_db_workers_send_1000_notifications_exactly_once(tmp_path):
     assert sorted(sent) == sorted(pks)  # each of the 1,000 once
     assert Notification.objects.filter(status=S.SUCCESSFULLY_SENT).count() == TOTAL
     results = DBTaskResult.objects.all()
-    assert len(results) == TOTAL // PER_TRANSACTION  # one per committed transaction
+    # One per committed transaction, and a follow-up from each run that ended with rows still
+    # due (another transaction had committed meanwhile).
+    assert len(results) >= TOTAL // PER_TRANSACTION
     assert {r.status for r in results} == {"SUCCESSFUL"}
     assert sum(r.return_value for r in results) == TOTAL  # the tasks took each notification once
     pids = {line.split()[1] for line in log.read_text().splitlines()}

@@ -122,7 +122,7 @@ def test_a_key_taken_while_filling_is_reported_not_an_error(recorded):
     def trigger_in_between(execute, sql, params, many, context):
         result = execute(sql, params, many, context)
         selected = sql.split("FROM")[0]
-        if not taken and "dedup_key" in selected and "trigger_name" not in selected:
+        if not taken and "active_key" in selected and "trigger_name" not in selected:
             # Another trigger takes the key between the fill's look-up and its write.
             taken.append(True)
             Notification.objects.create(trigger_name="trigger-once", target_user=ada, dedup_key=old_key)

@@ -4,6 +4,7 @@ import datetime
 
 import pytest
 import time_machine
+from django.db import connection, transaction
 from django.test.utils import override_settings
 from django.utils import timezone
 
@@ -228,3 +229,61 @@ def test_a_provider_id_longer_than_the_column_is_cut_to_fit():
     outcomes.add(1, S.SUCCESSFULLY_SENT, None, provider_id="x" * 300)
     outcomes.add(2, S.SUCCESSFULLY_SENT, None, provider_id=None)
     assert outcomes.provider_ids == {1: "x" * PROVIDER_ID_MAX_LENGTH}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reconnecting_runs_an_operation_again_on_a_new_connection(caplog, monkeypatch):
+    from django.db import OperationalError
+
+    from transmissions import lifecycle
+
+    monkeypatch.setattr(lifecycle, "RECONNECT_PAUSES", (0.0, 0.0, 0.0))
+    calls = []
+
+    def flaky():
+        calls.append(connection.connection)
+        if len(calls) < 3:
+            raise OperationalError("server closed the connection unexpectedly")
+        return "written"
+
+    connection.ensure_connection()
+    assert lifecycle.reconnecting("default", "writing", flaky) == "written"
+    assert len(calls) == 3 and "Lost the database connection while writing" in caplog.text
+
+    def always():
+        raise OperationalError("gone")
+
+    with pytest.raises(OperationalError, match="gone"):
+        lifecycle.reconnecting("default", "writing", always)
+    # Inside a transaction the caller's work would be lost with a new connection: raised at once.
+    calls.clear()
+    with pytest.raises(OperationalError), transaction.atomic():
+        lifecycle.reconnecting("default", "writing", flaky)
+    assert len(calls) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_drop_if_unusable_keeps_a_connection_that_still_answers():
+    """(One that does not answer is closed: tests/test_concurrency.py kills a worker's.)"""
+    from transmissions import lifecycle
+
+    connection.ensure_connection()
+    healthy = connection.connection
+    connection.errors_occurred = True  # an error, but the connection still answers
+    lifecycle.drop_if_unusable("default")
+    assert connection.connection is healthy and not connection.errors_occurred
+
+
+def test_a_row_at_the_most_attempts_the_column_holds_never_stalls_the_queue(user):
+    """A claim counts attempts up to the small integer's maximum (32767), then stops counting:
+    before, the claim's UPDATE overflowed the column (PostgreSQL, MariaDB) and every batch
+    holding that row failed, forever."""
+    from transmissions.status import ATTEMPTS_MAX
+
+    stuck = DefaultMessage.trigger(user)
+    Notification.objects.filter(pk=stuck.pk).update(attempts=ATTEMPTS_MAX)
+    other = DefaultMessage.trigger(user)
+    process_all_notifications()
+    assert messages.sent == [("default", stuck.pk), ("default", other.pk)]
+    assert Notification.objects.get(pk=stuck.pk).attempts == ATTEMPTS_MAX
+    assert Notification.objects.get(pk=other.pk).attempts == 1

@@ -22,9 +22,7 @@ Celery, or by the one file:
   ``tasks.process_notification()`` (0.2's ``send()`` path), and the batch is shown to
   mark it BROKEN without raising.
 
-Everything else, asserts included, is 0.2's. Not yet here: ``test_models``'
-``test_trigger_notification_trigger_once`` and ``..._trigger_once_per_content``, which mark
-a row processed by setting ``datetime_processed`` alone (the "processed" semantics).
+Everything else, asserts included, is 0.2's.
 """
 
 import datetime
@@ -186,6 +184,65 @@ class ModelTests(LegacyTestCase):
             # Second notification with the same content
             with self.assertRaises(exceptions.DuplicateNotification):
                 SendOncePerContentMessage.trigger(user, content=user, silent=False)
+
+    def test_trigger_notification_trigger_once(self):
+        welcome_path = f"{TriggerOnceMessage.__module__}.{TriggerOnceMessage.__name__}"
+        trigger_settings = {TRIGGER_ONCE: welcome_path}
+        with self.settings(TRANSMISSIONS_TRIGGERS=trigger_settings):
+            user = factories.User()
+
+            # First notification
+            notification = TriggerOnceMessage.trigger(user)
+            self.assertEqual(notification.trigger_name, TRIGGER_ONCE)
+            self.assertEqual(notification.target_user, user)
+
+            # Second notification while 1st is not processed yet
+            with self.assertRaises(exceptions.DuplicateNotification):
+                TriggerOnceMessage.trigger(user, silent=False)
+
+            # Mark 1st notification as processed
+            notification.datetime_processed = timezone.now()
+            notification.save()
+
+            # Second notification while 1st IS NOW processed
+            new_notification = TriggerOnceMessage.trigger(user)
+            self.assertNotEqual(new_notification, notification)
+            self.assertEqual(new_notification.trigger_name, TRIGGER_ONCE)
+            self.assertEqual(new_notification.target_user, user)
+
+    def test_trigger_notification_trigger_once_per_content(self):
+        welcome_path = f"{TriggerOncePerContentMessage.__module__}.{TriggerOncePerContentMessage.__name__}"
+        trigger_settings = {TRIGGER_ONCE_PER_CONTENT: welcome_path}
+        with self.settings(TRANSMISSIONS_TRIGGERS=trigger_settings):
+            user = factories.User()
+            other_user = factories.User()
+
+            # First notification
+            notification = TriggerOncePerContentMessage.trigger(user, content=user)
+            self.assertEqual(notification.trigger_name, TRIGGER_ONCE_PER_CONTENT)
+            self.assertEqual(notification.target_user, user)
+            self.assertEqual(notification.content, user)
+
+            # Second notification while 1st is not processed yet with different content
+            other_notification = TriggerOncePerContentMessage.trigger(user, content=other_user)
+            self.assertEqual(other_notification.trigger_name, TRIGGER_ONCE_PER_CONTENT)
+            self.assertEqual(other_notification.target_user, user)
+            self.assertEqual(other_notification.content, other_user)
+
+            # Second notification while 1st is not processed yet
+            with self.assertRaises(exceptions.DuplicateNotification):
+                TriggerOncePerContentMessage.trigger(user, content=user, silent=False)
+
+            # Mark 1st notification as processed
+            notification.datetime_processed = timezone.now()
+            notification.save()
+
+            # Second notification while 1st IS NOW processed
+            new_notification = TriggerOncePerContentMessage.trigger(user, content=user)
+            self.assertNotEqual(new_notification, notification)
+            self.assertEqual(new_notification.trigger_name, TRIGGER_ONCE_PER_CONTENT)
+            self.assertEqual(new_notification.target_user, user)
+            self.assertEqual(new_notification.content, user)
 
     def test_trigger_notification_delete_after_processing(self):
         welcome_path = f"{TriggerDeleteAfterMessage.__module__}.{TriggerDeleteAfterMessage.__name__}"

@@ -39,6 +39,22 @@ def test_json_leaves_ordinary_dicts_alone():
     assert JSONSerializer().loads(JSONSerializer().dumps({"v": 1, "w": 2})) == {"v": 1, "w": 2}
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"__transmissions__": "date", "v": "2030-01-02"},  # shaped like a tag: stays a dict
+        {"__transmissions__": "uuid", "v": "not a uuid"},  # would not even decode
+        {"__transmissions__": "nope"},
+        {"outer": [{"__transmissions__": "decimal", "v": "1", "when": datetime.date(2030, 1, 2)}]},
+        {"__transmissions__": {"__transmissions__": "time", "v": "03:04"}, "v": datetime.time(3, 4)},
+    ],
+)
+def test_json_keeps_a_users_dict_shaped_like_a_tag(value):
+    """The tag key is escaped: a user's dict that has it comes back as the same dict, never as
+    a date, a decimal or an error."""
+    assert JSONSerializer().loads(JSONSerializer().dumps(value)) == value
+
+
 def test_default_is_pickle():
     assert isinstance(get_serializer(), PickleSerializer)
 

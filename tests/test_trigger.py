@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.db import connection, transaction
 from django.db.models import signals
-from django.test.utils import CaptureQueriesContext
+from django.test.utils import CaptureQueriesContext, override_settings
 
 from tests.messages import (
     DefaultMessage,
@@ -219,6 +219,22 @@ def test_unserializable_data(user):
     with pytest.raises(DataSerializationError, match="serializer cannot store"):
         DefaultMessage.trigger(user, data={"f": lambda: 1})
     assert not Notification.objects.exists()
+
+
+@override_settings(TRANSMISSIONS_MAX_DATA_BYTES=1000)
+def test_data_over_the_size_limit_is_refused_and_nothing_written(user):
+    bob = make_user("bob")
+    big = {"blob": "x" * 1000}
+    with pytest.raises(
+        InvalidTrigger, match=r"data takes 10\d\d bytes serialized, more than TRANSMISSIONS_MAX"
+    ):
+        DefaultMessage.trigger(user, data=big)
+    with transaction.atomic():
+        DefaultMessage.trigger(bob)  # the caller's other work survives the refusal
+        with pytest.raises(InvalidTrigger, match="TRANSMISSIONS_MAX_DATA_BYTES"):
+            DefaultMessage.trigger_many([user, bob], data=big)
+    assert list(Notification.objects.values_list("target_user", flat=True)) == [bob.pk]
+    assert DefaultMessage.trigger(user, data={"blob": "x" * 900}) is not None  # under the limit
 
 
 @pytest.mark.parametrize("value", ["2030-01-01", 5, datetime.date(2030, 1, 1)])
@@ -539,3 +555,29 @@ def test_query_count_per_chunk(monkeypatch, cls, per_chunk, size):
     # LAST_ONLY first locks every user's row, in one statement, where the database can.
     lock = cls.behavior is TriggerBehavior.LAST_ONLY and connection.features.has_select_for_update
     assert len(statements(ctx)) == per_chunk * chunks + lock, statements(ctx)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("many", [False, True], ids=["trigger", "trigger_many"])
+@pytest.mark.parametrize("who", ["target", "trigger_user"])
+def test_a_user_deleted_meanwhile_is_invalid_trigger_and_the_callers_work_survives(many, who):
+    """The user object is loaded, then its row is deleted (by another request, say), then it
+    is notified: InvalidTrigger, nothing written, and the caller's transaction commits its
+    other work. (Before: IntegrityError at COMMIT, rolling back all of the caller's work.)"""
+    ada, bob, gone = make_user("ada"), make_user("bob"), make_user("gone")
+    User.objects.filter(pk=gone.pk).delete()  # ``gone`` is still in memory
+    target, trigger_user = (gone, None) if who == "target" else (ada, gone)
+    with transaction.atomic():
+        Article.objects.create(title="the caller's other work")
+        with pytest.raises(InvalidTrigger, match="do(es)? not exist"):
+            if many:
+                DefaultMessage.trigger_many([bob, target], trigger_user=trigger_user)
+            else:
+                DefaultMessage.trigger(target, trigger_user=trigger_user)
+        DefaultMessage.trigger(bob)
+    assert Article.objects.filter(title="the caller's other work").exists()
+    assert list(Notification.objects.values_list("target_user", flat=True)) == [bob.pk]
+    # Outside a transaction (each statement its own commit) too.
+    with pytest.raises(InvalidTrigger, match="do(es)? not exist"):
+        DefaultMessage.trigger(target, trigger_user=trigger_user)
+    assert Notification.objects.count() == 1

@@ -1,7 +1,7 @@
 import pytest
 from django.urls import reverse
 
-from tests.messages import DefaultMessage, InboxMethodMessage
+from tests.messages import DefaultMessage, InboxMethodMessage, InboxRaisesMessage
 from tests.models import Article, Document
 from tests.utils import earlier, later, make_user
 from transmissions.models import Notification
@@ -142,3 +142,91 @@ def test_a_content_whose_model_is_gone_does_not_break_the_inbox(client, ada):
     assert [n.pk for n in response.context["notifications"]] == [fine.pk, gone.pk]
     html = response.content.decode()
     assert "About Still here for ada" in html and "About nothing for ada" in html
+
+
+def test_inapp_text_is_escaped_once_whoever_wrote_it(client, ada):
+    """One rule: the stored text is HTML, shown as stored. A user's name with <script> in a
+    get_text() entry is escaped once (not run); a title with & in a template entry is shown
+    as &amp;, not &amp;amp;."""
+    from tests.messages import CommentInApp, HelloInApp
+
+    mallory = make_user("mallory", first_name="<script>alert(1)</script>")
+    article = Article.objects.create(title="Tom & Jerry")
+    hello = HelloInApp.trigger(ada, trigger_user=mallory, datetime_scheduled=earlier())
+    comment = CommentInApp.trigger(ada, trigger_user=mallory, content=article, datetime_scheduled=earlier())
+    process_all_notifications()
+    assert Notification.objects.get(pk=hello.pk).data["inapp"]["text"] == (
+        "&lt;script&gt;alert(1)&lt;/script&gt; says hello"
+    )
+    html = client.get(INBOX).content.decode()
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; says hello" in html
+    assert f'mallory commented on <a href="/articles/{article.pk}/">Tom &amp; Jerry</a>' in html
+    assert "&amp;amp;" not in html and "&amp;lt;" not in html
+    assert Notification.objects.get(pk=comment.pk).status == S.SUCCESSFULLY_SENT
+
+
+def test_a_row_that_cannot_be_shown_as_it_should_never_takes_the_inbox_down(client, ada, caplog):
+    from tests.messages import BadgeInApp
+
+    surrogate = sent(BadgeInApp, ada, data={"badge": "gold"})
+    stored = Notification.objects.get(pk=surrogate.pk)
+    stored.data = {"inapp": {"text": "bad \ud800 text", "url": None}}
+    stored.save(update_fields=["data_bytes"])
+    unreadable = sent(BadgeInApp, ada, data={"badge": "silver"})
+    Notification.objects.filter(pk=unreadable.pk).update(data_bytes=b"junk")
+    raising = sent(InboxRaisesMessage, ada)
+    fine = sent(BadgeInApp, ada, data={"badge": "bronze"})
+
+    response = client.get(INBOX)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "bad ? text" in html and "You earned the bronze badge" in html
+    assert html.count(">badge-inapp</a>") == 1  # the unreadable row: its trigger name
+    assert ">inbox-raises</a>" in html
+    assert "its in-app text cannot be read" in caplog.text and "its inbox text raised KeyError" in caplog.text
+    assert {n.pk for n in response.context["notifications"]} == {
+        surrogate.pk,
+        unreadable.pk,
+        raising.pk,
+        fine.pk,
+    }
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("//evil.example/login", False),
+        ("https://evil.example/", False),
+        ("javascript:alert(1)", False),
+        ("http://testserver/articles/1/", True),
+    ],
+)
+def test_open_redirects_only_within_this_site(client, ada, caplog, url, allowed):
+    n = sent(InboxMethodMessage, ada, content=Article.objects.create(title=url))
+    response = client.get(open_url(n))
+    assert response.status_code == 302
+    assert response["Location"] == (url if allowed else INBOX)
+    assert ("which leaves this site" in caplog.text) is not allowed
+    n.refresh_from_db()
+    assert n.datetime_consumed is not None
+
+
+@pytest.mark.parametrize(
+    ("headers", "marks"),
+    [
+        ({"Sec-Fetch-Site": "same-origin"}, True),
+        ({"Sec-Fetch-Site": "none"}, True),  # typed, or a bookmark
+        ({"Sec-Fetch-Site": "cross-site"}, False),
+        ({"Sec-Fetch-Site": "same-site"}, False),  # another subdomain's page
+        ({"Referer": "http://testserver/elsewhere/"}, True),
+        ({"Referer": "https://evil.example/"}, False),
+        ({}, True),  # neither header: an old browser, a typed address
+    ],
+)
+def test_only_a_visit_from_this_site_marks_the_inbox_seen(client, ada, headers, marks):
+    n = sent(DefaultMessage, ada)
+    response = client.get(INBOX, headers=headers)
+    assert response.status_code == 200 and 'class="transmissions-item unseen"' in response.content.decode()
+    n.refresh_from_db()
+    assert (n.datetime_seen is not None) is marks

@@ -221,3 +221,16 @@ def test_a_run_stops_when_not_one_send_fits_in_half_the_lease(user):
             del Notification.objects.claim
     assert summary.taken == 2 and summary.counts["released"] == 2 and not messages.sent
     assert Notification.objects.filter(status=S.CREATED, attempts=0).count() == 3
+
+
+@override_settings(TRANSMISSIONS_MAX_DATA_BYTES=256 * 1024, TRANSMISSIONS_BATCH_MAX_BYTES=1024 * 1024)
+def test_a_batch_is_bounded_by_data_size_as_well_as_count(user):
+    """Rows may hold up to 256 KiB of data and a batch 1 MiB: 4 rows a batch, not 100."""
+    for _ in range(10):
+        DefaultMessage.trigger(user, data={"blob": "x" * 200_000}, datetime_scheduled=earlier())
+    assert run(batch_size=100, time_limit=0).taken == 4  # one batch
+    assert process_all_notifications(batch_size=100) == 6
+    with override_settings(TRANSMISSIONS_BATCH_MAX_BYTES=1):
+        from transmissions.worker import max_batch_rows
+
+        assert max_batch_rows() == 1  # never 0

@@ -6,7 +6,7 @@ from django.utils.module_loading import autodiscover_modules
 
 from transmissions.channels.checks import check_channels
 from transmissions.channels.push_checks import check_push
-from transmissions.checks import check_settings
+from transmissions.checks import check_settings, check_unknown_statuses
 from transmissions.conf import conf
 from transmissions.escalation import check_escalations
 from transmissions.legacy import check_legacy_keys
@@ -27,6 +27,7 @@ class TransmissionsConfig(AppConfig):
         checks.register(check_escalations)
         # A database check: migrate and `check --database` run it.
         checks.register(check_legacy_keys, checks.Tags.database)
+        checks.register(check_unknown_statuses, checks.Tags.database)
         setting_changed.connect(conf.clear_cache, dispatch_uid="transmissions.conf")
         # Undoing the 0.2 upgrade over rows is refused before any migration is unapplied.
         pre_migrate.connect(refuse_downgrade_plan, dispatch_uid="transmissions.downgrade")

@@ -103,6 +103,10 @@ _PREFIXES = {
     TriggerBehavior.LAST_ONLY: "l",
 }
 
+# Keys with this prefix (the SEND_ONCE family's) still block once their row is processed;
+# the others stop blocking when ``datetime_processed`` is set (``Notification.active_key``).
+KEPT_WHEN_PROCESSED_PREFIX = "s:"
+
 # Keys with this prefix are released when a worker claims the row: a row being sent
 # can no longer be cancelled, so it must not stop LAST_ONLY from queueing a newer one.
 RELEASED_ON_CLAIM_PREFIX = "l:"

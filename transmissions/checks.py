@@ -1,7 +1,8 @@
-"""System checks of the core settings (transmissions.E001-E012, W001-W003, E100), of delivery
-tracking (E050-E052), of the wake-up (E060-E064, W060-W063), of categories, preferences
-and unsubscribe links (E070-E073, W070-W073) and of idempotency keys, throttling and digests
-(E080-E089, W080-W089).
+"""System checks of the core settings (transmissions.E001-E015, W001-W003, E100), of the rows
+(W004, a database check), of delivery tracking (E050-E052), of the wake-up (E060-E066,
+W060-W064), of categories, preferences and unsubscribe links (E070-E073, W070-W073) and of
+idempotency keys, throttling and digests (E080-E089, W080-W089).
+
 
 The channels' checks are in ``channels/checks.py`` and ``channels/push_checks.py``;
 ``apps.py`` registers all of them. An id is never reused: ``docs/checks.md`` lists them.
@@ -18,15 +19,19 @@ from urllib.parse import urlsplit
 from django.apps import apps
 from django.conf import settings
 from django.core import checks
+from django.db import connections, router
+from django.db.models import Count
 from django.urls import NoReverseMatch, reverse
 from django.utils.module_loading import import_string
 
 from transmissions import categories, taskapi
 from transmissions.conf import CELERY, DJANGO_TASKS, LEGACY_SERIALIZER_SETTING, WAKE_UP_ENGINES, conf
+from transmissions.lifecycle import notification_model
 from transmissions.policies import Policy
 from transmissions.preferences import PreferencePolicy, PreferenceSource
 from transmissions.quiet_hours import QuietHoursError, parse_window
 from transmissions.registry import registry
+from transmissions.status import Status
 from transmissions.unsubscribe import URL_NAME
 
 
@@ -87,6 +92,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     errors += positive_number("TRANSMISSIONS_RETRY_DELAY", "transmissions.E007", integer=False)
     errors += positive_number("TRANSMISSIONS_RETRY_MAX_DELAY", "transmissions.E008", integer=False)
     errors += positive_number("TRANSMISSIONS_DISPATCH_TIMEOUT", "transmissions.E013", integer=False)
+    errors += positive_number("TRANSMISSIONS_MAX_DATA_BYTES", "transmissions.E014")
+    errors += positive_number("TRANSMISSIONS_BATCH_MAX_BYTES", "transmissions.E015")
     errors += _importable(
         "TRANSMISSIONS_SMS_BACKEND",
         conf.TRANSMISSIONS_SMS_BACKEND,
@@ -188,6 +195,33 @@ def _wake_up() -> list[checks.CheckMessage]:
             )
     if engine == DJANGO_TASKS:
         found += _django_tasks(hint)
+    return found + _coalescing()
+
+
+def _coalescing() -> list[checks.CheckMessage]:
+    hint = "See docs/wakeup.md (coalesced wake-ups)."
+    alias = conf.TRANSMISSIONS_WAKE_UP_CACHE
+    found: list[checks.CheckMessage] = []
+    linger = conf.TRANSMISSIONS_WAKE_UP_LINGER
+    if isinstance(linger, bool) or not isinstance(linger, int | float) or not 0 <= linger < 60:
+        msg = f"TRANSMISSIONS_WAKE_UP_LINGER must be a number of seconds from 0 to under 60, not {linger!r}."
+        found.append(_error(msg, "transmissions.E066", hint))
+    if alias is None:
+        return found
+    if not isinstance(alias, str) or alias not in settings.CACHES:
+        caches = ", ".join(settings.CACHES)
+        msg = f"TRANSMISSIONS_WAKE_UP_CACHE = {alias!r} is not an alias of CACHES ({caches})."
+        return [*found, _error(msg, "transmissions.E065", hint)]
+    backend = str(settings.CACHES[alias].get("BACKEND", ""))
+    if backend.endswith((".locmem.LocMemCache", ".dummy.DummyCache")):
+        msg = (
+            f"TRANSMISSIONS_WAKE_UP_CACHE = {alias!r} is a {backend.rsplit('.', 1)[-1]}, which processes do "
+            "not share: a worker cannot tell the web processes it stopped looking, so their commits "
+            "would skip wake-ups until the key expires (60 s)."
+        )
+        found.append(
+            checks.Warning(msg, hint="Name a Redis, Memcached or database cache.", id="transmissions.W064")
+        )
     return found
 
 
@@ -295,23 +329,27 @@ def _quiet_hours() -> list[checks.CheckMessage]:
         errors += _importable(
             "TRANSMISSIONS_QUIET_HOURS_SOURCE", source, "transmissions.E075", callable, "callable"
         )
-    zone = conf.TRANSMISSIONS_RECIPIENT_TIMEZONE
-    if zone is not None:
-        # A user attribute's name, or a dotted path to a callable taking the user.
-        if not (isinstance(zone, str) and zone):
-            found: list[checks.CheckMessage] = [_error(f"must be a name or a dotted path, not {zone!r}.", "")]
-        elif "." in zone:
-            found = _importable("", zone, "", callable, "callable")
-        else:
-            found = []
-        for error in found:
-            msg = f"TRANSMISSIONS_RECIPIENT_TIMEZONE {error.msg.lstrip()}"
-            errors.append(_error(msg, "transmissions.E076", hint))
+    errors += _user_source("TRANSMISSIONS_RECIPIENT_TIMEZONE", "transmissions.E076", hint)
+    errors += _user_source("TRANSMISSIONS_RECIPIENT_LANGUAGE", "transmissions.E078", hint)
     exempt = conf.TRANSMISSIONS_QUIET_HOURS_EXEMPT_CHANNELS
     if not (isinstance(exempt, list | tuple) and all(isinstance(kind, str) for kind in exempt)):
         msg = f"TRANSMISSIONS_QUIET_HOURS_EXEMPT_CHANNELS must be a list of channel kinds, not {exempt!r}."
         errors.append(_error(msg, "transmissions.E077", hint))
     return errors
+
+
+def _user_source(name: str, id: str, hint: str) -> list[checks.CheckMessage]:
+    """Check a setting that names a user attribute, or a callable by its dotted path."""
+    value = getattr(conf, name)
+    if value is None:
+        return []
+    if not (isinstance(value, str) and value):
+        found: list[checks.CheckMessage] = [_error(f"must be a name or a dotted path, not {value!r}.", "")]
+    elif "." in value:
+        found = _importable("", value, "", callable, "callable")
+    else:
+        found = []
+    return [_error(f"{name} {error.msg.lstrip()}", id, hint) for error in found]
 
 
 def _applies_preferences(path: Any) -> bool:
@@ -406,4 +444,48 @@ def _warnings() -> list[checks.CheckMessage]:
                 id="transmissions.W003",
             )
         )
+    return warnings
+
+
+def check_unknown_statuses(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """W004: notifications whose status is none of ``Notification.Status`` (written by hand,
+    by other code, by a newer version): no worker takes them and no action changes them.
+
+    A database check (``migrate`` and ``check --database`` run those): one catalog query
+    and one grouped SELECT per database.
+    """
+    if app_configs is not None and not any(c.name == "transmissions" for c in app_configs):
+        return []
+    model = notification_model()
+    warnings: list[checks.CheckMessage] = []
+    for alias in databases or ():
+        if not router.allow_migrate_model(alias, model):
+            continue
+        connection = connections[alias]
+        with connection.cursor() as cursor:
+            if model._meta.db_table not in connection.introspection.table_names(cursor):
+                continue  # not migrated yet
+        found = (
+            model._base_manager.using(alias)
+            .exclude(status__in=Status.values)
+            .values_list("status")
+            .annotate(count=Count("pk"))
+            .order_by("status")
+        )
+        counts = dict(found)
+        if counts:
+            listed = ", ".join(f"{status} ({count} rows)" for status, count in counts.items())
+            known = ", ".join(f"{s.value} {s.name}" for s in Status)
+            warnings.append(
+                checks.Warning(
+                    f"Database {alias!r}: notifications with a status transmissions does not know: "
+                    f"{listed}. No worker takes them, and nothing changes them.",
+                    hint=f"Set them to a known status ({known}), e.g. with "
+                    "Notification.objects.filter(status=...).update(status=Notification.Status.CANCELLED), "
+                    "or delete them.",
+                    id="transmissions.W004",
+                )
+            )
     return warnings

@@ -111,6 +111,18 @@ class Settings:
         return self._get("TRANSMISSIONS_DISPATCH_ON_COMMIT", False)
 
     @property
+    def TRANSMISSIONS_MAX_DATA_BYTES(self) -> Any:
+        """The most bytes one notification's serialized ``data`` may take: a trigger with more
+        is refused (InvalidTrigger), so a batch or an inbox page cannot hold gigabytes."""
+        return self._get("TRANSMISSIONS_MAX_DATA_BYTES", 256 * 1024)
+
+    @property
+    def TRANSMISSIONS_BATCH_MAX_BYTES(self) -> Any:
+        """The data a worker's batch may hold at most: a batch has at most this divided by
+        TRANSMISSIONS_MAX_DATA_BYTES rows (at least 1), whatever TRANSMISSIONS_BATCH_SIZE says."""
+        return self._get("TRANSMISSIONS_BATCH_MAX_BYTES", 32 * 1024 * 1024)
+
+    @property
     def TRANSMISSIONS_WAKE_UP(self) -> Any:
         """What wakes a worker when a due notification is committed: ``None`` (the beat,
         cron or ``process_notifications --loop`` finds it), ``"celery"`` or
@@ -123,6 +135,19 @@ class Settings:
                 value = CELERY if self.TRANSMISSIONS_DISPATCH_ON_COMMIT is True else None
             self._cache["TRANSMISSIONS_WAKE_UP"] = value
         return value
+
+    @property
+    def TRANSMISSIONS_WAKE_UP_CACHE(self) -> Any:
+        """The alias of a cache every process shares (Redis, Memcached, the database) that
+        coalesces wake-ups: one woken worker at a time (``coalesce.py``); ``None``: one
+        wake-up per committed transaction."""
+        return self._get("TRANSMISSIONS_WAKE_UP_CACHE", None)
+
+    @property
+    def TRANSMISSIONS_WAKE_UP_LINGER(self) -> Any:
+        """Seconds a worker keeps looking for new due rows once the backlog is empty, while
+        wake-ups are coalesced."""
+        return self._get("TRANSMISSIONS_WAKE_UP_LINGER", 0.5)
 
     @property
     def TRANSMISSIONS_TASKS_BACKEND(self) -> Any:
@@ -242,6 +267,12 @@ class Settings:
         """A user's time zone: the name of a user attribute holding a zone name ("timezone"), or
         the dotted path of a callable taking the user; None: ``TIME_ZONE`` for everyone."""
         return self._get("TRANSMISSIONS_RECIPIENT_TIMEZONE", None)
+
+    @property
+    def TRANSMISSIONS_RECIPIENT_LANGUAGE(self) -> Any:
+        """A user's language: the name of a user attribute holding a language code ("language"),
+        or the dotted path of a callable taking the user; None: ``LANGUAGE_CODE`` for everyone."""
+        return self._get("TRANSMISSIONS_RECIPIENT_LANGUAGE", None)
 
     @property
     def TRANSMISSIONS_FAST_PATH(self) -> Any:

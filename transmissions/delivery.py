@@ -8,7 +8,8 @@ through the lifecycle. The rules (SPEC "Processing"):
    read, content that cannot be loaded (``related.py``), or a class that raises while
    being built or checked: BROKEN;
 2. ``check_validity()`` false: CANCELLED;
-3. ``send()`` raises ``TransientChannelError``: retried with backoff until
+3. ``send()`` raises ``TransientChannelError``, or loses its database connection
+   (``OperationalError``, ``InterfaceError``): retried with backoff until
    ``TRANSMISSIONS_MAX_ATTEMPTS``, then FAILED; any other exception: FAILED;
 4. ``send()`` returns: SUCCESSFULLY_SENT.
 """
@@ -21,7 +22,9 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from transmissions import related
+from django.db import InterfaceError, OperationalError
+
+from transmissions import recipients, related
 from transmissions.behaviors import TriggerBehavior
 from transmissions.conf import conf
 from transmissions.exceptions import ChannelSendException, TransientChannelError, UnknownTriggerException
@@ -52,8 +55,21 @@ class Delivery:
         return getattr(self.message_cls, "behavior", None)
 
 
-def deliver(notification: Any) -> Delivery:
-    """Run ``notification`` through its message class; return what became of it. Never raises."""
+def deliver(notification: Any, in_force: tuple[str, Any] | None = None) -> Delivery:
+    """Run ``notification`` through its message class, in its recipient's language and time zone
+    (``recipients.activated()``); return what became of it. Never raises.
+
+    ``in_force``: ``recipients.in_force()``, read once by a caller that delivers many.
+    """
+    locale = recipients.locale_of(notification.target_user)
+    # zoneinfo caches its zones: the same zone is the same object.
+    if locale == (in_force or recipients.in_force()):
+        return _deliver(notification)  # already in force: nothing to switch
+    with recipients.switched(locale):
+        return _deliver(notification)
+
+
+def _deliver(notification: Any) -> Delivery:
     label = f"notification {notification.pk} ({notification.trigger_name})"
     try:
         message_cls = registry.get(notification.trigger_name)
@@ -85,7 +101,7 @@ def deliver(notification: Any) -> Delivery:
         return Delivery(Status.CANCELLED, message_cls, reason)
     try:
         result = channel.send()
-    except TransientChannelError as exc:
+    except (TransientChannelError, OperationalError, InterfaceError) as exc:
         # A channel's own errors say what went wrong in one line (the provider's answer, a
         # refused connection): no traceback, which would say nothing more on every retry.
         if notification.attempts < conf.TRANSMISSIONS_MAX_ATTEMPTS:

@@ -119,8 +119,8 @@ def _fill_range(using: str, start: int, end: int, report: FillReport) -> None:
     taken = set(
         notification_model()
         .objects.using(using)
-        .filter(dedup_key__in=keys)
-        .values_list("dedup_key", flat=True)
+        .filter(active_key__in=keys)
+        .values_list("active_key", flat=True)
     )
     chosen: dict[int, tuple[str, str, tuple[int, ...]]] = {}
     for pk, (name, key, statuses) in wanted.items():

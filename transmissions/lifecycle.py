@@ -25,25 +25,69 @@ from __future__ import annotations
 import contextlib
 import datetime
 import logging
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from django.apps import apps
-from django.db import IntegrityError, models, transaction
-from django.db.models import Case, CharField, DateTimeField, F, Value, When
+from django.db import IntegrityError, InterfaceError, OperationalError, connections, models, transaction
+from django.db.models import Case, CharField, DateTimeField, F, PositiveSmallIntegerField, Value, When
 from django.utils import timezone
 
 from transmissions import db, internals, related
 from transmissions.behaviors import RELEASED_ON_CLAIM_PREFIX, TriggerBehavior
 from transmissions.conf import conf
 from transmissions.registry import registry
-from transmissions.status import PROVIDER_ID_MAX_LENGTH, REQUEUEABLE, Status, clip_reason
+from transmissions.status import ATTEMPTS_MAX, PROVIDER_ID_MAX_LENGTH, REQUEUEABLE, Status, clip_reason
 
 logger = logging.getLogger("transmissions")
+T = TypeVar("T")
 
 # The reason of a row a worker handed back unsent (``Outcomes.release``).
 HANDED_BACK = "handed back unsent: its worker's batch reached half its lease"
+
+
+# Attempts of a write that lost its connection (a restarted server, a killed backend, a
+# failover), each on a fresh connection, and the pauses between them (seconds).
+RECONNECT_PAUSES = (0.0, 0.5, 2.0)
+
+
+def reconnecting(using: str, what: str, operation: Callable[[], T]) -> T:
+    """Return ``operation()``, run again on a fresh connection when the connection to
+    ``using`` was lost (OperationalError, InterfaceError), at most ``len(RECONNECT_PAUSES)``
+    times in all; the last error is raised.
+
+    Only for operations that may run twice (an outcome write fenced by its lease, a
+    read), and never inside a transaction (the caller's work would be lost with it):
+    there the error is raised at once.
+    """
+    connection = connections[using]
+    for attempt, pause in enumerate(RECONNECT_PAUSES):
+        try:
+            return operation()
+        except (OperationalError, InterfaceError) as exc:
+            if connection.in_atomic_block or attempt == len(RECONNECT_PAUSES) - 1:
+                raise
+            logger.warning(
+                "Lost the database connection while %s (%s); trying again on a new one.", what, exc
+            )
+            connection.close()
+            time.sleep(pause)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def drop_if_unusable(using: str) -> None:
+    """Close the connection to ``using`` if an error left it unusable (the next query opens a
+    new one): a long-running worker outlives a killed backend. Outside a transaction only."""
+    connection = connections[using]
+    if connection.connection is not None and connection.errors_occurred and not connection.in_atomic_block:
+        if connection.is_usable():
+            connection.errors_occurred = False
+        else:
+            logger.warning("The database connection was lost; opening a new one.")
+            connection.close()
 
 
 def notification_model() -> Any:
@@ -158,7 +202,10 @@ class LifecycleQuerySet(models.QuerySet[Any]):
         # itself (the portable one opens its own transaction for its SELECT and UPDATE), and
         # a BEGIN and a COMMIT would be two more round trips per batch.
         batch = self._dialect().claim(batch_size, now, lease, RELEASED_ON_CLAIM_PREFIX)
-        related.attach(using, batch)
+        # Claimed: from here a lost connection must not cost the batch (a read, run again).
+        reconnecting(
+            using, "loading a claimed batch's users and contents", lambda: related.attach(using, batch)
+        )
         return batch
 
     def claim_one(self, pk: Any, now: datetime.datetime | None = None) -> Any:
@@ -173,10 +220,14 @@ class LifecycleQuerySet(models.QuerySet[Any]):
         lease = now + datetime.timedelta(seconds=conf.TRANSMISSIONS_LEASE_SECONDS)
         using = self._write_db()
         manager = self.model._default_manager.using(using)
-        claimed = manager.filter(pk=pk, status=Status.CREATED).update(
+        claimed = manager.filter(pk=pk, status=Status.CREATED, datetime_processed__isnull=True).update(
             status=Status.PROCESSING,
             claimed_until=lease,
-            attempts=F("attempts") + 1,
+            attempts=Case(
+                When(attempts__lt=ATTEMPTS_MAX, then=F("attempts") + 1),
+                default=F("attempts"),
+                output_field=PositiveSmallIntegerField(),
+            ),
             dedup_key=Case(
                 When(dedup_key__startswith=RELEASED_ON_CLAIM_PREFIX, then=Value(None)),
                 default=F("dedup_key"),
@@ -262,7 +313,7 @@ class LifecycleQuerySet(models.QuerySet[Any]):
         """End the waiting (CREATED) notifications among these as CANCELLED, with ``reason``, in
         one UPDATE; return how many. Processed ones, and ones a worker is sending, are left alone."""
         return int(
-            self.filter(status=Status.CREATED).update(
+            self.filter(status=Status.CREATED, datetime_processed__isnull=True).update(
                 status=Status.CANCELLED,
                 datetime_processed=now or timezone.now(),
                 dedup_key=None,

@@ -8,13 +8,14 @@ from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
+from django.db.models import Case, F, Value, When
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_extensions.db.fields import ShortUUIDField
 
 from transmissions import worker
-from transmissions.behaviors import TriggerBehavior
+from transmissions.behaviors import KEPT_WHEN_PROCESSED_PREFIX, TriggerBehavior
 from transmissions.categories import CATEGORY_MAX_LENGTH
 from transmissions.exceptions import DataDecodeError
 from transmissions.querysets import SEEN_CODE, NotificationQuerySet
@@ -82,9 +83,24 @@ class Notification(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0, editable=False)
     # While PROCESSING: when the worker's claim expires.
     claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
-    # Unique while the row blocks new triggers of its behaviour (see behaviors.py);
-    # NULL otherwise. Every supported database allows many NULLs in a unique index.
-    dedup_key = models.CharField(max_length=255, null=True, blank=True, unique=True, editable=False)
+    # The key of the row's behaviour while the lifecycle keeps it (see behaviors.py); NULL
+    # once released. Not unique itself: ``active_key`` is.
+    dedup_key = models.CharField(max_length=255, null=True, blank=True, editable=False)
+    # The key that blocks new triggers, computed by the database: ``dedup_key`` while the row
+    # is not processed (``datetime_processed`` is NULL), and afterwards only for the SEND_ONCE
+    # family, whose sent rows block for good. Unique: every supported database allows many
+    # NULLs in a unique index. So a row marked processed however it got there (a worker, a
+    # cancel, ``save()`` of a hand-set ``datetime_processed``, an UPDATE) stops blocking.
+    active_key = models.GeneratedField(
+        expression=Case(
+            When(datetime_processed__isnull=True, then=F("dedup_key")),
+            When(dedup_key__startswith=KEPT_WHEN_PROCESSED_PREFIX, then=F("dedup_key")),
+            default=Value(None),
+        ),
+        output_field=models.CharField(max_length=255, null=True),
+        db_persist=True,
+        unique=True,
+    )
     # The caller's idempotency key (``trigger(..., idempotency_key=...)``): unique, so that
     # a retried trigger finds the row instead of writing a second one; given up (NULL) when a
     # trigger after the window (TRANSMISSIONS_IDEMPOTENCY_WINDOW) takes the key over.
@@ -111,8 +127,11 @@ class Notification(models.Model):
         verbose_name = _("notification")
         verbose_name_plural = _("notifications")
         indexes = [
-            # The due-query: status = CREATED AND datetime_scheduled <= now ORDER BY datetime_scheduled.
-            models.Index(fields=["status", "datetime_scheduled"], name="transmissions_due_idx"),
+            # The due-query: status = CREATED AND datetime_scheduled <= now AND datetime_processed
+            # IS NULL ORDER BY datetime_scheduled, read from the index alone.
+            models.Index(
+                fields=["status", "datetime_scheduled", "datetime_processed"], name="transmissions_due_idx"
+            ),
             # A user's notifications, newest first.
             models.Index(fields=["target_user", "-datetime_created"], name="transmissions_user_idx"),
             models.Index(fields=["content_type", "object_id"], name="transmissions_content_idx"),
@@ -167,7 +186,9 @@ class Notification(models.Model):
 
     @property
     def is_pending(self) -> bool:
-        return self.status in (self.Status.CREATED, self.Status.PROCESSING)
+        """Not processed yet: waiting or being sent, and ``datetime_processed`` unset."""
+        waiting = (self.Status.CREATED, self.Status.PROCESSING)
+        return self.datetime_processed is None and self.status in waiting
 
     @property
     def message_class(self) -> type | None:

@@ -26,14 +26,15 @@ FEED_CHANNEL = "inapp"
 class NotificationQuerySet(LifecycleQuerySet):
     def due(self, now: datetime.datetime | None = None) -> NotificationQuerySet:
         """Waiting to be sent and scheduled at or before ``now`` (served by the due index)."""
-        return self.filter(status=Status.CREATED, datetime_scheduled__lte=now or timezone.now())
+        waiting = self.filter(status=Status.CREATED, datetime_processed__isnull=True)
+        return waiting.filter(datetime_scheduled__lte=now or timezone.now())
 
     def pending(self) -> NotificationQuerySet:
-        """Not yet processed: waiting, or held by a worker right now."""
-        return self.filter(status__in=(Status.CREATED, Status.PROCESSING))
+        """Not yet processed: waiting, or held by a worker right now (``datetime_processed`` unset)."""
+        return self.filter(status__in=(Status.CREATED, Status.PROCESSING), datetime_processed__isnull=True)
 
     def processed(self) -> NotificationQuerySet:
-        """In a final state (sent, failed, cancelled or broken)."""
+        """Processed: ``datetime_processed`` is set (a final state, or marked processed by hand)."""
         return self.filter(datetime_processed__isnull=False)
 
     def sent(self) -> NotificationQuerySet:

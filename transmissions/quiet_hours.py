@@ -8,9 +8,9 @@ kept), and it is sent then. In-app messages are exempt by default
 ``@message(..., urgent=True)``.
 
 The window is ``TRANSMISSIONS_QUIET_HOURS`` (``("22:00", "07:00")``; None: no quiet hours),
-or what ``TRANSMISSIONS_QUIET_HOURS_SOURCE`` returns for the user. The time zone is the one
-``TRANSMISSIONS_RECIPIENT_TIMEZONE`` names (a user attribute, or a callable), else
-``TIME_ZONE``. Times are wall-clock times of that zone, so a window keeps its local hours
+or what ``TRANSMISSIONS_QUIET_HOURS_SOURCE`` returns for the user. The time zone is the
+recipient's (``recipients.timezone_of()``: ``TRANSMISSIONS_RECIPIENT_TIMEZONE``, else
+``TIME_ZONE``). Times are wall-clock times of that zone, so a window keeps its local hours
 across daylight-saving changes.
 """
 
@@ -24,12 +24,12 @@ import zoneinfo
 from collections.abc import Callable
 from typing import Any
 
-from django.conf import settings
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from transmissions.conf import conf
 from transmissions.policies import Hold, Policy
+from transmissions.recipients import timezone_of
 
 logger = logging.getLogger("transmissions")
 
@@ -69,24 +69,8 @@ def _callable(path: str) -> Callable[[Any], Any]:
     return found  # type: ignore[no-any-return]
 
 
-def recipient_timezone(user: Any) -> zoneinfo.ZoneInfo:
-    """Return ``user``'s time zone: ``TRANSMISSIONS_RECIPIENT_TIMEZONE``'s (a user attribute
-    name, or the dotted path of a callable taking the user) when it names a known zone, else
-    ``TIME_ZONE``'s."""
-    source = conf.TRANSMISSIONS_RECIPIENT_TIMEZONE
-    name: Any = None
-    if source:
-        name = _callable(source)(user) if "." in source else getattr(user, source, None)
-    if isinstance(name, zoneinfo.ZoneInfo):
-        return name
-    if name:
-        try:
-            return zoneinfo.ZoneInfo(str(name))
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            logger.warning(
-                "User %s has an unknown time zone %r: %s is used.", user.pk, name, settings.TIME_ZONE
-            )
-    return zoneinfo.ZoneInfo(settings.TIME_ZONE)
+# The recipient's zone (``recipients.py``), under this module's earlier name too.
+recipient_timezone = timezone_of
 
 
 def window_for(user: Any) -> Window | None:
@@ -137,7 +121,13 @@ class QuietHoursPolicy(Policy):
     """
 
     def prepare(self, batch: list[Any]) -> None:
-        self.active = bool(conf.TRANSMISSIONS_QUIET_HOURS or conf.TRANSMISSIONS_QUIET_HOURS_SOURCE)
+        self.per_user = bool(conf.TRANSMISSIONS_QUIET_HOURS_SOURCE)
+        # The default window, read once a batch (a bad one is check E074, and none here).
+        try:
+            self.default = parse_window(conf.TRANSMISSIONS_QUIET_HOURS)
+        except QuietHoursError:
+            self.default = None
+        self.active = self.per_user or self.default is not None
         self.exempt = set(conf.TRANSMISSIONS_QUIET_HOURS_EXEMPT_CHANNELS or ())
         self.now = timezone.now()
 
@@ -148,10 +138,10 @@ class QuietHoursPolicy(Policy):
         if kind in self.exempt:
             return None
         user = notification.target_user
-        window = window_for(user)
+        window = window_for(user) if self.per_user else self.default
         if window is None:
             return None
-        zone = recipient_timezone(user)
+        zone = timezone_of(user)
         until = window_end(self.now, window, zone)
         if until is None:
             return None

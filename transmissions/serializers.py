@@ -68,6 +68,7 @@ class _LegacyUnpickler(pickle.Unpickler):
 
 
 _TAG = "__transmissions__"
+_TAG_BYTES = b'"__transmissions__"'
 
 
 def _encode(value: Any) -> Any:
@@ -87,7 +88,22 @@ def _encode(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
+def _escape(value: Any) -> Any:
+    """Return ``value`` with every dict that has the tag as a key stored as tagged pairs, so
+    that it never decodes as another type (``{"__transmissions__": "date", "v": ...}``)."""
+    if isinstance(value, dict):
+        escaped = {key: _escape(item) for key, item in value.items()}
+        if _TAG in value:
+            # Pairs, not a dict: the decoder's hook must not see the user's dict as a tag.
+            return {_TAG: "dict", "v": [[key, item] for key, item in escaped.items()]}
+        return escaped
+    if isinstance(value, list | tuple):
+        return [_escape(item) for item in value]
+    return value
+
+
 _DECODERS: dict[str, Any] = {
+    "dict": dict,
     "datetime": datetime.datetime.fromisoformat,
     "date": datetime.date.fromisoformat,
     "time": datetime.time.fromisoformat,
@@ -108,10 +124,17 @@ class JSONSerializer:
     """Store JSON; dates, datetimes, times, timedeltas, decimals and UUIDs round-trip.
 
     Tuples come back as lists; anything else JSON cannot hold is refused at trigger time.
+    Those types are stored as dicts tagged ``"__transmissions__"``; a dict of the data that
+    has that key itself is stored tagged too (as ``"dict"``), so it comes back as it was.
     """
 
     def dumps(self, value: Any) -> bytes:
-        return json.dumps(value, default=_encode, separators=(",", ":")).encode()
+        data = json.dumps(value, default=_encode, separators=(",", ":")).encode()
+        if _TAG_BYTES in data:
+            # A tag, or a user's dict keyed by it: walk the value and escape such dicts.
+            # (Rarely: only data holding dates, decimals, UUIDs... or the tag.)
+            data = json.dumps(_escape(value), default=_encode, separators=(",", ":")).encode()
+        return data
 
     def loads(self, data: bytes) -> Any:
         return json.loads(data, object_hook=_decode)

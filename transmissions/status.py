@@ -23,6 +23,9 @@ class Status(models.IntegerChoices):
 
 
 # The longest reason stored (``Notification.reason``); longer ones are cut.
+# The most ``attempts`` a row counts: the column is a small integer (32767 on PostgreSQL),
+# so a claim stops counting there instead of failing its whole batch.
+ATTEMPTS_MAX = 32767
 REASON_MAX_LENGTH = 255
 
 

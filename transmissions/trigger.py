@@ -3,7 +3,7 @@
 Both validate their input (bad input raises ``InvalidTrigger`` and writes nothing),
 turn the message's behaviour into each row's ``dedup_key`` (``behaviors.py``) and
 write the rows through the database's dialect (``db/``): one statement for many rows
-where the database can, with ``ON CONFLICT (dedup_key) DO NOTHING`` for the
+where the database can, with ``ON CONFLICT (active_key) DO NOTHING`` for the
 behaviours that refuse a trigger, so the rule holds when many processes trigger at
 once. LAST_ONLY locks the users, cancels their waiting rows, then inserts, in one
 transaction. The rows written, a wake-up is queued for when they commit (``wakeup.py``).
@@ -20,11 +20,12 @@ import shortuuid
 from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import models, router, transaction
+from django.db import IntegrityError, models, router, transaction
 from django.utils import timezone
 
 from transmissions import db, idempotency, internals, signals, wakeup
 from transmissions.behaviors import TriggerBehavior
+from transmissions.conf import conf
 from transmissions.exceptions import DuplicateNotification, InvalidTrigger, MessageRegistrationError
 from transmissions.lifecycle import notification_model
 from transmissions.serializers import dump_data
@@ -100,12 +101,17 @@ def trigger(
     model: type[Notification] = notification_model()
     using = router.db_for_write(model)
     row = _row(shared, target_user.pk, behavior)
-    if key is None:
-        created = _write(model, using, behavior, [row])
-    else:
-        created, existing = _write_keyed(model, using, behavior, [{**row, "idempotency_key": key}])
-        if key in existing:
-            return existing[key]
+    existing: dict[str, Notification] = {}
+    try:
+        if key is None:
+            created = _write(model, using, behavior, [row])
+        else:
+            created, existing = _write_keyed(model, using, behavior, [{**row, "idempotency_key": key}])
+    except IntegrityError:
+        refuse_missing_users(using, [target_user], trigger_user)
+        raise
+    if key in existing:
+        return existing[key]
     if not created:
         if silent:
             return None
@@ -173,20 +179,24 @@ def trigger_many(
     by_pk = {user.pk: user for user in users}
     created: list[Notification] = []
     existing: dict[str, Notification] = {}
-    with transaction.atomic(using=using):
-        if behavior is TriggerBehavior.LAST_ONLY:
-            # All at once and in key order, so two fan-outs never deadlock.
-            dialect.lock_users([user.pk for user in users])
-        for start in range(0, len(users), chunk):
-            rows = [_row(shared, user.pk, behavior) for user in users[start : start + chunk]]
-            if keys is None:
-                created += _write(model, using, behavior, rows, lock=False)
-            else:
-                for row, key in zip(rows, keys[start : start + chunk], strict=True):
-                    row["idempotency_key"] = key
-                made, found = _write_keyed(model, using, behavior, rows, lock=False)
-                created += made
-                existing.update(found)
+    try:
+        with transaction.atomic(using=using):
+            if behavior is TriggerBehavior.LAST_ONLY:
+                # All at once and in key order, so two fan-outs never deadlock.
+                dialect.lock_users([user.pk for user in users])
+            for start in range(0, len(users), chunk):
+                rows = [_row(shared, user.pk, behavior) for user in users[start : start + chunk]]
+                if keys is None:
+                    created += _write(model, using, behavior, rows, lock=False)
+                else:
+                    for row, key in zip(rows, keys[start : start + chunk], strict=True):
+                        row["idempotency_key"] = key
+                    made, found = _write_keyed(model, using, behavior, rows, lock=False)
+                    created += made
+                    existing.update(found)
+    except IntegrityError:
+        refuse_missing_users(using, users, trigger_user)
+        raise
     set_target = internals.related_setter(model.target_user.field)
     set_trigger = internals.related_setter(model.trigger_user.field)
     for notification in created:
@@ -211,6 +221,21 @@ def registered_behavior(message_cls: Any) -> TriggerBehavior:
     if behavior is None or getattr(message_cls, "trigger_name", None) is None:
         raise MessageRegistrationError(f"{message_cls.__qualname__} is not registered with @message.")
     return behavior
+
+
+def refuse_missing_users(using: str, users: Sequence[Any], trigger_user: Any) -> None:
+    """After an INSERT failed its foreign key (checked at once: MySQL/MariaDB, or a statement
+    of its own): raise InvalidTrigger if one of the users is gone (deleted since it was
+    loaded), else return (the caller raises the database's error)."""
+    wanted = {user.pk for user in users} | ({trigger_user.pk} if trigger_user is not None else set())
+    found = set(
+        get_user_model()._base_manager.using(using).filter(pk__in=wanted).values_list("pk", flat=True)
+    )
+    if wanted - found:
+        raise InvalidTrigger(
+            f"user(s) {sorted(wanted - found, key=str)} do not exist: deleted since they were loaded? "
+            "Nothing was written."
+        )
 
 
 def check_user(user: Any, name: str, user_model: Any = None) -> None:
@@ -261,12 +286,19 @@ def shared_values(
         raise InvalidTrigger(
             f"{message_cls.trigger_name!r} is {message_cls.behavior.name}: give it a saved content."
         )
+    data_bytes = dump_data(data)
+    limit = conf.TRANSMISSIONS_MAX_DATA_BYTES
+    if data_bytes is not None and len(data_bytes) > limit:
+        raise InvalidTrigger(
+            f"data takes {len(data_bytes)} bytes serialized, more than TRANSMISSIONS_MAX_DATA_BYTES "
+            f"({limit}); store a reference (an id, a content object) instead of the thing itself."
+        )
     return {
         "trigger_name": message_cls.trigger_name,
         "trigger_user_id": None if trigger_user is None else trigger_user.pk,
         "content_type_id": content_type_id,
         "object_id": object_id,
-        "data_bytes": dump_data(data),
+        "data_bytes": data_bytes,
         "datetime_created": now,
         "datetime_scheduled": datetime_scheduled,
         "status": Status.CREATED,

@@ -21,6 +21,7 @@ from django.core import signing
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render, resolve_url
 from django.utils.decorators import method_decorator
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.generic import ListView, TemplateView
@@ -58,12 +59,30 @@ def prefetch_contents(notifications: list[Notification]) -> None:
     related.attach_contents(notifications)
 
 
+def same_origin(request: HttpRequest) -> bool:
+    """Return whether ``request`` came from this site or from the user (a typed address, a
+    bookmark), not from a link or a frame on another site.
+
+    The browser's ``Sec-Fetch-Site`` header says so ("same-origin" or "none"); a browser
+    that sends none is judged by its ``Referer``, when it sends one (this site's host).
+    """
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None:
+        return fetch_site in ("same-origin", "none")
+    referer = request.headers.get("Referer")
+    if not referer:
+        return True
+    return url_has_allowed_host_and_scheme(referer, allowed_hosts={request.get_host()})
+
+
 class NotificationListView(LoginRequiredMixin, ListView):  # type: ignore[type-arg]
     """The signed-in user's inbox.
 
     Opening it marks every sent notification of the user seen (the badge counts
     what arrived since the last visit); the page still shows as new the ones that
-    were unseen before this request.
+    were unseen before this request. Only a visit from this site or from the user
+    marks them (``same_origin()``): a link on another site shows the page and changes
+    nothing.
     """
 
     template_name = "transmissions/notification_list.html"
@@ -91,15 +110,17 @@ class NotificationListView(LoginRequiredMixin, ListView):  # type: ignore[type-a
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         response = super().get(request, *args, **kwargs)
         user: Any = request.user  # signed in: LoginRequiredMixin
-        Notification.objects.for_user(user).sent().mark_seen()
+        if same_origin(request):
+            Notification.objects.for_user(user).sent().mark_seen()
         return response
 
 
 class NotificationOpenView(LoginRequiredMixin, View):
     """Mark one of the user's notifications consumed and go to what it is about.
 
-    Redirects to ``content.get_absolute_url()`` when the content has one, else to
-    the inbox. Another user's notification is a 404.
+    Redirects to ``content.get_absolute_url()`` when the content has one and it
+    stays on this site (``url_has_allowed_host_and_scheme``: a path, or this host),
+    else to the inbox. Another user's notification is a 404.
     """
 
     fallback_url = "transmissions:inbox"
@@ -110,7 +131,17 @@ class NotificationOpenView(LoginRequiredMixin, View):
         notification.mark_consumed()
         content = related.content(notification)
         get_url = getattr(content, "get_absolute_url", None)
-        return HttpResponseRedirect(get_url() if callable(get_url) else resolve_url(self.fallback_url))
+        url = get_url() if callable(get_url) else None
+        if url is not None and not url_has_allowed_host_and_scheme(
+            url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        ):
+            logger.warning(
+                "Notification %s: not redirecting to %r, which leaves this site; going to the inbox.",
+                notification.pk,
+                url,
+            )
+            url = None
+        return HttpResponseRedirect(url if url is not None else resolve_url(self.fallback_url))
 
 
 @method_decorator(csrf_protect, name="dispatch")

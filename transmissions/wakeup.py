@@ -43,7 +43,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from transmissions import internals, taskapi, tasks
+from transmissions import coalesce, internals, tasks
 from transmissions.conf import DJANGO_TASKS, WAKE_UP_ENGINES, conf
 
 logger = logging.getLogger("transmissions")
@@ -69,7 +69,7 @@ def after_commit(using: str, notifications: Sequence[Any]) -> bool:
         elif engine == DJANGO_TASKS:
             later.add(at)
     added = internals.on_commit_once(wake, using) if due else False
-    if later and _supports_defer():
+    if later and tasks.supports_defer():
         for at in sorted(later):
             added = internals.on_commit_once(Deferred(at), using) or added
     return added
@@ -78,15 +78,17 @@ def after_commit(using: str, notifications: Sequence[Any]) -> bool:
 def wake() -> None:
     """Queue the processing task, waiting at most ``TRANSMISSIONS_DISPATCH_TIMEOUT`` seconds
     for Celery's broker; log, never raise, when the broker or task backend fails or does not
-    answer in time. With ``"django_tasks"``, ``enqueue()``.
+    answer in time. With ``"django_tasks"``, ``tasks.enqueue()``.
 
     The publish runs in a thread of its own, without Celery's publish retries: a broker
     that accepts connections and then stays silent can hold that thread for as long as
     its socket allows, but never the request that committed. While it is held, later
     wake-ups are skipped (logged): at most one dispatch is in flight per process.
     """
+    if not coalesce.reserve():
+        return  # a worker is queued or looking already, and will see these rows (coalesce.py)
     if conf.TRANSMISSIONS_WAKE_UP == DJANGO_TASKS:
-        enqueue()
+        tasks.enqueue()
         return
     # Resolved here: the app current in this thread (a new thread would get Celery's default app).
     task: Any = tasks.process_all_notifications._get_current_object()  # type: ignore[attr-defined]
@@ -139,32 +141,4 @@ class Deferred:
     run_after: datetime.datetime
 
     def __call__(self) -> None:
-        enqueue(self.run_after)
-
-
-def enqueue(run_after: datetime.datetime | None = None) -> Any:
-    """Enqueue ``transmissions.tasks.process_due_notifications`` (at ``run_after``, if
-    given); return its ``TaskResult``, or None, logged at WARNING, when it could not be."""
-    try:
-        task = tasks.django_task().using(
-            backend=conf.TRANSMISSIONS_TASKS_BACKEND,
-            queue_name=conf.TRANSMISSIONS_TASKS_QUEUE,
-            run_after=run_after,
-        )
-        return task.enqueue()
-    except Exception:
-        logger.warning(
-            "Could not enqueue transmissions.tasks.process_due_notifications on the %r task "
-            "backend; the next sweep will send the committed notifications.",
-            conf.TRANSMISSIONS_TASKS_BACKEND,
-            exc_info=True,
-        )
-        return None
-
-
-def _supports_defer() -> bool:
-    api = taskapi.module()
-    try:
-        return api is not None and bool(api.task_backends[conf.TRANSMISSIONS_TASKS_BACKEND].supports_defer)
-    except Exception:
-        return False  # enqueue() logs what is wrong when something is due
+        tasks.enqueue(self.run_after)

@@ -19,10 +19,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from django.db import connections, router, transaction
+from django.db import InterfaceError, OperationalError, connections, router, transaction
 from django.utils import timezone
 
-from transmissions import policies, signals
+from transmissions import coalesce, lifecycle, policies, recipients, signals
 from transmissions.conf import conf
 from transmissions.delivery import Delivery, deliver
 from transmissions.lifecycle import Outcomes, notification_model
@@ -43,6 +43,13 @@ class Summary:
     counts: Counter[str] = field(default_factory=Counter)
     # With ``detail``: (notification id, trigger name, outcome, reason), in order.
     rows: list[tuple[int, str, str, str]] = field(default_factory=list)
+    # Stopped with work perhaps left (time limit, half lease) while wake-ups are coalesced:
+    # the key is released, and the task queues the next run (tasks.py).
+    stopped_early: bool = False
+
+
+# How often a lingering worker looks for rows committed since its last claim (coalesce.py).
+LINGER_POLL_SECONDS = 0.01
 
 
 def process_all_notifications(batch_size: int | None = None, time_limit: float | None = None) -> int:
@@ -56,27 +63,80 @@ def process_all_notifications(batch_size: int | None = None, time_limit: float |
 
 def run(batch_size: int | None = None, time_limit: float | None = None, detail: bool = False) -> Summary:
     """``process_all_notifications()``, returning a Summary (one row per notification with ``detail``)."""
-    batch_size = batch_size or conf.TRANSMISSIONS_BATCH_SIZE
+    batch_size = min(batch_size or conf.TRANSMISSIONS_BATCH_SIZE, max_batch_rows())
     limit = conf.TRANSMISSIONS_TIME_LIMIT if time_limit is None else time_limit
     deadline = time.monotonic() + limit
     model: type[Notification] = notification_model()
     notifications = model.objects
-    notifications.recover_expired()
+    using = router.db_for_write(model)
+    # A loop of runs outlives a lost connection: the first query of a run opens a new one.
+    lifecycle.drop_if_unusable(using)
+    lifecycle.reconnecting(using, "taking back expired claims", notifications.recover_expired)
     summary = Summary()
+    coalescing = coalesce.enabled()
+    try:
+        _loop(notifications, batch_size, deadline, detail, coalescing, summary)
+    except BaseException:
+        if coalescing:
+            coalesce.release()  # a worker that stops looking says so, or commits would wait
+        raise
+    return summary
+
+
+def _loop(
+    notifications: Any, batch_size: int, deadline: float, detail: bool, coalescing: bool, summary: Summary
+) -> None:
+    idle_since: float | None = None
     while True:
-        batch = notifications.claim(batch_size)
-        if not batch:
+        if coalescing:
+            coalesce.hold()
+        try:
+            batch = notifications.claim(batch_size)
+        except (OperationalError, InterfaceError) as exc:
+            connection = connections[router.db_for_write(notifications.model)]
+            if connection.in_atomic_block:
+                raise
+            # Whether the claim was committed is unknown: if it was, those rows come back
+            # when their lease expires (TRANSMISSIONS_EXPIRED_LEASE_POLICY). The next run
+            # opens a new connection.
+            logger.warning("Lost the database connection while claiming a batch (%s); ending this run.", exc)
+            connection.close()
+            if coalescing:
+                coalesce.release()
             break
+        if not batch:
+            if not coalescing:
+                break
+            # Linger: a burst trickling in is claimed here rather than waking another worker.
+            now = time.monotonic()
+            idle_since = idle_since if idle_since is not None else now
+            if now - idle_since < conf.TRANSMISSIONS_WAKE_UP_LINGER and now < deadline:
+                time.sleep(LINGER_POLL_SECONDS)
+                continue
+            coalesce.release()
+            # A commit that saw the key before it went is committed now: one last look.
+            batch = notifications.claim(batch_size)
+            if not batch:
+                break
+        idle_since = None
         outcomes = process_batch(batch)
         summary.taken += len(batch)
         summary.counts.update(outcomes.counts())
         if detail:
             summary.rows += _rows(batch, outcomes)
-        if len(batch) < batch_size or time.monotonic() >= deadline:
+        stop = time.monotonic() >= deadline or len(outcomes.released) == len(batch)
+        # (not one send fitted in half the lease: claiming again would spin)
+        if stop and coalescing:
+            coalesce.release()
+            summary.stopped_early = True
+        if stop or (len(batch) < batch_size and not coalescing):
             break
-        if len(outcomes.released) == len(batch):
-            break  # not one send fitted in half the lease: claiming again would spin
-    return summary
+
+
+def max_batch_rows() -> int:
+    """The most rows a batch may hold for its data to stay within TRANSMISSIONS_BATCH_MAX_BYTES
+    (each row's data is at most TRANSMISSIONS_MAX_DATA_BYTES); at least 1."""
+    return max(1, int(conf.TRANSMISSIONS_BATCH_MAX_BYTES // conf.TRANSMISSIONS_MAX_DATA_BYTES))
 
 
 def process_one(pk: Any, raise_broken: bool = True) -> Delivery | None:
@@ -113,9 +173,14 @@ def _process(batch: list[Notification]) -> tuple[Outcomes, list[tuple[Notificati
     model: type[Notification] = notification_model()
     using = router.db_for_write(model)
     in_transaction = connections[using].in_atomic_block
-    held = policies.holds(batch) if conf.TRANSMISSIONS_POLICIES else {}
+    held = {}
+    if conf.TRANSMISSIONS_POLICIES:
+        held = lifecycle.reconnecting(using, "asking the policies", lambda: policies.holds(batch))
     deliveries: list[tuple[Notification, Delivery]] = []
     cutoff = send_cutoff(outcomes.lease)
+    # The worker's own language and zone, read once: each delivery switches to its recipient's
+    # only where they differ.
+    locale = recipients.in_force()
     for notification in batch:
         hold = held.get(notification.pk)
         if hold is None and cutoff is not None and timezone.now() >= cutoff:
@@ -131,12 +196,14 @@ def _process(batch: list[Notification]) -> tuple[Outcomes, list[tuple[Notificati
                 outcomes.defer(notification.pk, hold.until, hold.text)
                 continue
         else:
+            # A send after a lost connection gets a new one (its channel may query).
+            lifecycle.drop_if_unusable(using)
             if in_transaction:
                 # A channel's database error must not break the caller's transaction.
                 with transaction.atomic(using=using):
-                    delivery = deliver(notification)
+                    delivery = deliver(notification, locale)
             else:
-                delivery = deliver(notification)
+                delivery = deliver(notification, locale)
             if delivery.status is None:
                 assert delivery.retry_in is not None
                 outcomes.retry(notification.pk, timezone.now() + delivery.retry_in, delivery.reason)
@@ -157,7 +224,11 @@ def _process(batch: list[Notification]) -> tuple[Outcomes, list[tuple[Notificati
             len(batch),
             conf.TRANSMISSIONS_LEASE_SECONDS,
         )
-    model.objects.using(using).finish(outcomes)
+    # The sends happened: their outcomes must survive a lost connection (the write is
+    # fenced by the lease, so running it again never overwrites another claim).
+    lifecycle.reconnecting(
+        using, "writing a batch's outcomes", lambda: model.objects.using(using).finish(outcomes)
+    )
     if signals.notification_finished.has_listeners():
         _announce(deliveries)
     return outcomes, deliveries

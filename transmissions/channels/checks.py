@@ -1,6 +1,7 @@
 """System checks of the channels' settings: Twilio (when it is the SMS backend), templates, mailers.
 
-Ids transmissions.E020-E029 and W020-W029.
+Ids transmissions.E020-E029 and W020-W029. W021/W022: an SMTP mailer without a timeout, or
+with one a send could outlast the worker's lease by (``worker.send_cutoff()``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core import checks
+from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.template import TemplateDoesNotExist, TemplateSyntaxError
 from django.template.loader import get_template
 from django.utils.module_loading import import_string
@@ -143,10 +146,55 @@ def _mailer_errors() -> list[checks.CheckMessage]:
     return errors
 
 
+def _is_smtp(path: Any) -> bool:
+    try:
+        backend = import_string(path)
+    except (ImportError, TypeError, ValueError):
+        return False  # Django reports a mailer it cannot load
+    return isinstance(backend, type) and issubclass(backend, SMTPBackend)
+
+
+def smtp_timeouts() -> list[tuple[str, Any]]:
+    """Return ``(setting, timeout)`` of each SMTP mailer: ``MAILERS[alias]["OPTIONS"]["timeout"]``
+    on Django 6.1+ with MAILERS, else ``EMAIL_TIMEOUT`` when ``EMAIL_BACKEND`` is SMTP."""
+    if HAS_MAILERS and hasattr(settings, "MAILERS"):
+        found = []
+        for alias, config in settings.MAILERS.items():
+            if isinstance(config, dict) and _is_smtp(config.get("BACKEND")):
+                options: Any = config.get("OPTIONS") or {}
+                found.append((f"MAILERS[{alias!r}]['OPTIONS']['timeout']", options.get("timeout")))
+        return found
+    if _is_smtp(getattr(settings, "EMAIL_BACKEND", None)):
+        return [("EMAIL_TIMEOUT", getattr(settings, "EMAIL_TIMEOUT", None))]
+    return []
+
+
+def _timeout_warnings() -> list[checks.CheckMessage]:
+    """A send must end well within the half lease the worker leaves it (see worker.py)."""
+    warnings: list[checks.CheckMessage] = []
+    lease = conf.TRANSMISSIONS_LEASE_SECONDS
+    half = lease / 2 if isinstance(lease, int | float) and lease > 0 else None
+    for name, timeout in smtp_timeouts():
+        if timeout is None:
+            msg = (
+                f"{name} is not set: an SMTP server that accepts the connection and then stays "
+                "silent holds a send, and its worker's whole batch, as long as the socket allows."
+            )
+            hint = "Set it to a few seconds (10, say), well under half TRANSMISSIONS_LEASE_SECONDS."
+            warnings.append(checks.Warning(msg, hint=hint, id="transmissions.W021"))
+        elif half is not None and isinstance(timeout, int | float) and timeout >= half:
+            msg = (
+                f"{name} ({timeout} s) is not under half TRANSMISSIONS_LEASE_SECONDS ({half:g} s): "
+                "a send the worker starts just before half its lease may outlast the lease."
+            )
+            warnings.append(checks.Warning(msg, id="transmissions.W022"))
+    return warnings
+
+
 def check_channels(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """Check the registered messages' templates and mailers, and Twilio's settings when it is the
-    SMS backend."""
-    errors = _template_errors() + _mailer_errors()
+    """Check the registered messages' templates and mailers, the SMTP timeouts, and Twilio's
+    settings when it is the SMS backend."""
+    errors = _template_errors() + _mailer_errors() + _timeout_warnings()
     if _uses_twilio():
         errors += _twilio_errors()
     return errors

@@ -9,10 +9,19 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Case, CharField, F, Model, Value, When
+from django.db.models import Case, CharField, F, Model, PositiveSmallIntegerField, Value, When
 
 from transmissions import internals
-from transmissions.status import Status
+from transmissions.exceptions import InvalidTrigger
+from transmissions.status import ATTEMPTS_MAX, Status
+
+
+def wanted_by(notification: Model) -> set[Any]:
+    """The user ids a notification row refers to."""
+    ids = {getattr(notification, "target_user_id"), getattr(notification, "trigger_user_id")}  # noqa: B009
+    ids.discard(None)
+    return ids
+
 
 # Users locked per statement (well under every database's parameter limit).
 LOCK_CHUNK = 5000
@@ -47,10 +56,10 @@ class Dialect:
         """INSERT ``rows`` (attribute values; the others take their defaults); return the
         saved instances of those inserted, in order.
 
-        With ``skip_conflicts`` a row whose ``dedup_key`` (or ``idempotency_key``, when the
-        rows have one) is taken is left out, not an error. Here: one ``save()`` per row,
-        each in a savepoint when the caller is in a transaction, so that a refused row
-        never breaks it.
+        With ``skip_conflicts`` a row whose ``dedup_key`` is an active key already (or whose
+        ``idempotency_key``, when the rows have one, is taken) is left out, not an error.
+        Here: one ``save()`` per row, each in a savepoint when the caller is in a
+        transaction, so that a refused row never breaks it.
         """
         saved = []
         for row in rows:
@@ -66,13 +75,35 @@ class Dialect:
                     raise
                 continue
             saved.append(instance)
+        if saved and self.connection.in_atomic_block and self.connection.features.can_defer_constraint_checks:
+            # The foreign keys are checked at COMMIT: a user deleted meanwhile would fail the
+            # caller's whole transaction there. One query, on this (already slow) path only.
+            self.refuse_orphans(self.orphans(saved))
         return saved
 
+    def orphans(self, saved: Sequence[Model]) -> list[Any]:
+        """The ids of ``saved`` whose target or trigger user does not exist."""
+        wanted: set[Any] = set().union(*(wanted_by(n) for n in saved))
+        users = get_user_model()._base_manager.using(self.alias)
+        found = set(users.filter(pk__in=wanted).values_list("pk", flat=True))
+        return [n.pk for n in saved if not wanted_by(n) <= found]
+
+    def refuse_orphans(self, ids: Sequence[Any]) -> None:
+        """Delete the rows of ``ids`` just inserted, whose users do not exist, and raise
+        InvalidTrigger: nothing of the trigger stays written."""
+        if not ids:
+            return
+        self.manager.filter(pk__in=list(ids)).delete()
+        raise InvalidTrigger(
+            "the user to notify (or the trigger user) does not exist: deleted since it was loaded? "
+            "Nothing was written."
+        )
+
     def _taken(self, row: dict[str, Any]) -> bool:
-        """Whether another row holds ``row``'s dedup key or idempotency key."""
-        for name in ("dedup_key", "idempotency_key"):
+        """Whether another row holds ``row``'s dedup key (as its active key) or idempotency key."""
+        for name, column in (("dedup_key", "active_key"), ("idempotency_key", "idempotency_key")):
             key = row.get(name)
-            if key is not None and self.manager.filter(**{name: key}).exists():
+            if key is not None and self.manager.filter(**{column: key}).exists():
                 return True
         return False
 
@@ -112,9 +143,9 @@ class Dialect:
         """
         features = self.connection.features
         with transaction.atomic(using=self.alias):
-            due = self.manager.filter(status=Status.CREATED, datetime_scheduled__lte=now).order_by(
-                "datetime_scheduled"
-            )
+            due = self.manager.filter(
+                status=Status.CREATED, datetime_scheduled__lte=now, datetime_processed__isnull=True
+            ).order_by("datetime_scheduled")
             if features.has_select_for_update_skip_locked:
                 due = due.select_for_update(skip_locked=True)
             ids = list(due.values_list("pk", flat=True)[:batch_size])
@@ -122,7 +153,11 @@ class Dialect:
                 self.manager.filter(pk__in=ids, status=Status.CREATED).update(
                     status=Status.PROCESSING,
                     claimed_until=lease,
-                    attempts=F("attempts") + 1,
+                    attempts=Case(
+                        When(attempts__lt=ATTEMPTS_MAX, then=F("attempts") + 1),
+                        default=F("attempts"),
+                        output_field=PositiveSmallIntegerField(),
+                    ),
                     dedup_key=Case(
                         When(dedup_key__startswith=release_prefix, then=Value(None)),
                         default=F("dedup_key"),

@@ -1,6 +1,6 @@
 """The SQL PostgreSQL and SQLite (>= 3.35) share: INSERT and UPDATE ... RETURNING.
 
-A trigger is one ``INSERT ... [ON CONFLICT (dedup_key) DO NOTHING] RETURNING id, uuid``:
+A trigger is one ``INSERT ... [ON CONFLICT (active_key) DO NOTHING] RETURNING id, uuid``:
 a refused trigger is an empty RETURNING, not an IntegrityError behind a savepoint. A
 claim is one ``UPDATE ... RETURNING`` of every column, so no second query fetches
 the rows. An outcome is one UPDATE by id, written as SQL rather than compiled by the
@@ -14,11 +14,12 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import models
 
 from transmissions import internals
 from transmissions.db.base import Dialect
-from transmissions.status import Status
+from transmissions.status import ATTEMPTS_MAX, Status
 
 
 class ReturningDialect(Dialect):
@@ -43,7 +44,11 @@ class ReturningDialect(Dialect):
         adapted = self._adapt(columns, rows)
         with self.connection.cursor() as cursor:
             cursor.execute(self.insert_sql(columns, len(rows), skip_conflicts), self.insert_params(adapted))
-            inserted = {uuid: pk for pk, uuid in cursor.fetchall()}
+            returned = cursor.fetchall()
+        inserted = {uuid: pk for pk, uuid, _ in returned}
+        orphans = [pk for pk, _, users_exist in returned if not users_exist]
+        if orphans:
+            self.refuse_orphans(orphans)
         names = internals.attnames(self.model)[1:]  # the id first, then the others
         build = internals.builder(self.model, self.alias)
         saved = []
@@ -101,12 +106,30 @@ class ReturningDialect(Dialect):
         names = ", ".join(self.column(name) for name in columns)
         conflict = ""
         if skip_conflicts:
-            # Rows with an idempotency key skip a conflict on it too (any unique column).
-            target = "" if "idempotency_key" in columns else f" ({self.quote('dedup_key')})"
+            # Rows with an idempotency key skip a conflict on it too (any unique column); the
+            # others on active_key, the unique generated column that follows dedup_key while
+            # the row is unprocessed.
+            target = "" if "idempotency_key" in columns else f" ({self.quote('active_key')})"
             conflict = f" ON CONFLICT{target} DO NOTHING"
         return (
             f"INSERT INTO {self.table} ({names}) {self.insert_values(columns, count)}"
-            f"{conflict} RETURNING {self.quote('id')}, {self.quote('uuid')}"
+            f"{conflict} RETURNING {self.quote('id')}, {self.quote('uuid')}, {self.users_exist_sql()}"
+        )
+
+    def users_exist_sql(self) -> str:
+        """An expression of the inserted row: 1 when its target user (and trigger user, if any)
+        exists, else 0. The foreign keys are checked only at COMMIT (deferred), so without it
+        a user deleted meanwhile would fail the caller's whole transaction there."""
+        user: Any = get_user_model()
+        users = self.quote(user._meta.db_table)
+        key = f"{users}.{self.quote(user._meta.pk.column)}"
+        target = f"{self.table}.{self.column('target_user_id')}"
+        trigger = f"{self.table}.{self.column('trigger_user_id')}"
+        # COALESCE, not "IS NULL OR": SQLite 3.40 evaluates "column IS NULL" in a RETURNING
+        # clause as false for a NULL it just inserted.
+        return (
+            f"CASE WHEN EXISTS (SELECT 1 FROM {users} WHERE {key} = {target}) AND EXISTS "  # noqa: S608
+            f"(SELECT 1 FROM {users} WHERE {key} = COALESCE({trigger}, {target})) THEN 1 ELSE 0 END"
         )
 
     def claim(
@@ -133,16 +156,19 @@ class ReturningDialect(Dialect):
     def claim_set(self, lease: datetime.datetime, release_prefix: str) -> tuple[str, list[Any]]:
         """The SET clause of a claim, and its parameters."""
         sql = (
-            "status = %s, claimed_until = %s, attempts = attempts + 1, "
+            "status = %s, claimed_until = %s, "
+            "attempts = CASE WHEN attempts < %s THEN attempts + 1 ELSE attempts END, "
             "dedup_key = CASE WHEN dedup_key LIKE %s THEN NULL ELSE dedup_key END"
         )
-        return sql, [Status.PROCESSING, self.adapt_datetime(lease), release_prefix + "%"]
+        return sql, [Status.PROCESSING, self.adapt_datetime(lease), ATTEMPTS_MAX, release_prefix + "%"]
 
     def due_sql(self, now: datetime.datetime, batch_size: int) -> tuple[str, list[Any]]:
         """The ids of the due rows a claim takes, oldest schedule first."""
         sql = (
             f"SELECT id FROM {self.table} WHERE status = %s AND datetime_scheduled <= %s "  # noqa: S608
-            "ORDER BY datetime_scheduled LIMIT %s"
+            # A row marked processed by hand (datetime_processed set, status left CREATED) is
+            # never sent: "processed" means datetime_processed is set.
+            "AND datetime_processed IS NULL ORDER BY datetime_scheduled LIMIT %s"
         )
         return sql, [Status.CREATED, self.adapt_datetime(now), batch_size]
 

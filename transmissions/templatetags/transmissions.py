@@ -4,20 +4,23 @@ unsubscribe link."""
 from __future__ import annotations
 
 import datetime
+import logging
 from typing import Any
 
 from django import template
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
 from django.utils.translation import gettext
 
 from transmissions import unsubscribe
-from transmissions.channels.inapp import entry
+from transmissions.channels.inapp import as_html, entry
 from transmissions.exceptions import DataDecodeError
 from transmissions.models import Notification
 from transmissions.querysets import FEED_CHANNEL
 
 register = template.Library()
+logger = logging.getLogger("transmissions")
 
 
 def _user(context: template.Context) -> Any:
@@ -51,27 +54,41 @@ def notifications_badge(context: template.Context) -> dict[str, Any]:
 
 @register.simple_tag
 def notification_text(notification: Notification) -> str:
-    """Return what the inbox shows for ``notification``.
+    """Return what the inbox shows for ``notification``, as HTML safe to show.
 
-    The text an in-app message stored when it was sent (even if its class is gone
-    since), else the message class's ``inbox_text`` (a method called on the message
-    built for this notification, or a plain attribute), else its ``subject``, else the
-    trigger name.
+    The text an in-app message stored when it was sent (HTML already: shown as stored,
+    even if its class is gone since), else the message class's ``inbox_text`` (a method
+    called on the message built for this notification, or a plain attribute), else its
+    ``subject``, else the trigger name; those are text, escaped here. A row that cannot
+    be shown as it should (unreadable data, an ``inbox_text`` that raises) shows its
+    trigger name, and the reason is logged: it never takes the page down.
     """
     if notification.channel == FEED_CHANNEL:
         try:
             stored = entry(notification).get("text")
-        except DataDecodeError:
+        except DataDecodeError as exc:
+            logger.warning("Notification %s: its in-app text cannot be read: %s", notification.pk, exc)
             stored = None
         if stored:
-            return str(stored)
+            return mark_safe(as_html(mark_safe(str(stored))))  # noqa: S308 - stored as HTML
+    try:
+        text = _message_text(notification)
+    except Exception as exc:  # a project's inbox_text must not take the inbox down
+        logger.warning(
+            "Notification %s: its inbox text raised %r; showing its trigger name.", notification.pk, exc
+        )
+        text = notification.trigger_name
+    return mark_safe(as_html(text))  # noqa: S308 - escaped by as_html()
+
+
+def _message_text(notification: Notification) -> Any:
     cls = notification.message_class
     if cls is None:
         return notification.trigger_name
     text = getattr(cls, "inbox_text", None)
     if callable(text):
         text = getattr(cls(notification), "inbox_text")()  # noqa: B009 - bound to the instance
-    return str(text or getattr(cls, "subject", "") or notification.trigger_name)
+    return text or getattr(cls, "subject", "") or notification.trigger_name
 
 
 @register.filter
