@@ -2,7 +2,6 @@
 
 import datetime
 
-
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy
 
