@@ -1,5 +1,7 @@
 """The message classes the benchmark triggers and processes."""
 
+import datetime
+
 from transmissions import TriggerBehavior, message
 from transmissions.channels.base import BaseChannel
 from transmissions.channels.email import DefaultEmailMessage
@@ -27,6 +29,11 @@ class SendOnceMessage(NoopChannel):
 
 @message("bench-once-content", behavior=TriggerBehavior.TRIGGER_ONCE_PER_CONTENT)
 class OncePerContentMessage(NoopChannel):
+    pass
+
+
+@message("bench-throttled", throttle=(3, datetime.timedelta(hours=1)))
+class ThrottledMessage(NoopChannel):
     pass
 
 

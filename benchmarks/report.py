@@ -93,6 +93,20 @@ def run(args: Any, cli: str) -> None:
         ours / base,
     )
 
+    for label, workload in (
+        ("trigger, DEFAULT, with an idempotency key", w.trigger_keyed),
+        ("trigger, throttled (3 an hour per user), under the limit", w.trigger_throttled),
+    ):
+        ours, base = rates(
+            rounds,
+            n,
+            [
+                (clear, lambda workload=workload: workload(users, n)),
+                (clear, lambda: w.trigger_default(users, n)),
+            ],
+        )
+        table.add(label, "notifications/s", ours, "trigger, DEFAULT, without", base, ours / base)
+
     ours, base = rates(
         rounds,
         n,

@@ -59,6 +59,26 @@ def trigger_dedup(users: list[Any], n: int) -> float:
     return timed(run)
 
 
+def trigger_keyed(users: list[Any], n: int) -> float:
+    """DEFAULT with a new idempotency key on each call."""
+
+    def run() -> None:
+        for i in range(n):
+            m.NoopMessage.trigger(users[i % len(users)], idempotency_key=f"bench-{i}")
+
+    return timed(run)
+
+
+def trigger_throttled(users: list[Any], n: int) -> float:
+    """Throttled to 3 an hour per user, each user once: a free slot each time."""
+
+    def run() -> None:
+        for i in range(n):
+            m.ThrottledMessage.trigger(users[i % len(users)])
+
+    return timed(run)
+
+
 def raw_single_inserts(conn: Any, db: str, user_ids: list[int], n: int, keyed: bool) -> float:
     ids = [user_ids[i % len(user_ids)] for i in range(n)]
     return timed(raw.single_inserts, conn, db, "bench-noop", ids, keyed)

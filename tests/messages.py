@@ -12,6 +12,7 @@ from transmissions.channels.inapp import InAppMessage
 from transmissions.channels.sms import DefaultSMSMessage
 from transmissions.escalation import FAILED, Escalation, Step
 from transmissions.exceptions import ChannelSendException, TransientChannelError
+from transmissions.throttle import Throttle
 
 # What RecordingChannel sent: (trigger_name, notification pk), in order.
 sent: list[tuple[str, int]] = []
@@ -342,3 +343,22 @@ class LocaleInApp(InAppMessage):
 @message("locale-email", subject=gettext_lazy("Notifications"))
 class LocaleEmail(DefaultEmailMessage):
     body = gettext_lazy("just now")
+
+
+@message("throttled", throttle=(3, datetime.timedelta(hours=1)))
+class ThrottledMessage(RecordingChannel):
+    """At most 3 an hour per user; the excess is dropped (CANCELLED, with its reason)."""
+
+
+@message("throttled-defer", throttle=Throttle(2, datetime.timedelta(hours=1), excess="defer"))
+class ThrottledDeferMessage(RecordingChannel):
+    """At most 2 an hour per user; the excess waits for the window's end."""
+
+
+@message(
+    "throttled-content",
+    behavior=TriggerBehavior.TRIGGER_ONCE_PER_CONTENT,
+    throttle=Throttle(1, datetime.timedelta(hours=1), per="content"),
+)
+class ThrottledPerContentMessage(RecordingChannel):
+    """One an hour per user and content, and one pending per content."""

@@ -194,6 +194,18 @@ def test_search_by_username_and_email(admin_client):
         assert ">grace<" in html and ">alan<" not in html
 
 
+def test_search_by_idempotency_key_and_the_keys_on_the_change_page(admin_client):
+    keyed = DefaultMessage.trigger(make_user("grace"), idempotency_key="order-42:shipped")
+    DefaultMessage.trigger(make_user("alan"), idempotency_key="order-43:shipped")
+    url = reverse("admin:transmissions_notification_changelist")
+    html = admin_client.get(url, {"q": "order-42:shipped"}).content.decode()
+    assert ">grace<" in html and ">alan<" not in html
+    html = admin_client.get(
+        reverse("admin:transmissions_notification_change", args=[keyed.pk])
+    ).content.decode()
+    assert "order-42:shipped" in html and "Throttle slot" in html
+
+
 def test_search_leaves_out_an_email_field_the_user_model_does_not_have(admin_client, monkeypatch):
     monkeypatch.setattr(User, "EMAIL_FIELD", "contact")
     DefaultMessage.trigger(make_user("grace"))

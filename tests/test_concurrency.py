@@ -438,3 +438,32 @@ def test_racing_trigger_many_with_a_key_per_user(tmp_path):
     for result in out:
         for returned in result["returned"]:
             assert {int(k): v for k, v in returned.items()} == rows
+
+
+def test_racing_throttled_triggers_send_exactly_the_limit(tmp_path):
+    """8 processes x 5 triggers of a message throttled to 3 an hour: 3 sent, 37 dropped."""
+    user = make_user()
+    argv = ["trigger", "--user", str(user.pk), "--names", "throttled", "--rounds", "5"]
+    out = run_together(tmp_path, child_env(db_name()), [argv] * 8)
+    assert sum(r["created"]["throttled"] for r in out) == 40  # each trigger wrote its row
+
+    log = tmp_path / "sends.log"
+    env = child_env(db_name(), **{SEND_LOG_ENV: str(log)})
+    results([spawn(env, "process", "--batch-size", "20", "--loop")])
+    rows = Notification.objects.filter(target_user=user)
+    assert rows.filter(status=S.SUCCESSFULLY_SENT).count() == 3
+    assert rows.held("throttled").filter(status=S.CANCELLED).count() == 37
+
+
+def test_racing_deferred_throttled_triggers_keep_the_limit_per_window(tmp_path):
+    """8 processes x 3 triggers, 2 an hour, the excess deferred: 2 now, 2 per hour after."""
+    user = make_user()
+    argv = ["trigger", "--user", str(user.pk), "--names", "throttled-defer", "--rounds", "3"]
+    run_together(tmp_path, child_env(db_name()), [argv] * 8)
+
+    times = sorted(Notification.objects.filter(target_user=user).values_list("datetime_scheduled", flat=True))
+    assert len(times) == 24
+    hour = datetime.timedelta(hours=1)
+    # Any two rows two apart are at least an hour apart: never 3 in one hour.
+    assert all(b - a >= hour for a, b in zip(times, times[2:], strict=False))
+    assert times[-1] - times[0] < 12 * hour + datetime.timedelta(minutes=1)  # no slot wasted

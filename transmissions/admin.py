@@ -116,7 +116,19 @@ class NotificationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 )
             },
         ),
-        (_("Processing"), {"fields": ("attempts", "claimed_until", "dedup_key", "data_repr")}),
+        (
+            _("Processing"),
+            {
+                "fields": (
+                    "attempts",
+                    "claimed_until",
+                    "dedup_key",
+                    "idempotency_key",
+                    "throttle_slot",
+                    "data_repr",
+                )
+            },
+        ),
         (
             _("Delivery"),
             {"fields": ("provider_message_id", "delivery_state", "delivery_state_at", "delivery_timeline")},
@@ -142,7 +154,7 @@ class NotificationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def get_search_fields(self, request: HttpRequest) -> list[str]:
         user_model = get_user_model()
-        fields = ["=uuid", "trigger_name", f"target_user__{user_model.USERNAME_FIELD}"]
+        fields = ["=uuid", "=idempotency_key", "trigger_name", f"target_user__{user_model.USERNAME_FIELD}"]
         email = user_model.get_email_field_name()
         if email != user_model.USERNAME_FIELD and any(f.name == email for f in user_model._meta.get_fields()):
             fields.append(f"target_user__{email}")

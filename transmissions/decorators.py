@@ -15,6 +15,7 @@ from transmissions.behaviors import TriggerBehavior
 from transmissions.categories import CATEGORY_MAX_LENGTH
 from transmissions.exceptions import MessageRegistrationError
 from transmissions.registry import CHANNEL_MAX_LENGTH, TRIGGER_NAME_MAX_LENGTH, registry
+from transmissions.throttle import Throttle
 from transmissions.trigger import Triggerable
 
 T = TypeVar("T", bound=type)
@@ -33,7 +34,8 @@ def message(
     itself, which gains ``trigger()``.
     ``category="comments"`` puts the message in a category its recipients may turn off
     (``preferences.py``); ``required=True`` makes it ignore their choices; ``urgent=True``
-    sends it inside quiet hours too (``quiet_hours.py``).
+    sends it inside quiet hours too (``quiet_hours.py``). ``throttle=(3, timedelta(hours=1))``
+    (or a ``throttle.Throttle``) caps how many each user gets per period (``throttle.py``).
     """
     if not isinstance(trigger_name, str) or not _SLUG.match(trigger_name):
         raise MessageRegistrationError(
@@ -70,6 +72,15 @@ def message(
         for flag in ("required", "urgent"):
             if not isinstance(attrs.get(flag, getattr(cls, flag, False)), bool):
                 raise MessageRegistrationError(f"{cls.__qualname__}.{flag} must be True or False.")
+        limit = Throttle.coerce(attrs.get("throttle", getattr(cls, "throttle", None)), cls.__qualname__)
+        if limit is not None and resolved in (
+            TriggerBehavior.LAST_ONLY,
+            TriggerBehavior.DELETE_AFTER_PROCESSING,
+        ):
+            raise MessageRegistrationError(
+                f"{cls.__qualname__}: throttle does not combine with {resolved.name} (a replaced or "
+                "deleted row would give its throttle slot up early)."
+            )
         registry.register(cls, trigger_name)
         cls.trigger_name = trigger_name  # type: ignore[attr-defined]
         cls.behavior = resolved  # type: ignore[attr-defined]
@@ -77,6 +88,7 @@ def message(
         cls.kwargs = dict(attrs)  # type: ignore[attr-defined]
         for name, value in attrs.items():
             setattr(cls, name, value)
+        cls.throttle = limit  # type: ignore[attr-defined]
         if not hasattr(cls, "trigger"):
             cls.trigger = Triggerable.__dict__["trigger"]  # type: ignore[attr-defined]
         if not hasattr(cls, "trigger_many"):

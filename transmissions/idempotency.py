@@ -91,7 +91,7 @@ def write(
     cutoff = timezone.now() - window()
     created: list[Any] = []
     existing: dict[str, Any] = {}
-    todo, expired = list(rows), list[str]()
+    todo, expired = list(rows), dict[str, Any]()
     if replaces:
         todo, expired = _answer(manager, todo, cutoff, existing, keep_unheld=True)
     for _ in range(ATTEMPTS):
@@ -101,9 +101,13 @@ def write(
             # The old holders' keys are released in the transaction that inserts the new
             # rows: a concurrent trigger sees the old holder or the new one, never neither.
             with transaction.atomic(using=manager.db):
-                manager.filter(idempotency_key__in=expired, datetime_created__lte=cutoff).update(
-                    idempotency_key=None
-                )
+                # By primary key: on InnoDB, racing releases then wait on the old row only, not
+                # on the unique index the INSERT needs (which deadlocked them).
+                manager.filter(
+                    pk__in=list(expired.values()),
+                    idempotency_key__in=list(expired),
+                    datetime_created__lte=cutoff,
+                ).update(idempotency_key=None)
                 made = insert(todo)
         else:
             made = insert(todo)
@@ -125,16 +129,16 @@ def _answer(
     cutoff: datetime.datetime,
     existing: dict[str, Any],
     keep_unheld: bool = False,
-) -> tuple[list[dict[str, Any]], list[str]]:
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Record in ``existing`` the live holders of the keys of ``rows``; return the rows to
-    insert (again) and the expired keys to release first.
+    insert (again) and the expired keys to release first, with their holders' ids.
 
     A refused row whose key nobody holds was refused by its behaviour's key: it is dropped,
     unless ``keep_unheld`` (before the first insert, when no row was refused yet).
     """
     keys = [row["idempotency_key"] for row in rows if row["idempotency_key"]]
     holders = {n.idempotency_key: n for n in manager.filter(idempotency_key__in=keys)} if keys else {}
-    expired = [key for key, n in holders.items() if n.datetime_created <= cutoff]
+    expired = {key: n.pk for key, n in holders.items() if n.datetime_created <= cutoff}
     todo = []
     for row in rows:
         key = row["idempotency_key"]

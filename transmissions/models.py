@@ -105,6 +105,9 @@ class Notification(models.Model):
     # a retried trigger finds the row instead of writing a second one; given up (NULL) when a
     # trigger after the window (TRANSMISSIONS_IDEMPOTENCY_WINDOW) takes the key over.
     idempotency_key = models.CharField(max_length=255, null=True, blank=True, unique=True, editable=False)
+    # The throttle slot this row holds (``throttle.py``): "throttle:<name>:<user>[...]:<i>",
+    # unique, so that no more rows than the limit hold a key's slots in any period.
+    throttle_slot = models.CharField(max_length=255, null=True, blank=True, unique=True, editable=False)
     # What the provider called the message when it accepted it (an ESP's message id, the
     # SMTP Message-ID, Twilio's "SM..." sid), written with the outcome: delivery events
     # find their notification by it.

@@ -23,7 +23,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, models, router, transaction
 from django.utils import timezone
 
-from transmissions import db, idempotency, internals, signals, wakeup
+from transmissions import db, idempotency, internals, signals, throttle, wakeup
 from transmissions.behaviors import TriggerBehavior
 from transmissions.conf import conf
 from transmissions.exceptions import DuplicateNotification, InvalidTrigger, MessageRegistrationError
@@ -101,16 +101,19 @@ def trigger(
     model: type[Notification] = notification_model()
     using = router.db_for_write(model)
     row = _row(shared, target_user.pk, behavior)
+    limit = getattr(message_cls, "throttle", None)
     existing: dict[str, Notification] = {}
     try:
-        if key is None:
+        if key is None and limit is None:
             created = _write(model, using, behavior, [row])
         else:
-            created, existing = _write_keyed(model, using, behavior, [{**row, "idempotency_key": key}])
+            if key is not None:
+                row["idempotency_key"] = key
+            created, existing = _write_guarded(model, using, behavior, [row], limit)
     except IntegrityError:
         refuse_missing_users(using, [target_user], trigger_user)
         raise
-    if key in existing:
+    if key is not None and key in existing:
         return existing[key]
     if not created:
         if silent:
@@ -170,6 +173,7 @@ def trigger_many(
             firsts.setdefault(user.pk, user)
         users = list(firsts.values())  # each user once, in order of first appearance
     keys = None if idempotency_key is None else idempotency.keys_per_user(users, idempotency_key)
+    limit = getattr(message_cls, "throttle", None)
     shared = shared_values(message_cls, trigger_user, datetime_scheduled, content, data)
     model: type[Notification] = notification_model()
     using = router.db_for_write(model)
@@ -181,17 +185,19 @@ def trigger_many(
     existing: dict[str, Notification] = {}
     try:
         with transaction.atomic(using=using):
-            if behavior is TriggerBehavior.LAST_ONLY:
-                # All at once and in key order, so two fan-outs never deadlock.
+            if behavior is TriggerBehavior.LAST_ONLY or keys is not None or limit is not None:
+                # All at once and in key order, so two fan-outs never deadlock (InnoDB did, on
+                # the unique indexes of idempotency keys and throttle slots, without it).
                 dialect.lock_users([user.pk for user in users])
             for start in range(0, len(users), chunk):
                 rows = [_row(shared, user.pk, behavior) for user in users[start : start + chunk]]
-                if keys is None:
+                if keys is None and limit is None:
                     created += _write(model, using, behavior, rows, lock=False)
                 else:
-                    for row, key in zip(rows, keys[start : start + chunk], strict=True):
-                        row["idempotency_key"] = key
-                    made, found = _write_keyed(model, using, behavior, rows, lock=False)
+                    if keys is not None:
+                        for row, key in zip(rows, keys[start : start + chunk], strict=True):
+                            row["idempotency_key"] = key
+                    made, found = _write_guarded(model, using, behavior, rows, limit, lock=False)
                     created += made
                     existing.update(found)
     except IntegrityError:
@@ -366,17 +372,31 @@ def _write(
     )
 
 
-def _write_keyed(
+def _write_guarded(
     model: type[Notification],
     using: str,
     behavior: TriggerBehavior,
     rows: Sequence[dict[str, Any]],
+    limit: throttle.Throttle | None,
     lock: bool = True,
 ) -> tuple[list[Notification], dict[str, Notification]]:
-    """INSERT ``rows``, which carry idempotency keys, under ``behavior``; return the
-    notifications created and, by key, those that already held a key."""
+    """INSERT ``rows``, which carry idempotency keys or are throttled (``limit``), under
+    ``behavior``; return the notifications created and, by key, those that already held a key."""
     manager = model._default_manager.using(using)
     dialect = db.dialect(using, model)
+    if limit is not None:
+        # @message refuses throttling with LAST_ONLY: here the behaviour's key is plain.
+        def plain(todo: Sequence[dict[str, Any]]) -> list[Notification]:
+            return dialect.insert(todo, skip_conflicts=True)  # type: ignore[return-value]
+
+        def insert(todo: Sequence[dict[str, Any]]) -> list[Notification]:
+            return [
+                n for row in todo for n in throttle.write(limit, manager, row, plain, dialect.slot_holders)
+            ]
+
+        if "idempotency_key" not in rows[0]:
+            return insert(rows), {}
+        return idempotency.write(manager, rows, insert)
     if behavior is not TriggerBehavior.LAST_ONLY:
         return idempotency.write(manager, rows, lambda todo: dialect.insert(todo, skip_conflicts=True))
     with transaction.atomic(using=using):
@@ -390,6 +410,7 @@ def _write_keyed(
 def _created(using: str, message_cls: Any, created: list[Notification]) -> None:
     if not created:
         return
-    wakeup.after_commit(using, created)
+    # Rows dropped by a throttle are written CANCELLED: nothing to wake a worker for.
+    wakeup.after_commit(using, [n for n in created if n.status == Status.CREATED])
     if signals.notifications_created.has_listeners():
         signals.notifications_created.send(sender=message_cls, notifications=created)

@@ -100,12 +100,37 @@ class Dialect:
         )
 
     def _taken(self, row: dict[str, Any]) -> bool:
-        """Whether another row holds ``row``'s dedup key (as its active key) or idempotency key."""
-        for name, column in (("dedup_key", "active_key"), ("idempotency_key", "idempotency_key")):
+        """Whether another row holds ``row``'s dedup key (as its active key), idempotency key
+        or throttle slot."""
+        names = (
+            ("dedup_key", "active_key"),
+            ("idempotency_key", "idempotency_key"),
+            ("throttle_slot", "throttle_slot"),
+        )
+        for name, column in names:
             key = row.get(name)
             if key is not None and self.manager.filter(**{column: key}).exists():
                 return True
         return False
+
+    def slot_holders(self, slots: Sequence[str]) -> list[tuple[Any, str, Any]]:
+        """``(id, throttle_slot, datetime_scheduled)`` of the rows that hold any of ``slots``:
+        plain SQL, which a throttled trigger runs each time (the ORM's compiling of the same
+        SELECT cost more than the INSERT)."""
+        marks = ", ".join(["%s"] * len(slots))
+        slot = self.column("throttle_slot")
+        sql = (
+            f"SELECT {self.quote('id')}, {slot}, {self.column('datetime_scheduled')} "  # noqa: S608 - names only
+            f"FROM {self.table} WHERE {slot} IN ({marks})"
+        )
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, list(slots))
+            rows = cursor.fetchall()
+        # The backend's own converter (SQLite and MySQL return naive or text datetimes).
+        convert = getattr(self.connection.ops, "convert_datetimefield_value", None)
+        if convert is None:
+            return [tuple(row) for row in rows]
+        return [(pk, slot, convert(at, None, self.connection)) for pk, slot, at in rows]
 
     def lock_users(self, user_ids: Sequence[Any]) -> None:
         """Lock these users' rows until the transaction ends, in primary-key order.

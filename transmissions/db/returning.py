@@ -14,7 +14,6 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.db import models
 
 from transmissions import internals
@@ -44,11 +43,7 @@ class ReturningDialect(Dialect):
         adapted = self._adapt(columns, rows)
         with self.connection.cursor() as cursor:
             cursor.execute(self.insert_sql(columns, len(rows), skip_conflicts), self.insert_params(adapted))
-            returned = cursor.fetchall()
-        inserted = {uuid: pk for pk, uuid, _ in returned}
-        orphans = [pk for pk, _, users_exist in returned if not users_exist]
-        if orphans:
-            self.refuse_orphans(orphans)
+            inserted = {uuid: pk for pk, uuid in cursor.fetchall()}
         names = internals.attnames(self.model)[1:]  # the id first, then the others
         build = internals.builder(self.model, self.alias)
         saved = []
@@ -106,30 +101,15 @@ class ReturningDialect(Dialect):
         names = ", ".join(self.column(name) for name in columns)
         conflict = ""
         if skip_conflicts:
-            # Rows with an idempotency key skip a conflict on it too (any unique column); the
-            # others on active_key, the unique generated column that follows dedup_key while
-            # the row is unprocessed.
-            target = "" if "idempotency_key" in columns else f" ({self.quote('active_key')})"
+            # Rows with an idempotency key or a throttle slot skip a conflict on those too (any
+            # unique column); the others on active_key, the unique generated column that
+            # follows dedup_key while the row is unprocessed.
+            any_column = "idempotency_key" in columns or "throttle_slot" in columns
+            target = "" if any_column else f" ({self.quote('active_key')})"
             conflict = f" ON CONFLICT{target} DO NOTHING"
         return (
             f"INSERT INTO {self.table} ({names}) {self.insert_values(columns, count)}"
-            f"{conflict} RETURNING {self.quote('id')}, {self.quote('uuid')}, {self.users_exist_sql()}"
-        )
-
-    def users_exist_sql(self) -> str:
-        """An expression of the inserted row: 1 when its target user (and trigger user, if any)
-        exists, else 0. The foreign keys are checked only at COMMIT (deferred), so without it
-        a user deleted meanwhile would fail the caller's whole transaction there."""
-        user: Any = get_user_model()
-        users = self.quote(user._meta.db_table)
-        key = f"{users}.{self.quote(user._meta.pk.column)}"
-        target = f"{self.table}.{self.column('target_user_id')}"
-        trigger = f"{self.table}.{self.column('trigger_user_id')}"
-        # COALESCE, not "IS NULL OR": SQLite 3.40 evaluates "column IS NULL" in a RETURNING
-        # clause as false for a NULL it just inserted.
-        return (
-            f"CASE WHEN EXISTS (SELECT 1 FROM {users} WHERE {key} = {target}) AND EXISTS "  # noqa: S608
-            f"(SELECT 1 FROM {users} WHERE {key} = COALESCE({trigger}, {target})) THEN 1 ELSE 0 END"
+            f"{conflict} RETURNING {self.quote('id')}, {self.quote('uuid')}"
         )
 
     def claim(

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('transmissions', '0010_processed_releases_key'),
+        ('transmissions', '0011_throttle_slot'),
     ]
 
     operations = [
