@@ -8,6 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from tests.messages import DefaultMessage
 from tests.models import Article, Document
 from tests.utils import earlier, make_user
+from transmissions import internals
 from transmissions.models import Notification
 
 pytestmark = pytest.mark.django_db
@@ -44,7 +45,10 @@ def test_claimed_batch_reads_like_the_orm(batch_rows):
             (n.target_user.username, n.trigger_user and n.trigger_user.username, n.content) for n in batch
         ]
         data = [n.data for n in batch]
-    assert ctx.captured_queries == []  # everything was attached in the batch's few queries
+    # Everything was attached in the batch's few queries; the users, on the first read, in one
+    # query for the whole batch.
+    tables = [q["sql"].split(" FROM ")[1].split()[0].strip('"`') for q in ctx.captured_queries]
+    assert tables == (["tests_user"] if internals.enabled() else [])
     assert seen == [
         ("bob", "ada", Article.objects.get()),
         ("ada", "bob", Document.objects.get()),
@@ -65,3 +69,12 @@ def test_post_init_listeners_still_run(batch_rows):
     finally:
         post_init.disconnect(listener, sender=Notification)
     assert sorted(seen) == sorted(n.pk for n in batch) and len(batch) == 3
+
+
+def test_a_claimed_row_with_deferred_users_pickles_and_reads_its_users_after(batch_rows):
+    import pickle
+
+    batch = Notification.objects.claim(10)
+    copy = pickle.loads(pickle.dumps(batch[0]))
+    assert copy.pk == batch[0].pk
+    assert copy.target_user == Notification.objects.get(pk=copy.pk).target_user

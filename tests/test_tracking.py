@@ -154,6 +154,7 @@ def test_the_policy_costs_one_query_per_batch_or_none(size):
         MyEmailMessage.trigger(user)
         WelcomeSMS.trigger(user)
     batch = Notification.objects.claim(100)
+    assert batch[0].target_user  # the batch's users: one query, which sending costs anyway
     policy = SuppressionPolicy()
     with CaptureQueriesContext(connection) as ctx:
         policy.prepare(batch)

@@ -116,12 +116,14 @@ def test_batch_query_count_does_not_grow_with_size(size):
             Notification.objects.filter(trigger_name=name, dedup_key__isnull=False).update(dedup_key=None)
     with CaptureQueriesContext(connection) as ctx:
         assert process_all_notifications(batch_size=100) == size
-    # recover, claim (returning the rows), users, content, one UPDATE per outcome (4), DELETE;
+    # recover, claim (returning the rows), content, one UPDATE per outcome (4), DELETE;
     # MySQL/MariaDB claim ids in two statements (SELECT ... FOR UPDATE SKIP LOCKED, UPDATE),
     # then fetch the rows: PostgreSQL and SQLite get them from the claim's RETURNING (when the
-    # shortcuts of internals.py are on; else they fetch the claimed ids' rows).
+    # shortcuts of internals.py are on; else they fetch the claimed ids' rows). These channels
+    # never read the users: with the shortcuts, no users' query (else one, with the claim).
     extra = 2 if connection.vendor == "mysql" else (0 if internals.enabled() else 1)
-    assert len(statements(ctx)) == 9 + extra, statements(ctx)
+    users = 0 if internals.enabled() else 1
+    assert len(statements(ctx)) == 8 + extra + users, statements(ctx)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -221,6 +223,25 @@ def test_a_run_stops_when_not_one_send_fits_in_half_the_lease(user):
             del Notification.objects.claim
     assert summary.taken == 2 and summary.counts["released"] == 2 and not messages.sent
     assert Notification.objects.filter(status=S.CREATED, attempts=0).count() == 3
+
+
+@pytest.mark.parametrize("size", [3, 60])
+def test_a_channel_that_reads_the_users_costs_one_users_query_per_batch_whatever_its_size(size):
+    """The users are loaded on first read (internals.defer_related), for the whole batch."""
+    users = [make_user(f"u{i}") for i in range(size)]
+    MyEmailMessage.trigger_many(users)
+    DefaultMessage.trigger_many(users)  # never reads them
+    with CaptureQueriesContext(connection) as ctx:
+        assert process_all_notifications(batch_size=100) == 2 * size
+    user_queries = [
+        q for q in statements(ctx) if " FROM " in q and q.split(" FROM ")[1][1:11] == "tests_user"
+    ]
+    # The emails, triggered first, are all in the first batch: one users' query for it, and
+    # none for a second batch (size 60) that holds only messages that never read them (with
+    # the shortcuts off, every batch loads its users with the claim: one query each).
+    batches = 1 if internals.enabled() else -(-2 * size // 100)
+    assert len(user_queries) == batches, user_queries
+    assert len(mail.outbox) == size
 
 
 @override_settings(TRANSMISSIONS_MAX_DATA_BYTES=256 * 1024, TRANSMISSIONS_BATCH_MAX_BYTES=1024 * 1024)

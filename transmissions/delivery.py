@@ -61,7 +61,7 @@ def deliver(notification: Any, in_force: tuple[str, Any] | None = None) -> Deliv
 
     ``in_force``: ``recipients.in_force()``, read once by a caller that delivers many.
     """
-    locale = recipients.locale_of(notification.target_user)
+    locale = recipients.locale_of(notification.target_user if recipients.reads_user() else None)
     # zoneinfo caches its zones: the same zone is the same object.
     if locale == (in_force or recipients.in_force()):
         return _deliver(notification)  # already in force: nothing to switch

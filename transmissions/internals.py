@@ -14,7 +14,12 @@ below do the same work as the public APIs they replace:
   ``__set__`` (which checks the instance's database router on every call);
 - ``on_commit_once()``: reads ``connection.run_on_commit`` to queue one callback (one of
   each equal callback) per transaction (Django drops the callbacks of a rolled-back
-  savepoint from that list).
+  savepoint from that list);
+- ``defer_related()``: a claimed batch's users are loaded (in one query, for the whole
+  batch) when a row's ``target_user`` or ``trigger_user`` is first read, not with the claim:
+  a channel that never reads them (in-app, a webhook) costs no users' query. It needs the
+  foreign keys' descriptors to be ``ForwardManyToOneDescriptor`` subclasses whose
+  ``get_object()`` asks the batch first (``install_deferred()``, from ``models.py``).
 
 One more read of an internal has no public equivalent and is not a shortcut:
 ``write_db()``, the database a queryset's ``update()`` writes to (``.using()`` or the
@@ -37,6 +42,7 @@ from typing import Any, TypeVar
 from django.db import connections, router, transaction
 from django.db.models import Field, Model, QuerySet
 from django.db.models.base import ModelState
+from django.db.models.fields.related_descriptors import ForwardManyToOneDescriptor
 from django.db.models.signals import post_init, pre_init
 
 from transmissions.conf import conf
@@ -105,6 +111,64 @@ def cache_generic(instance: Model, field: Any, value: Model | None) -> None:
     are (assigning would set them), as ``prefetch_related`` does. Always through the field's
     cache: no public API does this."""
     field.set_cached_value(instance, value)
+
+
+# Where a row of a claimed batch keeps the batch's loader of related objects.
+_DEFERRED = "_transmissions_deferred_related"
+
+
+class _Loader:
+    """Runs ``load`` once, on the first read of a deferred relation of any row of a batch."""
+
+    __slots__ = ("load",)
+
+    def __init__(self, load: Callable[[], None]) -> None:
+        self.load: Callable[[], None] | None = load
+
+    def __call__(self) -> None:
+        load, self.load = self.load, None
+        if load is not None:
+            load()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_Loader, (None,))  # a pickled row reads its relations one by one, as usual
+
+
+class _DeferredDescriptor(ForwardManyToOneDescriptor):  # type: ignore[type-arg]
+    def get_object(self, instance: Any) -> Any:
+        loader = instance.__dict__.get(_DEFERRED)
+        if loader is not None:
+            loader()
+            try:
+                return self.field.get_cached_value(instance)
+            except KeyError:
+                pass  # not in the batch's query (the user is gone): Django's own look-up
+        return super().get_object(instance)
+
+
+def install_deferred(model: type[Model], names: Sequence[str]) -> None:
+    """Let ``defer_related()`` defer ``model``'s foreign keys ``names`` (at import, when the
+    shortcuts are on)."""
+    if not enabled():
+        return
+    for name in names:
+        setattr(model, name, _DeferredDescriptor(model._meta.get_field(name)))
+
+
+def defer_related(instances: Sequence[Model], load: Callable[[], None]) -> bool:
+    """Arrange for the first read of a deferred foreign key on any of ``instances`` to call
+    ``load()`` (which caches the related objects of all of them); return False, doing
+    nothing, when that cannot be done here (the caller then loads them now)."""
+    if (
+        not enabled()
+        or not instances
+        or not isinstance(type(instances[0]).__dict__.get("target_user"), _DeferredDescriptor)
+    ):
+        return False
+    loader = _Loader(load)
+    for instance in instances:
+        instance.__dict__[_DEFERRED] = loader
+    return True
 
 
 def can_load_rows() -> bool:

@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_extensions.db.fields import ShortUUIDField
 
-from transmissions import worker
+from transmissions import internals, worker
 from transmissions.behaviors import KEPT_WHEN_PROCESSED_PREFIX, TriggerBehavior
 from transmissions.categories import CATEGORY_MAX_LENGTH
 from transmissions.exceptions import DataDecodeError
@@ -294,6 +294,10 @@ class Notification(models.Model):
         if not self.escalation:
             return int(self.cancel(reason))
         return manager.filter(escalation=self.escalation).cancel(reason)
+
+
+# A claimed batch's users are read on first use, in one query for the batch (internals.py).
+internals.install_deferred(Notification, ("target_user", "trigger_user"))
 
 
 class DeliveryEventQuerySet(models.QuerySet["DeliveryEvent"]):

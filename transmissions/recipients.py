@@ -84,6 +84,12 @@ def in_force() -> tuple[str, Any]:
     return translation.get_language(), timezone.get_current_timezone()
 
 
+def reads_user() -> bool:
+    """Whether a language or time zone source is set (else the user is not read at all: a
+    batch's users are loaded only if something reads them)."""
+    return bool(conf.TRANSMISSIONS_RECIPIENT_LANGUAGE or conf.TRANSMISSIONS_RECIPIENT_TIMEZONE)
+
+
 def locale_of(user: Any) -> tuple[str, zoneinfo.ZoneInfo]:
     """Return ``(language_of(user), timezone_of(user))``."""
     return language_of(user), timezone_of(user)
@@ -101,4 +107,4 @@ def activated(user: Any) -> Any:
     return switched(locale_of(user))
 
 
-__all__ = ["activated", "in_force", "language_of", "locale_of", "switched", "timezone_of"]
+__all__ = ["activated", "in_force", "language_of", "locale_of", "reads_user", "switched", "timezone_of"]

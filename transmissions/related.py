@@ -14,6 +14,7 @@ reads ``None`` too, as always, but is no problem.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -32,11 +33,22 @@ _PROBLEM = "_transmissions_content_problem"
 
 
 def attach(using: str, notifications: Sequence[Any]) -> None:
-    """Cache the target and trigger users (one query) and the contents (one query per content
-    type) of ``notifications``; a row whose content cannot be loaded gets ``None``."""
+    """Cache the target and trigger users (one query, when a row's user is first read) and
+    the contents (one query per content type) of ``notifications``; a row whose content
+    cannot be loaded gets ``None``."""
     if not notifications:
         return
-    attach_users(using, notifications)
+    rows = list(notifications)
+    # The users on first read, for the whole batch at once (a channel that never reads them
+    # costs no query), where the shortcut can; now otherwise. The loader, which every row
+    # holds, holds the rows weakly: no reference cycle keeps a finished batch in memory.
+    refs = [weakref.ref(n) for n in rows]
+
+    def load() -> None:
+        attach_users(using, [n for n in (ref() for ref in refs) if n is not None])
+
+    if not internals.defer_related(rows, load):
+        attach_users(using, rows)
     attach_contents(notifications, using)
 
 
