@@ -95,7 +95,14 @@ def test_demo_runs_twice_on_the_same_database(tmp_path):
     assert set(rows) <= {1, -1, -2}  # sent, failed, cancelled: nothing left waiting
     assert sum(rows.values()) == triggered - refused - deleted
     emails = list((tmp_path / "sent_emails").glob("*.log"))
-    assert emails and "Subject: Welcome to the community!" in "".join(p.read_text() for p in emails)
+    written = "".join(p.read_text() for p in emails)
+    # Each welcome email in its recipient's language: the summary's counts are the files'.
+    german, english = (
+        written.count("Willkommen in der Community!"),
+        written.count("Welcome to the community!"),
+    )
+    assert f"{german} welcome emails written in German, {english} in English" in out
+    assert german + english == 6 and english >= 1  # the demo user writes English
     assert "welcome to the community!" in (tmp_path / "sent_sms.log").read_text()
     # The ESP's webhooks went through anymail's view over loopback HTTP: every email sent has
     # its provider id, and the events the summary counts are in the database.

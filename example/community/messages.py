@@ -6,6 +6,7 @@ Each class has an ``inbox_text()`` used by the inbox (``{% notification_text %}`
 import datetime
 
 from django.utils.text import Truncator
+from django.utils.translation import gettext, gettext_lazy
 
 from transmissions import TriggerBehavior, message, unsubscribe
 from transmissions.channels.base import BaseChannel
@@ -36,17 +37,19 @@ class InAppMessage(BaseChannel):
 
 
 # Sign-up: a welcome email (sent every time it is triggered) ...
-@message("welcome-email", subject="Welcome to the community!")
+# Written in its recipient's language (User.language): the worker sends each notification
+# under it, so gettext() and the lazy subject come out in German for a German speaker.
+@message("welcome-email", subject=gettext_lazy("Welcome to the community!"))
 class WelcomeEmail(DefaultEmailMessage):
     def send(self):
-        self.body = (
-            f"Hi {_hello(self.target_user)},\n\nThanks for joining. Write your first post, "
+        self.body = gettext(
+            "Hi %(name)s,\n\nThanks for joining. Write your first post, "
             "and we'll tell you when people comment on it.\n"
-        )
+        ) % {"name": _hello(self.target_user)}
         super().send()
 
     def inbox_text(self):
-        return "Welcome to the community! We emailed you a few tips."
+        return gettext("Welcome to the community! We emailed you a few tips.")
 
 
 # ... and a welcome SMS that is only ever sent once, however often sign-up is submitted.

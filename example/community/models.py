@@ -8,6 +8,9 @@ from django.urls import reverse
 class User(AbstractUser):
     # DefaultSMSMessage reads this attribute.
     phone_number = models.CharField(max_length=32, blank=True)
+    # The language their notifications are written in (TRANSMISSIONS_RECIPIENT_LANGUAGE);
+    # empty: LANGUAGE_CODE.
+    language = models.CharField(max_length=10, blank=True, choices=[("en", "English"), ("de", "Deutsch")])
 
 
 class Post(models.Model):

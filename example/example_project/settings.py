@@ -36,6 +36,7 @@ INSTALLED_APPS += ("transmissions",)
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -79,6 +80,12 @@ LOGOUT_REDIRECT_URL = "home"
 
 USE_TZ = True
 TIME_ZONE = "UTC"
+# Two languages: each notification is written in its recipient's (User.language), and the
+# pages follow the browser's (LocaleMiddleware).
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("de", "Deutsch")]
+LOCALE_PATHS = [BASE_DIR / "community" / "locale"]
+TRANSMISSIONS_RECIPIENT_LANGUAGE = "language"
 STATIC_URL = "static/"
 
 # Emails are files you can open: one per message in sent_emails/ (read by `demo`).

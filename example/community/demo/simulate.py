@@ -82,6 +82,8 @@ def ensure_users(count, rng):
                 email=f"{name}@example.com",
                 phone_number="+15550000000" if name == DEMO_USERNAME else phone,
                 password=password,
+                # A third write in German: their notifications come in German.
+                language="de" if name != DEMO_USERNAME and rng.random() < 1 / 3 else "en",
                 is_staff=name == DEMO_USERNAME,
                 is_superuser=name == DEMO_USERNAME,
             )

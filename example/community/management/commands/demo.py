@@ -8,6 +8,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Count
 from django.utils import timezone
 
 from community.demo.process import check_broker, process
@@ -82,6 +83,14 @@ class Command(BaseCommand):
         progress.finish()
         out.write("")
         out.write(format_table(summary_rows(since, tally)))
+        welcomes = Notification.objects.sent().filter(
+            trigger_name="welcome-email", datetime_created__gte=since
+        )
+        by_language = dict(welcomes.values_list("target_user__language").annotate(n=Count("id")).order_by())
+        out.write(
+            f"{by_language.get('de', 0)} welcome emails written in German, {by_language.get('en', 0)} in "
+            "English: each in its recipient's language (User.language)"
+        )
         opted_out = Notification.objects.filter(datetime_created__gte=since).held("opted-out").count()
         out.write(
             f"{opted_out} of the cancelled were opted out: {tally.opted_out_users} users turned comment "
