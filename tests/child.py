@@ -168,6 +168,25 @@ def _optout(args: argparse.Namespace) -> dict:
     return {"off": off}
 
 
+def _seen(args: argparse.Namespace) -> dict:
+    """Mark the entry of each user of ``args.users`` seen (``mark_seen()``, autocommit); return, per
+    user, how many waiting steps that cancelled and the time it had returned by."""
+    from transmissions.models import Notification
+
+    entries = list(
+        Notification.objects.filter(
+            target_user_id__in=[int(pk) for pk in args.users.split(",")], trigger_name=args.names
+        ).order_by("?")
+    )
+    _wait_for_go(args.barrier)
+    seen = {}
+    for entry in entries:
+        cancelled = entry.mark_seen()  # autocommit: committed on return
+        seen[entry.target_user_id] = (cancelled, time.time())
+        time.sleep(0.002)
+    return {"seen": seen}
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["manage"]:
@@ -178,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
         execute_from_command_line(["manage.py", *argv[1:]])
         return
     parser = argparse.ArgumentParser()
-    parser.add_argument("role", choices=["trigger", "process", "events", "optout", "send"])
+    parser.add_argument("role", choices=["trigger", "process", "events", "optout", "seen", "send"])
     parser.add_argument("--barrier")
     parser.add_argument("--user", type=int)
     parser.add_argument("--names", default="")
@@ -191,10 +210,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ids", help="send: a JSON file of notification ids")
     parser.add_argument("--key", help="trigger: the idempotency key of every call")
-    parser.add_argument("--users", help="optout, trigger --key: comma-separated user ids")
+    parser.add_argument("--users", help="optout, seen, trigger --key: comma-separated user ids")
     args = parser.parse_args(argv)
     configure_django()
-    roles = {"trigger": _trigger, "process": _process, "events": _events, "optout": _optout, "send": _send}
+    roles = {
+        "trigger": _trigger,
+        "process": _process,
+        "events": _events,
+        "optout": _optout,
+        "seen": _seen,
+        "send": _send,
+    }
     result = roles[args.role](args)
     print(json.dumps(result), flush=True)
 

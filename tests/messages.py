@@ -10,6 +10,7 @@ from transmissions.channels.base import BaseChannel
 from transmissions.channels.email import DefaultEmailMessage
 from transmissions.channels.inapp import InAppMessage
 from transmissions.channels.sms import DefaultSMSMessage
+from transmissions.escalation import FAILED, Escalation, Step
 from transmissions.exceptions import ChannelSendException, TransientChannelError
 from transmissions.throttle import Throttle
 
@@ -242,6 +243,93 @@ class CommentEmail(DefaultEmailMessage):
 @message("digest-email", category="digest", subject="Your digest")
 class DigestEmail(DefaultEmailMessage):
     body = "This week."
+
+
+# An escalation (tests/test_escalation.py): in-app, then push, SMS and email while unseen.
+@message("reply-inapp")
+class ReplyInApp(InAppMessage):
+    def get_text(self):
+        return "Someone replied to you"
+
+
+# Stands in for push (a PushMessage needs a device): a channel kind of its own.
+@message("reply-push", channel="mobile")
+class ReplyPush(RecordingChannel):
+    pass
+
+
+@message("reply-sms", body="Someone replied to you")
+class ReplySMS(DefaultSMSMessage):
+    pass
+
+
+@message("reply-email", subject="A reply", body="Someone replied to you")
+class ReplyEmail(DefaultEmailMessage):
+    pass
+
+
+reply = Escalation(
+    "reply",
+    steps=[
+        Step(ReplyInApp),
+        Step(ReplyPush, after=datetime.timedelta(minutes=15)),
+        Step(ReplySMS, after=datetime.timedelta(minutes=30)),
+        Step(ReplyEmail, after=datetime.timedelta(hours=1)),
+    ],
+)
+
+
+# Failover: the SMS only when the first channel did not deliver.
+@message("alert-primary", channel="mobile")
+class AlertPrimary(RecordingChannel):
+    def send(self):
+        if self.data.get("fail"):
+            raise ChannelSendException("the provider refused it")
+        super().send()
+
+
+@message("alert-sms", body="Alert")
+class AlertSMS(DefaultSMSMessage):
+    pass
+
+
+alert = Escalation("alert", steps=[Step(AlertPrimary), Step(AlertSMS, when=FAILED)])
+
+
+@message("once-inapp")
+class OnceInApp(InAppMessage):
+    def get_text(self):
+        return "Once"
+
+
+@message("once-memo", channel="memo")
+class OnceMemo(RecordingChannel):
+    pass
+
+
+once = Escalation(
+    "once",
+    steps=[Step(OnceInApp), Step(OnceMemo, after=datetime.timedelta(minutes=5))],
+    behavior=TriggerBehavior.TRIGGER_ONCE,
+)
+
+
+@message("latest-inapp")
+class LatestInApp(InAppMessage):
+    def get_text(self):
+        return "Latest"
+
+
+@message("latest-memo", channel="memo")
+class LatestMemo(RecordingChannel):
+    pass
+
+
+latest = Escalation(
+    "latest",
+    steps=[Step(LatestInApp), Step(LatestMemo, after=datetime.timedelta(minutes=5))],
+    behavior=TriggerBehavior.LAST_ONLY,
+)
 
 
 # Rendered in the recipient's language and time zone (tests/test_recipients.py).

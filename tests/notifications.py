@@ -6,12 +6,14 @@ line: lines from concurrent processes never interleave, and a line written befor
 a kill survives it). The file is named by the environment variable below.
 """
 
+import datetime
 import os
 import time
 
 from transmissions import TriggerBehavior, message
 from transmissions.channels.base import BaseChannel
 from transmissions.channels.email import DefaultEmailMessage
+from transmissions.escalation import Escalation, Step
 
 SEND_LOG_ENV = "TRANSMISSIONS_TEST_SEND_LOG"
 # Seconds each send sleeps after it is recorded: a slow provider, so a kill lands mid-batch.
@@ -49,6 +51,21 @@ class CountedMessage(BaseChannel):
 
     def send(self):
         type(self).count += 1
+
+
+@message("durable-entry", channel="inapp")
+class DurableEntry(DurableRecordingChannel):
+    """The first step of ``durable_event`` (tests/test_concurrency.py): the entry a user sees."""
+
+
+@message("durable-followup", channel="memo")
+class DurableFollowup(DurableRecordingChannel):
+    """Its second step: sent only while the entry is unseen."""
+
+
+durable_event = Escalation(
+    "durable-event", [Step(DurableEntry), Step(DurableFollowup, after=datetime.timedelta(minutes=15))]
+)
 
 
 def read_send_log(path):

@@ -6,7 +6,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils.text import Truncator
 
-from tests.messages import DefaultMessage, MyEmailMessage, SendOnceMessage
+from tests.messages import DefaultMessage, MyEmailMessage, SendOnceMessage, reply
 from tests.models import Article, Document, User
 from tests.utils import later, make_user, processed
 from transmissions.models import Notification, Suppression
@@ -331,3 +331,24 @@ def test_preferences_are_listed_and_searched_by_user(admin_client):
     page = admin_client.get(url + "?q=grace").content.decode()
     assert "grace" in page and "linus" not in page
     assert "linus" in admin_client.get(url + "?enabled__exact=1").content.decode()
+
+
+def test_change_page_shows_the_steps_of_its_escalation_together(admin_client):
+    ada = make_user()
+    steps = reply.trigger(ada)
+    other = reply.trigger(ada)
+    response = admin_client.get(reverse("admin:transmissions_notification_change", args=[steps[1].pk]))
+    html = response.content.decode()
+    for n in steps:
+        assert f'<a href="{n.get_admin_url()}">{n.trigger_name}</a>' in html
+    assert other[0].get_admin_url() not in html
+    listing = reverse("admin:transmissions_notification_changelist") + f"?escalation={steps[0].escalation}"
+    assert listing in html
+    page = admin_client.get(listing)
+    assert page.status_code == 200
+    assert {n.pk for n in page.context["cl"].result_list} == {n.pk for n in steps}
+    alone = DefaultMessage.trigger(ada)
+    html = admin_client.get(
+        reverse("admin:transmissions_notification_change", args=[alone.pk])
+    ).content.decode()
+    assert "these steps in the list" not in html

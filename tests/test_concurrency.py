@@ -21,12 +21,13 @@ from django.utils import timezone
 from tests.child import child_env, release, results, spawn, stop
 from tests.markers import server_db
 from tests.messages import DefaultMessage
-from tests.notifications import SEND_DELAY_ENV, SEND_LOG_ENV, DurableComment, read_send_log
+from tests.notifications import SEND_DELAY_ENV, SEND_LOG_ENV, DurableComment, durable_event, read_send_log
 from tests.policies import CLAIM_LOG_ENV
 from tests.utils import make_user
 from transmissions.models import DeliveryEvent, Notification, Suppression
 
 pytestmark = server_db
+ESCALATION = "transmissions.escalation.EscalationPolicy"
 S = Notification.Status
 FINAL = {S.SUCCESSFULLY_SENT, S.FAILED, S.CANCELLED, S.BROKEN}
 
@@ -334,6 +335,57 @@ def test_an_opt_out_committed_before_a_claim_is_never_sent(tmp_path):
         assert rows[pk].reason.startswith("opted-out: "), rows[pk].reason
     # The race really happened: some were sent before their user's opt-out, some held.
     assert sent and held
+
+
+@pytest.mark.parametrize("policies", [["tests.policies.ClaimLog"], ["tests.policies.ClaimLog", ESCALATION]])
+def test_a_step_whose_cancellation_committed_before_its_claim_is_never_sent(tmp_path, policies):
+    """150 escalations whose entry went out and whose follow-up step is due: two workers claim the
+    follow-ups while a third process marks the entries seen (``mark_seen()``) one by one. The
+    database is the witness: a follow-up the seer's cancel caught (its UPDATE counted it) is
+    never sent and ends CANCELLED "seen: ..."; one it did not catch had been claimed already
+    (logged as claimed before the seer returned) and is sent once; none is lost. Without
+    EscalationPolicy too: the guarantee is the claim's, a cancelled row is no longer CREATED."""
+    users = [make_user(f"u{i}") for i in range(150)]
+    start = timezone.now() - datetime.timedelta(hours=1)
+    for user in users:
+        durable_event.trigger(user, datetime_scheduled=start)
+    Notification.objects.filter(trigger_name="durable-entry").update(
+        status=S.SUCCESSFULLY_SENT, datetime_processed=start
+    )
+    followups = set(Notification.objects.filter(trigger_name="durable-followup").values_list("pk", flat=True))
+    log, claims = tmp_path / "sent.log", tmp_path / "claims.log"
+    env = child_env(
+        db_name(),
+        {"TRANSMISSIONS_POLICIES": policies},
+        **{SEND_LOG_ENV: str(log), SEND_DELAY_ENV: "0.004", CLAIM_LOG_ENV: str(claims)},
+    )
+    worker = ["process", "--loop", "--batch-size", "5"]
+    seer = ["seen", "--names", "durable-entry", "--users", ",".join(str(u.pk) for u in users)]
+    *_, out = run_together(tmp_path, env, [worker, worker, seer])
+
+    seen = {int(pk): (caught, at) for pk, (caught, at) in out["seen"].items()}
+    assert len(seen) == 150
+    claimed = {int(pk): float(at) for pk, at in (line.split() for line in claims.read_text().splitlines())}
+    rows = {n.pk: n for n in Notification.objects.filter(pk__in=followups)}
+    sent = read_send_log(log)
+    assert len(sent) == len(set(sent))  # once each
+    assert set(sent) <= followups
+    assert {pk for pk, n in rows.items() if n.status == S.SUCCESSFULLY_SENT} == set(sent)
+    cancelled = {pk for pk, n in rows.items() if n.status == S.CANCELLED}
+    assert cancelled | set(sent) == followups
+    for pk, n in rows.items():
+        caught, returned = seen[n.target_user_id]
+        if caught:
+            assert caught == 1 and pk in cancelled and pk not in sent, pk
+            assert n.reason.startswith("seen: "), n.reason
+        else:
+            # Not waiting when the cancel ran: a worker held it, so it was claimed before; it
+            # is sent, unless EscalationPolicy read the entry seen after the claim.
+            assert pk in claimed and claimed[pk] < returned + 1.0, pk  # logged just after its claim
+            late = ESCALATION in policies and n.status == S.CANCELLED and " was seen at " in n.reason
+            assert pk in sent or late, (pk, n.status, n.reason)
+    # The race really happened: some sent before their entry was seen, some cancelled.
+    assert sent and cancelled
 
 
 def test_racing_triggers_with_one_idempotency_key_make_one_row(tmp_path):

@@ -80,6 +80,16 @@ def test_demo_runs_twice_on_the_same_database(tmp_path):
     held = query(tmp_path, "SELECT COUNT(*) FROM transmissions_notification WHERE status = -2 "
                  "AND trigger_name = 'new-comment' AND reason LIKE 'opted-out: %'")[0][0]  # fmt: skip
     assert opted.startswith(f"{held} of the cancelled") and held <= cancelled
+    # Replies walk in-app -> SMS -> email; an entry read before the email was due saved it.
+    saved_line = next(line for line in out.splitlines() if " reply emails saved: " in line)
+    saved = query(tmp_path, "SELECT COUNT(*) FROM transmissions_notification WHERE status = -2 "
+                  "AND trigger_name = 'reply-email' AND reason LIKE 'seen: %'")[0][0]  # fmt: skip
+    assert saved_line.startswith(f"{saved} reply emails saved: ")
+    sent_emails = query(tmp_path, "SELECT COUNT(*) FROM transmissions_notification WHERE status = 1 "
+                        "AND trigger_name = 'reply-email'")[0][0]  # fmt: skip
+    entries = query(tmp_path, "SELECT COUNT(*) FROM transmissions_notification "
+                    "WHERE trigger_name = 'reply-inapp'")[0][0]  # fmt: skip
+    assert entries > 0 and sent_emails + saved <= entries
     assert triggered - refused == sent + cancelled + failed + broken + deleted
     rows = statuses(tmp_path)
     assert set(rows) <= {1, -1, -2}  # sent, failed, cancelled: nothing left waiting

@@ -12,6 +12,7 @@ from tests.messages import DefaultMessage, MyEmailMessage, WelcomeSMS
 from tests.utils import make_user, processed, statements
 from transmissions import tracking
 from transmissions.conf import conf
+from transmissions.escalation import EscalationPolicy
 from transmissions.models import DeliveryEvent, Notification, Suppression
 from transmissions.policies import active
 from transmissions.preferences import PreferencePolicy
@@ -53,9 +54,15 @@ def test_suppression_is_the_default_policy_and_a_project_list_replaces_it():
     assert conf.TRANSMISSIONS_POLICIES == [
         "transmissions.tracking.SuppressionPolicy",
         "transmissions.preferences.PreferencePolicy",
+        "transmissions.escalation.EscalationPolicy",
         "transmissions.quiet_hours.QuietHoursPolicy",
     ]
-    assert [type(p) for p in active()] == [SuppressionPolicy, PreferencePolicy, QuietHoursPolicy]
+    assert [type(p) for p in active()] == [
+        SuppressionPolicy,
+        PreferencePolicy,
+        EscalationPolicy,
+        QuietHoursPolicy,
+    ]
     with override_settings(TRANSMISSIONS_POLICIES=[]):
         assert active() == []
 

@@ -100,6 +100,7 @@ class NotificationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                     "target_user",
                     "trigger_user",
                     "content_link",
+                    "escalation_steps",
                 )
             },
         ),
@@ -133,7 +134,7 @@ class NotificationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             {"fields": ("provider_message_id", "delivery_state", "delivery_state_at", "delivery_timeline")},
         ),
     )
-    readonly_fields = ("content_link", "data_repr", "delivery_timeline")
+    readonly_fields = ("content_link", "data_repr", "delivery_timeline", "escalation_steps")
     actions = ("cancel", "resend")
 
     class Media:
@@ -229,6 +230,38 @@ class NotificationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         names = (_("when"), _("state"), _("provider"), _("event"), _("detail"))
         head = format_html_join("", "<th>{}</th>", ((name,) for name in names))
         return format_html('<table class="transmissions-timeline"><tr>{}</tr>{}</table>', head, rows)
+
+    @admin.display(description=_("escalation"))
+    def escalation_steps(self, obj: Notification) -> str:
+        """The steps of this notification's escalation, in order (one query, on the change page only)."""
+        if not obj.escalation:
+            return self.get_empty_value_display()
+        steps = Notification.objects.filter(escalation=obj.escalation).order_by("datetime_scheduled", "pk")
+        rows = format_html_join(
+            "",
+            '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
+            (
+                (
+                    n.get_admin_url(),
+                    n.trigger_name,
+                    n.channel,
+                    self._local(n.datetime_scheduled),
+                    n.get_status_display(),
+                    n.reason,
+                )
+                for n in steps
+            ),
+        )
+        names = (_("step"), _("channel"), _("scheduled"), _("status"), _("reason"))
+        head = format_html_join("", "<th>{}</th>", ((name,) for name in names))
+        listing = reverse("admin:transmissions_notification_changelist") + f"?escalation={obj.escalation}"
+        return format_html(
+            '<table class="transmissions-timeline"><tr>{}</tr>{}</table><a href="{}">{}</a>',
+            head,
+            rows,
+            listing,
+            _("these steps in the list"),
+        )
 
     @admin.display(description=_("data"))
     def data_repr(self, obj: Notification) -> str:

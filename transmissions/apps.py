@@ -8,6 +8,7 @@ from transmissions.channels.checks import check_channels
 from transmissions.channels.push_checks import check_push
 from transmissions.checks import check_settings, check_unknown_statuses
 from transmissions.conf import conf
+from transmissions.escalation import check_escalations
 from transmissions.legacy import check_legacy_keys
 from transmissions.migration_operations import refuse_downgrade_plan
 from transmissions.providers import on_anymail_tracking
@@ -23,6 +24,7 @@ class TransmissionsConfig(AppConfig):
         checks.register(check_settings)
         checks.register(check_channels)
         checks.register(check_push)
+        checks.register(check_escalations)
         # A database check: migrate and `check --database` run it.
         checks.register(check_legacy_keys, checks.Tags.database)
         checks.register(check_unknown_statuses, checks.Tags.database)

@@ -23,6 +23,7 @@ DEFAULT_SERIALIZER = "transmissions.serializers.PickleSerializer"
 DEFAULT_POLICIES = [
     "transmissions.tracking.SuppressionPolicy",
     "transmissions.preferences.PreferencePolicy",
+    "transmissions.escalation.EscalationPolicy",
     "transmissions.quiet_hours.QuietHoursPolicy",
 ]
 DEFAULT_PREFERENCE_SOURCE = "transmissions.preferences.ModelPreferenceSource"

@@ -18,7 +18,7 @@ from transmissions import internals, worker
 from transmissions.behaviors import KEPT_WHEN_PROCESSED_PREFIX, TriggerBehavior
 from transmissions.categories import CATEGORY_MAX_LENGTH
 from transmissions.exceptions import DataDecodeError
-from transmissions.querysets import NotificationQuerySet
+from transmissions.querysets import SEEN_CODE, NotificationQuerySet
 from transmissions.registry import CHANNEL_MAX_LENGTH, TRIGGER_NAME_MAX_LENGTH, registry
 from transmissions.serializers import dump_data, get_serializer
 from transmissions.status import (
@@ -119,6 +119,9 @@ class Notification(models.Model):
         max_length=16, choices=DeliveryState.choices, blank=True, default="", db_default="", editable=False
     )
     delivery_state_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The id the steps of one escalation share (``escalation.py``): an event that goes
+    # through several channels, one row per step. NULL for a single-channel message.
+    escalation = models.CharField(max_length=32, null=True, blank=True, editable=False, db_index=True)
 
     objects = NotificationQuerySet.as_manager()
 
@@ -251,19 +254,49 @@ class Notification(models.Model):
         opts = self._meta
         return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=(self.pk,))
 
-    def mark_seen(self, when: Any = None) -> None:
-        """Set ``datetime_seen`` now (if not set yet) and save that field."""
-        if self.datetime_seen is None:
-            self.datetime_seen = when or timezone.now()
-            self.save(update_fields=["datetime_seen"])
+    def mark_seen(self, when: Any = None) -> int:
+        """Set ``datetime_seen`` now (if not set yet) and save that field.
+
+        A step of an escalation: first its event's waiting steps end CANCELLED (``"seen:
+        ..."``), in one UPDATE; so once it reads seen, no worker can claim one of them.
+        Return how many steps that cancelled (0 for a single-channel message).
+        """
+        if self.datetime_seen is not None:
+            return 0
+        cancelled = self._seen_ends_escalation()
+        self.datetime_seen = when or timezone.now()
+        self.save(update_fields=["datetime_seen"])
+        return cancelled
 
     def mark_consumed(self, when: Any = None) -> None:
-        """Set ``datetime_consumed`` (and ``datetime_seen`` if unset) and save them."""
+        """Set ``datetime_consumed`` (and ``datetime_seen`` if unset) and save them; a step of an
+        escalation ends its event's waiting steps, as ``mark_seen()`` does."""
         if self.datetime_consumed is None:
+            self._seen_ends_escalation()
             when = when or timezone.now()
             self.datetime_consumed = when
             self.datetime_seen = self.datetime_seen or when
             self.save(update_fields=["datetime_consumed", "datetime_seen"])
+
+    def _seen_ends_escalation(self) -> int:
+        if not self.escalation or self.datetime_seen is not None:
+            return 0
+        steps = type(self)._default_manager.using(self._state.db).filter(escalation=self.escalation)
+        return steps.cancel(
+            f"{SEEN_CODE}: step {self.trigger_name} (notification {self.pk}) was seen "
+            "before this step was due"
+        )
+
+    def cancel_escalation(self, reason: str = "the event was cancelled by the application") -> int:
+        """Cancel every waiting step of this notification's escalation in one UPDATE; return how many.
+
+        Steps being sent right now, or processed, are left as they are; a notification that
+        is not a step of an escalation cancels only itself.
+        """
+        manager = type(self)._default_manager.using(self._state.db)
+        if not self.escalation:
+            return int(self.cancel(reason))
+        return manager.filter(escalation=self.escalation).cancel(reason)
 
 
 # A claimed batch's users are read on first use, in one query for the batch (internals.py).

@@ -10,10 +10,14 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from transmissions.lifecycle import LifecycleQuerySet
+from transmissions.registry import escalations
 from transmissions.status import Status
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
+
+# The code of the reason an escalation's waiting steps are cancelled with once a step is seen.
+SEEN_CODE = "seen"
 
 # The channel kind of in-app messages (``Notification.channel``): what a feed lists.
 FEED_CHANNEL = "inapp"
@@ -63,9 +67,21 @@ class NotificationQuerySet(LifecycleQuerySet):
             return self.filter(reason__startswith=f"{code}: ")
         return self.filter(reason__regex=r"^[a-z0-9-]+: ")
 
+    def one_per_event(self) -> NotificationQuerySet:
+        """Leave out the steps of an escalation but its earliest sent one, so that an event lists
+        once (the inbox, the unseen count). No change where the project declares no escalation."""
+        if not escalations.declared():
+            return self
+        earlier = self.model._default_manager.filter(
+            escalation=models.OuterRef("escalation"),
+            status=Status.SUCCESSFULLY_SENT,
+            pk__lt=models.OuterRef("pk"),
+        )
+        return self.exclude(models.Q(escalation__isnull=False) & models.Exists(earlier))
+
     def unseen(self) -> NotificationQuerySet:
-        """Sent and not yet seen by its user."""
-        return self.sent().filter(datetime_seen__isnull=True)
+        """Sent and not yet seen by its user (an escalation's steps count once: ``one_per_event()``)."""
+        return self.sent().filter(datetime_seen__isnull=True).one_per_event()
 
     def unconsumed(self) -> NotificationQuerySet:
         """Sent and not yet acted upon by its user."""
@@ -76,12 +92,32 @@ class NotificationQuerySet(LifecycleQuerySet):
         return self.unseen().count()
 
     def mark_seen(self, when: datetime.datetime | None = None) -> int:
-        """Set ``datetime_seen`` on those not seen yet, in one query; return how many."""
-        return self.filter(datetime_seen__isnull=True).update(datetime_seen=when or timezone.now())
+        """Set ``datetime_seen`` on those not seen yet, in one query; return how many.
+
+        When the project declares escalations, one more UPDATE first cancels the waiting
+        steps of the escalations these belong to (``end_escalations()``). It commits first:
+        once a row reads seen, no worker can claim a step of its event any more.
+        """
+        unseen = self.filter(datetime_seen__isnull=True)
+        if escalations.declared():
+            unseen.end_escalations()
+        return unseen.update(datetime_seen=when or timezone.now())
 
     def mark_consumed(self, when: datetime.datetime | None = None) -> int:
-        """Set ``datetime_consumed`` (and ``datetime_seen`` if unset) in one query; return how many."""
+        """Set ``datetime_consumed`` (and ``datetime_seen`` if unset) in one query; return how many.
+        Like ``mark_seen()``, ends the escalations these belong to."""
         when = when or timezone.now()
-        return self.filter(datetime_consumed__isnull=True).update(
+        unconsumed = self.filter(datetime_consumed__isnull=True)
+        if escalations.declared():
+            unconsumed.end_escalations()
+        return unconsumed.update(
             datetime_consumed=when, datetime_seen=Coalesce("datetime_seen", models.Value(when))
         )
+
+    def end_escalations(self, reason: str = "") -> int:
+        """Cancel the waiting steps of the escalations any of these belong to, in one UPDATE;
+        return how many. The reason reads ``"seen: ..."`` unless ``reason`` is given."""
+        groups = self.filter(escalation__isnull=False).values("escalation")
+        steps = self.model._default_manager.using(self._write_db()).filter(escalation__in=groups)
+        seen = f"{SEEN_CODE}: an earlier step of this event was seen before this step was due"
+        return int(steps.cancel(reason or seen))

@@ -65,4 +65,44 @@ def _same_class(a: type, b: type) -> bool:
     return (a.__module__, a.__qualname__) == (b.__module__, b.__qualname__)
 
 
+class EscalationRegistry:
+    """Escalations (``escalation.Escalation``) by the trigger name of each of their steps."""
+
+    def __init__(self) -> None:
+        self._by_step: dict[str, tuple[object, int]] = {}
+        self._by_name: dict[str, object] = {}
+
+    def register(self, escalation: object, name: str, step_names: list[str]) -> None:
+        """Register ``escalation`` as ``name`` with its steps' trigger names, in order; raise
+        AlreadyRegistered when the name or a step belongs to another one."""
+        for step_name in step_names:
+            owner = self._by_step.get(step_name)
+            other = None if owner is None else getattr(owner[0], "name", None)
+            if owner is not None and other != name:
+                raise AlreadyRegistered(
+                    f"Message {step_name!r} is already a step of escalation {other!r}; "
+                    "a message is a step of at most one escalation."
+                )
+        self.unregister(name)
+        self._by_name[name] = escalation
+        for index, step_name in enumerate(step_names):
+            self._by_step[step_name] = (escalation, index)
+
+    def unregister(self, name: str) -> None:
+        self._by_name.pop(name, None)
+        self._by_step = {k: v for k, v in self._by_step.items() if getattr(v[0], "name", None) != name}
+
+    def of(self, trigger_name: str) -> tuple[object, int] | None:
+        """Return (escalation, step index) for a step's trigger name, or None."""
+        return self._by_step.get(trigger_name)
+
+    def declared(self) -> bool:
+        """Whether any escalation is declared."""
+        return bool(self._by_name)
+
+    def all(self) -> list[object]:
+        return [self._by_name[name] for name in sorted(self._by_name)]
+
+
 registry = MessageRegistry()
+escalations = EscalationRegistry()

@@ -34,13 +34,15 @@ logger = logging.getLogger("transmissions")
 
 
 def inbox_queryset(user: Any) -> NotificationQuerySet:
-    """Return ``user``'s sent notifications, newest first, with their users.
+    """Return ``user``'s sent notifications, newest first, with their users; an escalation once, by
+    its earliest sent step (``one_per_event()``).
 
     Fetch the contents of the rows you show with ``prefetch_contents()``.
     """
     return (
         Notification.objects.for_user(user)
         .sent()
+        .one_per_event()
         .select_related("target_user", "trigger_user", "content_type")
         .order_by("-datetime_created", "-pk")
     )

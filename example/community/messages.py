@@ -3,6 +3,8 @@
 Each class has an ``inbox_text()`` used by the inbox (``{% notification_text %}``).
 """
 
+import datetime
+
 from django.utils.text import Truncator
 from django.utils.translation import gettext, gettext_lazy
 
@@ -10,6 +12,7 @@ from transmissions import TriggerBehavior, message, unsubscribe
 from transmissions.channels.base import BaseChannel
 from transmissions.channels.email import DefaultEmailMessage
 from transmissions.channels.sms import DefaultSMSMessage
+from transmissions.escalation import Escalation, Step
 
 
 def _who(user):
@@ -116,3 +119,46 @@ class LoginCodeSMS(DefaultSMSMessage):
         return f"Your sign-in code is {self.data['code']}. It expires in 10 minutes."
 
     inbox_text = "A sign-in code was sent to your phone."
+
+
+# A reply in a thread you commented in: one event through three channels. The in-app entry
+# at once; an SMS 15 minutes later and an email an hour later, each only while the entry is
+# unseen (reading the inbox cancels them). No phone number: the SMS step is skipped and the
+# email still goes. (This project installs no push service: a site with one puts a
+# PushMessage step where the SMS is.)
+@message("reply-inapp", channel="inapp")
+class ReplyInApp(InAppMessage):
+    def inbox_text(self):
+        return f"{_who(self.trigger_user)} replied in the thread of “{_title(self.content)}”"
+
+
+@message("reply-sms")
+class ReplySMS(DefaultSMSMessage):
+    def create_message(self):
+        return f"{_who(self.trigger_user)} replied to your comment on “{_title(self.content)}”."
+
+    def inbox_text(self):
+        return "We texted you about a reply to your comment."
+
+
+@message("reply-email", subject="Someone replied to your comment")
+class ReplyEmail(DefaultEmailMessage):
+    def send(self):
+        self.body = (
+            f"Hi {_hello(self.target_user)},\n\n{_who(self.trigger_user)} replied to your comment "
+            f"on “{_title(self.content)}”.\n"
+        )
+        super().send()
+
+    def inbox_text(self):
+        return f"We emailed you about a reply on “{_title(self.content)}”."
+
+
+reply = Escalation(
+    "reply",
+    steps=[
+        Step(ReplyInApp),
+        Step(ReplySMS, after=datetime.timedelta(minutes=15)),
+        Step(ReplyEmail, after=datetime.timedelta(hours=1)),
+    ],
+)

@@ -15,6 +15,7 @@ from community.messages import (
     NewCommentEmail,
     WelcomeEmail,
     WelcomeSMS,
+    reply,
 )
 from community.models import Comment, Post, User
 from transmissions.preferences import set_preference
@@ -33,6 +34,14 @@ class Tally:
         self.triggered, self.refused = Counter(), Counter()
         # Users who turned comment emails off between trigger and processing.
         self.opted_out_users = 0
+
+    def trigger_event(self, escalation, user, **kwargs):
+        """Trigger an escalation: each of its steps counts as a trigger of its message."""
+        steps = escalation.trigger(user, **kwargs)
+        for name in escalation.trigger_names:
+            self.triggered[name] += 1
+            self.refused[name] += not steps
+        return steps
 
     def trigger(self, message_cls, user, **kwargs):
         self.triggered[message_cls.trigger_name] += 1
@@ -111,6 +120,8 @@ def simulate(users, new_users, later, rng, progress):
     """Trigger a realistic mix of every message; return the Tally.
 
     ``later`` (seconds): likes updates and draft reminders are due between later/2 and later.
+    A reply's hour is compressed: its event starts an hour earlier, so the in-app entry and
+    the SMS are due at once and the email ``later`` seconds from now.
     """
     tally = Tally()
     posts = make_posts(users, rng)
@@ -134,6 +145,8 @@ def simulate(users, new_users, later, rng, progress):
     for post in drafts:
         draft_by_author[post.author_id].append(post)
     comments, likes = [], Counter()
+    commenters = defaultdict(list)  # post pk -> who commented on it so far
+    replied = now - reply.steps[-1].after
     for done, user in enumerate(rng.sample(users, len(users)), 1):
         with transaction.atomic():
             if user.pk in new_ids:  # sign-up; a fifth of them submit the form twice
@@ -151,6 +164,14 @@ def simulate(users, new_users, later, rng, progress):
                 if post.author_id != user.pk:
                     comments.append(Comment(post=post, author=user, text=rng.choice(REPLIES)))
                     tally.trigger(NewCommentEmail, post.author, trigger_user=user, content=post)
+                    # A reply in the thread: the last one who commented on it hears of it.
+                    earlier = [u for u in commenters[post.pk] if u.pk not in (user.pk, post.author_id)]
+                    if earlier:
+                        start = replied + datetime.timedelta(seconds=rng.uniform(later / 2, later))
+                        tally.trigger_event(
+                            reply, earlier[-1], trigger_user=user, content=post, datetime_scheduled=start
+                        )
+                    commenters[post.pk].append(user)
             for _ in range(16):
                 post = pick_post()
                 if post.author_id != user.pk:
