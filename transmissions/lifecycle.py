@@ -33,14 +33,14 @@ from typing import Any, TypeVar
 
 from django.apps import apps
 from django.db import IntegrityError, InterfaceError, OperationalError, connections, models, transaction
-from django.db.models import Case, CharField, DateTimeField, F, PositiveSmallIntegerField, Value, When
+from django.db.models import Case, CharField, DateTimeField, F, Value, When
 from django.utils import timezone
 
 from transmissions import db, internals, related
 from transmissions.behaviors import RELEASED_ON_CLAIM_PREFIX, TriggerBehavior
 from transmissions.conf import conf
 from transmissions.registry import registry
-from transmissions.status import ATTEMPTS_MAX, PROVIDER_ID_MAX_LENGTH, REQUEUEABLE, Status, clip_reason
+from transmissions.status import PROVIDER_ID_MAX_LENGTH, REQUEUEABLE, Status, clip_reason
 
 logger = logging.getLogger("transmissions")
 T = TypeVar("T")
@@ -220,19 +220,8 @@ class LifecycleQuerySet(models.QuerySet[Any]):
         lease = now + datetime.timedelta(seconds=conf.TRANSMISSIONS_LEASE_SECONDS)
         using = self._write_db()
         manager = self.model._default_manager.using(using)
-        claimed = manager.filter(pk=pk, status=Status.CREATED, datetime_processed__isnull=True).update(
-            status=Status.PROCESSING,
-            claimed_until=lease,
-            attempts=Case(
-                When(attempts__lt=ATTEMPTS_MAX, then=F("attempts") + 1),
-                default=F("attempts"),
-                output_field=PositiveSmallIntegerField(),
-            ),
-            dedup_key=Case(
-                When(dedup_key__startswith=RELEASED_ON_CLAIM_PREFIX, then=Value(None)),
-                default=F("dedup_key"),
-            ),
-        )
+        waiting = manager.filter(pk=pk, status=Status.CREATED, datetime_processed__isnull=True)
+        claimed = waiting.update(**self._dialect().claim_values(lease, RELEASED_ON_CLAIM_PREFIX))
         if not claimed:
             return None
         notification = manager.get(pk=pk)

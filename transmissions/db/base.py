@@ -176,19 +176,26 @@ class Dialect:
             ids = list(due.values_list("pk", flat=True)[:batch_size])
             if ids:
                 self.manager.filter(pk__in=ids, status=Status.CREATED).update(
-                    status=Status.PROCESSING,
-                    claimed_until=lease,
-                    attempts=Case(
-                        When(attempts__lt=ATTEMPTS_MAX, then=F("attempts") + 1),
-                        default=F("attempts"),
-                        output_field=PositiveSmallIntegerField(),
-                    ),
-                    dedup_key=Case(
-                        When(dedup_key__startswith=release_prefix, then=Value(None)),
-                        default=F("dedup_key"),
-                    ),
+                    **self.claim_values(lease, release_prefix)
                 )
         return self.fetch(ids)
+
+    def claim_values(self, lease: datetime.datetime, release_prefix: str) -> dict[str, Any]:
+        """What a claim sets, as ``update()`` arguments: PROCESSING under ``lease``, one more
+        attempt (capped), and no ``dedup_key`` that starts with ``release_prefix``."""
+        return {
+            "status": Status.PROCESSING,
+            "claimed_until": lease,
+            "attempts": Case(
+                When(attempts__lt=ATTEMPTS_MAX, then=F("attempts") + 1),
+                default=F("attempts"),
+                output_field=PositiveSmallIntegerField(),
+            ),
+            "dedup_key": Case(
+                When(dedup_key__startswith=release_prefix, then=Value(None)),
+                default=F("dedup_key"),
+            ),
+        }
 
     def fetch(self, ids: Sequence[int]) -> list[Model]:
         """Return the rows of ``ids``, oldest schedule first."""
