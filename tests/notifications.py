@@ -68,6 +68,31 @@ durable_event = Escalation(
 )
 
 
+@message("chain-entry", channel="inapp")
+class ChainEntry(DurableRecordingChannel):
+    """The steps of ``durable_chain`` (tests/test_concurrency.py: a worker killed on each step)."""
+
+
+@message("chain-push", channel="mobile")
+class ChainPush(DurableRecordingChannel):
+    pass
+
+
+@message("chain-email", channel="email")
+class ChainEmail(DurableRecordingChannel):
+    pass
+
+
+durable_chain = Escalation(
+    "durable-chain",
+    [
+        Step(ChainEntry),
+        Step(ChainPush, after=datetime.timedelta(minutes=15)),
+        Step(ChainEmail, after=datetime.timedelta(hours=1)),
+    ],
+)
+
+
 def read_send_log(path):
     """Return the notification ids in the send log, one per recorded send, in order."""
     if not os.path.exists(path):
