@@ -498,6 +498,23 @@ def test_racing_triggers_with_one_idempotency_key_make_one_row(tmp_path):
     assert [pk for r in out for pk in r["returned"]] == [row.pk] * 40
 
 
+def test_racing_escalation_triggers_make_one_event(tmp_path):
+    """8 processes, 5 triggers each: with one idempotency key, one event and every call returned
+    its steps; a TRIGGER_ONCE escalation, one event, and the refused triggers left no step behind."""
+    user = make_user()
+    keyed = ["event", "--user", str(user.pk), "--names", "durable-chain", "--key", "reply-9", "--rounds", "5"]
+    once = ["event", "--user", str(user.pk), "--names", "once", "--rounds", "5"]
+    out = run_together(tmp_path, child_env(db_name()), [keyed] * 4 + [once] * 4)
+
+    chain = list(Notification.objects.filter(trigger_name__in=CHAIN).order_by("pk"))
+    assert [n.trigger_name for n in chain] == CHAIN and len({n.escalation for n in chain}) == 1
+    assert [steps for r in out[:4] for steps in r["returned"]] == [[n.pk for n in chain]] * 20
+    rows = Notification.objects.filter(trigger_name__in=["once-inapp", "once-memo"]).order_by("pk")
+    assert [n.trigger_name for n in rows] == ["once-inapp", "once-memo"]
+    made = [steps for r in out[4:] for steps in r["returned"] if steps]
+    assert made == [[n.pk for n in rows]]
+
+
 def test_racing_take_overs_of_an_expired_key_make_one_new_row(tmp_path):
     """The key's holder is past the window: 8 processes racing to take it over make one new row."""
     user = make_user()
