@@ -196,6 +196,10 @@ class SuppressionPolicy(Policy):
         channel = notification.channel or getattr(message_cls, "channel", "")
         return channel, normalise_address(channel, str(address))
 
+    def lets_all_through(self) -> bool:
+        # No address of the batch is suppressed (unless a subclass decides in its own check()).
+        return not self.suppressed and type(self).check is SuppressionPolicy.check
+
     def check(self, notification: Any, message_cls: type | None) -> Hold | None:
         key = self.keys.get(notification.pk)
         reason = None if key is None else self.suppressed.get(key)

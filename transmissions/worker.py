@@ -181,6 +181,8 @@ def _process(batch: list[Notification]) -> tuple[Outcomes, list[tuple[Notificati
     # The worker's own language and zone, read once: each delivery switches to its recipient's
     # only where they differ.
     locale = recipients.in_force()
+    recipient_locale = recipients.fixed_locale()
+    connection = connections[using]
     for notification in batch:
         hold = held.get(notification.pk)
         if hold is None and cutoff is not None and timezone.now() >= cutoff:
@@ -197,13 +199,13 @@ def _process(batch: list[Notification]) -> tuple[Outcomes, list[tuple[Notificati
                 continue
         else:
             # A send after a lost connection gets a new one (its channel may query).
-            lifecycle.drop_if_unusable(using)
+            lifecycle.drop_if_unusable(using, connection)
             if in_transaction:
                 # A channel's database error must not break the caller's transaction.
                 with transaction.atomic(using=using):
-                    delivery = deliver(notification, locale)
+                    delivery = deliver(notification, locale, recipient_locale)
             else:
-                delivery = deliver(notification, locale)
+                delivery = deliver(notification, locale, recipient_locale)
             if delivery.status is None:
                 assert delivery.retry_in is not None
                 outcomes.retry(notification.pk, timezone.now() + delivery.retry_in, delivery.reason)
