@@ -169,7 +169,19 @@ class SuppressionPolicy(Policy):
 
     def prepare(self, batch: list[Any]) -> None:
         self.keys: dict[int, tuple[str, str]] = {}
+        # Trigger names whose message has no address (in-app, webhooks, a channel that keeps
+        # BaseChannel's get_address()): asked once per name, not once per row.
+        without: set[str] = set()
+        plain = type(self).address is SuppressionPolicy.address
         for notification in batch:
+            name = notification.trigger_name
+            if name in without:
+                continue
+            if plain:
+                get_address = getattr(registry.find(name), "get_address", None)
+                if get_address is None or getattr(get_address, "never_an_address", False):
+                    without.add(name)
+                    continue
             key = self.address(notification)
             if key is not None:
                 self.keys[notification.pk] = key

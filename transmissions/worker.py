@@ -178,6 +178,8 @@ def _process(batch: list[Notification]) -> tuple[Outcomes, list[tuple[Notificati
         held = lifecycle.reconnecting(using, "asking the policies", lambda: policies.holds(batch))
     deliveries: list[tuple[Notification, Delivery]] = []
     cutoff = send_cutoff(outcomes.lease)
+    # As a POSIX timestamp: time.time() per row costs a tenth of timezone.now().
+    cutoff_at = None if cutoff is None else cutoff.timestamp()
     # The worker's own language and zone, read once: each delivery switches to its recipient's
     # only where they differ.
     locale = recipients.in_force()
@@ -185,7 +187,7 @@ def _process(batch: list[Notification]) -> tuple[Outcomes, list[tuple[Notificati
     connection = connections[using]
     for notification in batch:
         hold = held.get(notification.pk)
-        if hold is None and cutoff is not None and timezone.now() >= cutoff:
+        if hold is None and cutoff_at is not None and time.time() >= cutoff_at:
             # Past half the lease: another worker may take the batch back once it expires,
             # so no send starts now; the unsent rows go back to the queue.
             outcomes.release(notification.pk)
