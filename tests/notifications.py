@@ -68,6 +68,31 @@ durable_event = Escalation(
 )
 
 
+@message("chain-entry", channel="inapp")
+class ChainEntry(DurableRecordingChannel):
+    """The steps of ``durable_chain`` (tests/test_concurrency.py: a worker killed on each step)."""
+
+
+@message("chain-push", channel="mobile")
+class ChainPush(DurableRecordingChannel):
+    pass
+
+
+@message("chain-email", channel="email")
+class ChainEmail(DurableRecordingChannel):
+    pass
+
+
+durable_chain = Escalation(
+    "durable-chain",
+    [
+        Step(ChainEntry),
+        Step(ChainPush, after=datetime.timedelta(minutes=15)),
+        Step(ChainEmail, after=datetime.timedelta(hours=1)),
+    ],
+)
+
+
 class DurableDigestChannel(DurableRecordingChannel):
     """Logs "<digest pk> <pid> <time> <item ids, comma-separated>" per send."""
 
