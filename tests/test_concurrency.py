@@ -25,13 +25,15 @@ from tests.notifications import (
     SEND_DELAY_ENV,
     SEND_LOG_ENV,
     DurableComment,
+    DurableDigest,
     durable_chain,
     durable_event,
+    read_digest_log,
     read_send_log,
 )
 from tests.policies import CLAIM_LOG_ENV
 from tests.utils import make_user
-from transmissions.models import DeliveryEvent, Notification, Suppression
+from transmissions.models import DeliveryEvent, DigestItem, Notification, Suppression
 
 pytestmark = server_db
 ESCALATION = "transmissions.escalation.EscalationPolicy"
@@ -573,3 +575,104 @@ def test_racing_deferred_throttled_triggers_keep_the_limit_per_window(tmp_path):
     # Any two rows two apart are at least an hour apart: never 3 in one hour.
     assert all(b - a >= hour for a, b in zip(times, times[2:], strict=False))
     assert times[-1] - times[0] < 12 * hour + datetime.timedelta(minutes=1)  # no slot wasted
+
+
+def test_racing_triggers_of_one_digest_make_one_digest_sent_once(tmp_path):
+    """8 processes x 5 triggers of an hourly digest for one user: one digest of 40 items."""
+    user = make_user()
+    argv = ["trigger", "--user", str(user.pk), "--names", "durable-digest", "--rounds", "5"]
+    out = run_together(tmp_path, child_env(db_name()), [argv] * 8)
+    assert sum(r["created"]["durable-digest"] for r in out) == 40  # every call returned the digest
+    [digest] = Notification.objects.filter(target_user=user)
+    assert digest.status == S.CREATED and DigestItem.objects.filter(digest=digest).count() == 40
+    assert DigestItem.objects.count() == 40
+
+    Notification.objects.filter(pk=digest.pk).update(datetime_scheduled=timezone.now())
+    log = tmp_path / "sends.log"
+    env = child_env(db_name(), **{SEND_LOG_ENV: str(log)})
+    results([spawn(env, "process", "--loop") for _ in range(2)])
+    sends = read_digest_log(log)
+    items = sorted(DigestItem.objects.values_list("pk", flat=True))
+    assert [(pk, sorted(ids)) for pk, ids in sends] == [(digest.pk, items)]
+    digest.refresh_from_db()
+    assert digest.status == S.SUCCESSFULLY_SENT
+
+
+def test_digests_racing_their_workers_lose_no_item_and_send_none_twice(tmp_path):
+    """8 processes x 5 triggers of a digest whose window (20 ms) ends while they still trigger,
+    and 2 workers sending the digests meanwhile: each item is sent exactly once."""
+    user = make_user()
+    log = tmp_path / "sends.log"
+    stop_file = tmp_path / "stop"
+    env = child_env(db_name(), **{SEND_LOG_ENV: str(log)})
+    workers = [spawn(env, "process", "--loop", "--stop", str(stop_file)) for _ in range(2)]
+    try:
+        argv = ["trigger", "--user", str(user.pk), "--names", "durable-digest-quick", "--rounds", "5"]
+        run_together(tmp_path, child_env(db_name()), [argv] * 8)
+        time.sleep(0.1)  # the last digest's window ends
+        stop_file.touch()
+        done = results(workers)
+    finally:
+        stop(workers)
+    results([spawn(env, "process")])  # whatever came due after the workers' last look
+    assert sum(r["taken"] for r in done) > 0
+
+    sends = read_digest_log(log)
+    sent_items = collections.Counter(i for _, ids in sends for i in ids)
+    items = set(DigestItem.objects.values_list("pk", flat=True))
+    assert len(items) == 40
+    assert set(sent_items) == items and set(sent_items.values()) == {1}  # none lost, none twice
+    digests = Notification.objects.filter(target_user=user)
+    assert collections.Counter(pk for pk, _ in sends) == collections.Counter(
+        digests.values_list("pk", flat=True)
+    )
+    assert set(digests.values_list("status", flat=True)) == {S.SUCCESSFULLY_SENT}
+    for pk, ids in sends:  # each send held exactly its own digest's items
+        assert sorted(ids) == sorted(DigestItem.objects.filter(digest_id=pk).values_list("pk", flat=True))
+
+
+@pytest.mark.parametrize("policy", ["broken", "retry"])
+def test_worker_killed_while_sending_digests(tmp_path, policy):
+    """A worker SIGKILLed while sending a batch of digests: under "broken" no digest is sent
+    twice (at most once); under "retry" the held ones are sent again with their items."""
+    users = [make_user(f"d{i}") for i in range(30)]
+    for user in users:
+        for n in range(3):
+            DurableDigest.trigger(user, data=n)
+    Notification.objects.update(datetime_scheduled=timezone.now())
+    ids = set(Notification.objects.values_list("pk", flat=True))
+    log = tmp_path / "sends.log"
+    lease = 5
+    settings = {"TRANSMISSIONS_LEASE_SECONDS": lease, "TRANSMISSIONS_EXPIRED_LEASE_POLICY": policy}
+    slow = child_env(db_name(), settings, **{SEND_LOG_ENV: str(log), SEND_DELAY_ENV: "0.2"})
+    victim = spawn(slow, "process", "--batch-size", "20")
+    try:
+        wait_for(lambda: len(read_send_log(log)) >= 3, 60, "the worker to send part of its digests")
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=10)
+    finally:
+        stop([victim])
+    held = set(Notification.objects.filter(status=S.PROCESSING).values_list("pk", flat=True))
+    sent_before = read_send_log(log)
+    assert len(held) == 20 and set(sent_before) < held
+
+    env = child_env(db_name(), settings, **{SEND_LOG_ENV: str(log)})
+    [early] = results([spawn(env, "process", "--batch-size", "20", "--loop")])
+    assert early["taken"] == len(ids) - 20
+    lease_end = Notification.objects.filter(pk__in=held).latest("claimed_until").claimed_until
+    time.sleep(max((lease_end - timezone.now()).total_seconds(), 0) + 0.1)
+    [late] = results([spawn(env, "process", "--batch-size", "20", "--loop")])
+
+    sends = read_digest_log(log)
+    assert all(len(items) == 3 for _, items in sends)  # every send carried its digest's 3 items
+    sent = collections.Counter(pk for pk, _ in sends)
+    statuses = dict(Notification.objects.values_list("pk", "status"))
+    assert set(statuses.values()) <= FINAL
+    duplicates = {pk for pk, n in sent.items() if n > 1}
+    if policy == "broken":
+        assert late["taken"] == 0 and not duplicates
+        assert {pk for pk, s in statuses.items() if s == S.BROKEN} == held
+        assert set(sent) == (ids - held) | set(sent_before)
+    else:
+        assert late["taken"] == 20 and set(sent) == ids
+        assert duplicates == set(sent_before)
