@@ -325,6 +325,7 @@ def test_declarations_are_validated(throwaway):
     keyed = throwaway("esc-keyed", behavior=TriggerBehavior.TRIGGER_ONCE)
     cat = throwaway("esc-cat", category="comments", channel="memo")
     throttled = throwaway("esc-throttled", channel="memo", throttle=(3, datetime.timedelta(hours=1)))
+    digested = throwaway("esc-digested", channel="memo", digest=datetime.timedelta(hours=1))
 
     class Unregistered(_Memo):
         pass
@@ -335,7 +336,8 @@ def test_declarations_are_validated(throwaway):
         ("bad", [Step(a), "b"], None, "is not a Step"),
         ("bad", [Step(a), Step(Unregistered)], None, "not registered with @message"),
         ("bad", [Step(a), Step(keyed)], None, "must keep the DEFAULT behaviour"),
-        ("bad", [Step(a), Step(throttled)], None, "cannot be throttled on its own"),
+        ("bad", [Step(a), Step(throttled)], None, "has a throttle; an escalation writes its steps"),
+        ("bad", [Step(a), Step(digested)], None, "has a digest; an escalation writes its steps"),
         ("bad", [Step(a, after=MIN), Step(b)], None, "no earlier than the step before it"),
         ("bad", [Step(a), Step(b, when="sometimes")], None, "UNSEEN or FAILED"),
         ("bad", [Step(c), Step(d)], None, "at most one step may be in-app"),
