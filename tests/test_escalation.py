@@ -594,3 +594,21 @@ def test_a_push_step_without_a_device_is_skipped_and_the_email_still_goes(throwa
     finally:
         registry.unregister("dev-push")
         registry.unregister("dev-email")
+
+
+def test_a_requeued_last_step_takes_its_events_key_back():
+    """TRIGGER_ONCE: the event's key is its last step's; requeueing that step (the admin's action)
+    makes the event pending again, so a new trigger is refused while it waits."""
+    ada = make_user()
+    steps = once.trigger(ada)
+    assert once.cancel(steps) == 2
+    assert Notification.objects.filter(pk__in=[n.pk for n in steps]).requeue() == (2, 0)
+    assert once.trigger(ada) == []
+    Notification.objects.filter(pk=steps[1].pk).cancel()
+    assert len(once.trigger(ada)) == 2
+    # A DEFAULT event's steps get no key back.
+    plain = reply.trigger(ada)
+    reply.cancel(plain)
+    Notification.objects.filter(pk__in=[n.pk for n in plain]).requeue()
+    keys = Notification.objects.filter(escalation=plain[0].escalation).values_list("dedup_key", flat=True)
+    assert set(keys) == {None}
