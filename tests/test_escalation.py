@@ -137,13 +137,16 @@ def test_cancelling_the_event_cancels_every_waiting_step_in_one_update():
     assert Notification.objects.filter(escalation=again[0].escalation, status=S.CANCELLED).count() == 4
 
 
-def test_marking_seen_cancels_the_later_steps_in_one_update():
+def test_marking_seen_cancels_the_later_steps_in_one_update(caplog):
     ada = make_user()
     steps = reply.trigger(ada)
     process_all_notifications()
     entry = Notification.objects.get(pk=steps[0].pk)
-    with CaptureQueriesContext(connection) as ctx:
+    with CaptureQueriesContext(connection) as ctx, caplog.at_level("INFO", logger="transmissions"):
         assert entry.mark_seen() == 3  # the steps it cancelled
+    assert f"Cancelled 3 waiting escalation step(s): seen: step reply-inapp (notification {entry.pk})" in (
+        caplog.text
+    )
     # The seen UPDATE and the cancelling UPDATE, nothing else.
     assert len(statements(ctx)) == 2
     assert Notification.objects.filter(escalation=entry.escalation, status=S.CANCELLED).count() == 3
@@ -152,12 +155,13 @@ def test_marking_seen_cancels_the_later_steps_in_one_update():
     assert statements(ctx) == []
 
 
-def test_the_inbox_marking_its_feed_seen_cancels_the_later_steps():
+def test_the_inbox_marking_its_feed_seen_cancels_the_later_steps(caplog):
     ada, bob = make_user(), make_user("bob")
     mine, theirs = reply.trigger(ada), reply.trigger(bob)
     process_all_notifications()
-    with CaptureQueriesContext(connection) as ctx:
+    with CaptureQueriesContext(connection) as ctx, caplog.at_level("INFO", logger="transmissions"):
         assert ada.notifications.feed().mark_seen() == 1
+    assert "Cancelled 3 waiting escalation step(s): seen: " in caplog.text  # in the logs too
     assert len(statements(ctx)) == 2  # cancel the steps, mark the entries
     assert Notification.objects.filter(escalation=mine[0].escalation, status=S.CANCELLED).count() == 3
     assert Notification.objects.filter(escalation=theirs[0].escalation, status=S.CREATED).count() == 3
