@@ -216,6 +216,10 @@ class PreferencePolicy(Policy):
                 {key[2] for key in self.keys.values()},
             )
 
+    def lets_all_through(self) -> bool:
+        # No notification of the batch has a category (unless a subclass decides in check()).
+        return not self.keys and type(self).check is PreferencePolicy.check
+
     def check(self, notification: Any, message_cls: type | None) -> Hold | None:
         key = self.keys.get(notification.pk)
         if key is None:
