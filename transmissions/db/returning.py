@@ -65,7 +65,7 @@ class ReturningDialect(Dialect):
         # One locking read by the unique key: PostgreSQL takes no gap locks (a key nobody
         # holds locks nothing), and re-checks the row after waiting for a claim that had it,
         # which released the key; SQLite has a single writer.
-        return self._waiting_digest().filter(active_key=key).first()  # type: ignore[no-any-return]
+        return self.locked_digest(f"{self.column('active_key')} = %s", [key])
 
     def _with_defaults(self, rows: Sequence[dict[str, Any]]) -> Sequence[dict[str, Any]]:
         # A raw INSERT gets none of the model's defaults: give the rows the NOT NULL columns
