@@ -101,9 +101,9 @@ def waiting_since(since):
     return mine.pending().exclude(pk__in=mine.filter(status=CREATED).held("quiet-hours").values("pk"))
 
 
-def process(since, created, progress, timeout, on_beat=None):
-    """Send the task until no notification created since ``since`` is waiting (quiet hours'
-    aside); call ``on_beat()`` after each beat (the users' doings while the notifications go out)."""
+def process(since, created, progress, timeout):
+    """Send the task until no notification created since ``since`` is waiting (those quiet
+    hours hold aside)."""
     waiting = waiting_since(since)
     # A queue of this run's own: another demo's worker on the same broker must not
     # take our task (it would process its own database, not ours).
@@ -125,8 +125,6 @@ def process(since, created, progress, timeout, on_beat=None):
                 # Eager (no broker): the task runs here and now.
                 process_all_notifications.apply_async(queue=queue)
             time.sleep(TICK)
-            if on_beat is not None:
-                on_beat()
     finally:
         reporter.stopped.set()
         reporter.join()
