@@ -19,6 +19,11 @@ from benchmarks import workloads as w
 HERE = Path(__file__).resolve().parent
 CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE SAVEPOINT")
 FAN_OUT = 10_000
+WORKERS = 4
+# The digest workload: users, and items per user (issue 16: 1,000 x 20).
+DIGEST_USERS = 1000
+DIGEST_ITEMS = 20
+BURST = 2000
 
 
 class Table:
@@ -150,6 +155,26 @@ def run(args: Any, cli: str) -> None:
         ours / base,
     )
 
+    digest_users = ids[: max(1, min(DIGEST_USERS, n // DIGEST_ITEMS))]
+    items = len(digest_users) * DIGEST_ITEMS
+    ours, base = rates(
+        rounds,
+        items,
+        [
+            (clear, lambda: w.digests(users[: len(digest_users)], DIGEST_ITEMS)),
+            (clear, lambda: w.raw_digests(conn, db, digest_users, DIGEST_ITEMS)),
+        ],
+    )
+    table.add(
+        f"digests: {len(digest_users):,} users x {DIGEST_ITEMS} items into hourly digests, "
+        "each a trigger, then the digests sent",
+        "items/s",
+        ours,
+        "raw SQL: per item lock or insert the digest, insert the item; claim, read, mark",
+        base,
+        ours / base,
+    )
+
     ours, base = rates(
         rounds,
         n,
@@ -166,6 +191,24 @@ def run(args: Any, cli: str) -> None:
         base,
         ours / base,
     )
+
+    if db == "postgres":
+        ours, base = rates(
+            rounds,
+            n,
+            [
+                (seeded("bench-noop", n), lambda: w.workers(db, n, WORKERS)),
+                (seeded("bench-noop", n), lambda: w.workers(db, n, WORKERS, bare=True)),
+            ],
+        )
+        table.add(
+            f"processing that backlog with {WORKERS} worker processes, batch 100",
+            "notifications/s",
+            ours,
+            f"raw SQL claim-and-mark, {WORKERS} processes",
+            base,
+            ours / base,
+        )
 
     def seed_po() -> None:
         clear()
@@ -224,6 +267,26 @@ def run(args: Any, cli: str) -> None:
         full / empty,
     )
 
+    if db == "postgres":
+        triggers = BURST if not args.smoke else 200
+        coalesced, per_commit = runner.burst(triggers)
+        table.add(
+            f"dispatch on commit: {triggers:,} triggers, each committed alone, a Celery worker "
+            "(coalesced wake-ups)",
+            "tasks queued",
+            coalesced["tasks"],
+            "one task per commit (no wake-up cache)",
+            per_commit["tasks"],
+            coalesced["tasks"] / per_commit["tasks"],
+        )
+        table.add(
+            "the same burst, trigger-to-sent p99 (coalesced)",
+            "ms",
+            coalesced["p99_ms"],
+            "one task per commit",
+            per_commit["p99_ms"],
+            coalesced["p99_ms"] / per_commit["p99_ms"],
+        )
     extras = [*queries_per_notification(db, users, conn, ids), *memory(conn, db, ids, args.smoke)]
     if db == "postgres":
         extras.append(wire_round_trips())

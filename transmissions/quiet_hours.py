@@ -131,6 +131,10 @@ class QuietHoursPolicy(Policy):
         self.exempt = set(conf.TRANSMISSIONS_QUIET_HOURS_EXEMPT_CHANNELS or ())
         self.now = timezone.now()
 
+    def lets_all_through(self) -> bool:
+        # No quiet hours, neither a default window nor a per-user source.
+        return not self.active and type(self).check is QuietHoursPolicy.check
+
     def check(self, notification: Any, message_cls: type | None) -> Hold | None:
         if not self.active or message_cls is None or getattr(message_cls, "urgent", False):
             return None
@@ -145,9 +149,11 @@ class QuietHoursPolicy(Policy):
         until = window_end(self.now, window, zone)
         if until is None:
             return None
+        # The row names its user already; the reason says which window, in which zone (the
+        # admin shows it beside the row's due time, the window's end).
         start, end = (t.strftime("%H:%M") for t in window)
         return Hold(
-            f"user {user.pk}'s quiet hours, {start}-{end} {zone.key}", until=until, code="quiet-hours"
+            f"the recipient's quiet hours, {start}-{end} in {zone.key}", until=until, code="quiet-hours"
         )
 
 
