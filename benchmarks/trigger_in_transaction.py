@@ -9,12 +9,16 @@ Each row beside its baseline in the same process, rounds alternating (medians):
   against the raw single-row INSERT of ``raw.single_inserts``;
 - the same calls inside the caller's transactions (100 triggers per ``atomic()``), against
   raw INSERTs 100 to a transaction, and against themselves without the users' check;
-- run.py's fan-out: ``trigger_many()`` to 1,000 users, against raw multi-row INSERTs, and
-  against itself without the users' check.
+- run.py's fan-out: ``trigger_many()`` to 1,000 users, against raw multi-row INSERTs, against
+  itself without the users' check, and against itself checking in its own transaction too;
+- a LAST_ONLY ``trigger()`` outside a transaction (its own atomic block), against itself
+  checking there too.
 
-In a transaction an INSERT also makes sure its users exist (``ReturningDialect.checks_users``),
+In the caller's transaction an INSERT also makes sure its users exist (``Dialect.checks_users``),
 so that a user deleted meanwhile is ``InvalidTrigger`` at the call, not ``IntegrityError`` at
-the caller's COMMIT (docs/reliability.md); "without" patches that off, as it was before.
+the caller's COMMIT (docs/reliability.md); "not checked" patches that off, as it was before
+a6b1d3c. a6b1d3c checked in every transaction, transmissions' own too; "checked in its own
+transaction" patches ``Dialect.own_transactions`` off to measure that.
 
 Uses the benchmark database of ``benchmarks/setup_db.py`` (``TRANSMISSIONS_BENCH_DB_NAME``).
 """
@@ -22,6 +26,7 @@ Uses the benchmark database of ``benchmarks/setup_db.py`` (``TRANSMISSIONS_BENCH
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import uuid
@@ -62,6 +67,7 @@ def main() -> None:
     from benchmarks import bench_messages as m
     from benchmarks import raw
     from benchmarks import workloads as w
+    from transmissions.db.base import Dialect
     from transmissions.db.returning import ReturningDialect
 
     db, n = args.db, args.n
@@ -108,6 +114,22 @@ def main() -> None:
 
         return run
 
+    def as_a6b1d3c(measure: Any) -> Any:
+        """``measure`` checking the users in transmissions' own transactions too (a6b1d3c)."""
+
+        def run() -> float:
+            with mock.patch.object(Dialect, "own_transactions", lambda self: contextlib.nullcontext()):
+                return float(measure())
+
+        return run
+
+    def last_only() -> float:
+        def run() -> None:
+            for i in range(n):
+                m.LastOnlyMessage.trigger(users[i % len(users)])
+
+        return w.timed(run)
+
     print(f"{db}, n={n}, {args.rounds} rounds (medians, notifications/s; ratio: first / second)")
 
     def show(label: str, ours: float, base: float) -> None:
@@ -130,17 +152,21 @@ def main() -> None:
     show(f"trigger() in the caller's transactions ({PER_TRANSACTION} a COMMIT) / raw INSERT", checked, bare)
     show("  the same, users checked / not checked (before)", checked, unchecked)
     fan_out = min(n, 1000)
-    checked, unchecked, bare = rates(
+    checked, unchecked, before, bare = rates(
         args.rounds,
         fan_out,
         [
             (clear, lambda: w.fan_out(users[:fan_out])),
             (clear, without_check(lambda: w.fan_out(users[:fan_out]))),
+            (clear, as_a6b1d3c(lambda: w.fan_out(users[:fan_out]))),
             (clear, lambda: w.raw_fan_out(conn, db, ids[:fan_out])),
         ],
     )
     show(f"trigger_many() to {fan_out:,} users (its own transaction) / raw multi-row", checked, bare)
-    show("  the same, users checked / not checked (before)", checked, unchecked)
+    show("  the same / not checked (before a6b1d3c)", checked, unchecked)
+    show("  the same / checked in its own transaction too (a6b1d3c)", checked, before)
+    ours, before = rates(args.rounds, n, [(clear, last_only), (clear, as_a6b1d3c(last_only))])
+    show("LAST_ONLY trigger() (its own atomic block) / checked there too (a6b1d3c)", ours, before)
 
 
 if __name__ == "__main__":

@@ -103,16 +103,21 @@ def trigger(
     row = _row(shared, target_user.pk, behavior)
     limit = getattr(message_cls, "throttle", None)
     digest = getattr(message_cls, "digest", None)
+    # Called outside a transaction, those it opens are its own: their COMMIT's foreign key
+    # error is caught here (Dialect.own_transactions()).
+    own = db.dialect(using, model).own_transactions()
     if digest is not None:
-        return _digested(message_cls, digest, model, using, [(target_user, row)], content, data, key)[0]
+        with own:
+            return _digested(message_cls, digest, model, using, [(target_user, row)], content, data, key)[0]
     existing: dict[str, Notification] = {}
     try:
-        if key is None and limit is None:
-            created = _write(model, using, behavior, [row])
-        else:
-            if key is not None:
-                row["idempotency_key"] = key
-            created, existing = _write_guarded(model, using, behavior, [row], limit)
+        with own:
+            if key is None and limit is None:
+                created = _write(model, using, behavior, [row])
+            else:
+                if key is not None:
+                    row["idempotency_key"] = key
+                created, existing = _write_guarded(model, using, behavior, [row], limit)
     except IntegrityError:
         refuse_missing_users(using, [target_user], trigger_user)
         raise
@@ -181,18 +186,23 @@ def trigger_many(
     model: type[Notification] = notification_model()
     using = router.db_for_write(model)
     digest = getattr(message_cls, "digest", None)
+    dialect = db.dialect(using, model)
     if digest is not None:
         pairs = [(user, _row(shared, user.pk, behavior)) for user in users]
-        with transaction.atomic(using=using):
-            return _digested(message_cls, digest, model, using, pairs, content, data, idempotency_key)
-    dialect = db.dialect(using, model)
+        try:
+            with dialect.own_transactions(), transaction.atomic(using=using):
+                return _digested(message_cls, digest, model, using, pairs, content, data, idempotency_key)
+        except IntegrityError:
+            refuse_missing_users(using, users, None)
+            raise
     columns = len(_row(shared, users[0].pk, behavior)) + 1
     chunk = max(1, min(CHUNK_SIZE, dialect.max_params() // columns))
     by_pk = {user.pk: user for user in users}
     created: list[Notification] = []
     existing: dict[str, Notification] = {}
     try:
-        with transaction.atomic(using=using):
+        # Its own transaction, unless the caller holds one: then the INSERTs check the users.
+        with dialect.own_transactions(), transaction.atomic(using=using):
             if behavior is TriggerBehavior.LAST_ONLY or keys is not None or limit is not None:
                 # All at once and in key order, so two fan-outs never deadlock (InnoDB did, on
                 # the unique indexes of idempotency keys and throttle slots, without it).

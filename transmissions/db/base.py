@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -46,6 +47,39 @@ class Dialect:
     def manager(self) -> Any:
         return self.model._default_manager.using(self.alias)
 
+    # True while trigger() or trigger_many() runs from outside any transaction: every
+    # transaction opened meanwhile is transmissions' own, whose COMMIT (or the statement's, in
+    # autocommit) checks the foreign keys; that IntegrityError, raised inside the call, turns
+    # into InvalidTrigger there. So an INSERT then need not make sure its users exist: only
+    # one in the caller's transaction does (``checks_users()``), whose COMMIT would be too late.
+    own_transaction = False
+
+    @contextlib.contextmanager
+    def own_transactions(self) -> Iterator[None]:
+        """Mark what runs inside as transmissions' own transaction when no transaction is
+        open on entering (the caller holds none); else change nothing."""
+        if self.own_transaction or not self.connection.get_autocommit():
+            yield
+            return
+        self.own_transaction = True
+        try:
+            yield
+        finally:
+            self.own_transaction = False
+
+    def checks_users(self) -> bool:
+        """Whether an INSERT now must make sure its users exist itself.
+
+        In the caller's transaction the foreign keys wait for its COMMIT (deferred, on
+        PostgreSQL and SQLite): there, a row whose user is gone must be refused at the call
+        (InvalidTrigger), not fail the caller's COMMIT with IntegrityError (ReturningDialect
+        leaves it out of the INSERT, ``users_exist()``; the portable path asks afterwards).
+        Outside a transaction, or in transmissions' own, the statement's or that transaction's
+        commit checks them inside the call, and trigger.py turns that IntegrityError into
+        InvalidTrigger.
+        """
+        return not self.connection.get_autocommit() and not self.own_transaction
+
     # -- trigger ---------------------------------------------------------------------
 
     def max_params(self) -> int:
@@ -75,7 +109,7 @@ class Dialect:
                     raise
                 continue
             saved.append(instance)
-        if saved and self.connection.in_atomic_block and self.connection.features.can_defer_constraint_checks:
+        if saved and self.checks_users() and self.connection.features.can_defer_constraint_checks:
             # The foreign keys are checked at COMMIT: a user deleted meanwhile would fail the
             # caller's whole transaction there. One query, on this (already slow) path only.
             self.refuse_orphans(self.orphans(saved))

@@ -104,17 +104,6 @@ class ReturningDialect(Dialect):
             out.append(values)
         return out
 
-    def checks_users(self) -> bool:
-        """Whether an INSERT now must make sure its users exist itself.
-
-        In a transaction the foreign keys wait for its COMMIT (deferred): there, a row whose
-        user is gone is left out by the INSERT (``users_exist()``), so that a user deleted
-        meanwhile is InvalidTrigger at the call, not IntegrityError at the caller's COMMIT.
-        Outside one, the statement's own commit checks them (trigger.py turns that
-        IntegrityError into InvalidTrigger).
-        """
-        return not self.connection.get_autocommit()
-
     def insert_params(self, rows: list[list[Any]]) -> list[Any]:
         return [value for row in rows for value in row]
 
