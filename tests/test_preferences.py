@@ -43,7 +43,7 @@ def test_an_opted_out_notification_is_cancelled_with_its_reason_and_the_others_a
     summary = run()
     assert messages.sent == [("comment-memo", a.pk)]
     b.refresh_from_db()
-    assert (b.status, b.reason) == (S.CANCELLED, f"opted-out: user {bob.pk} turned comments off on memo")
+    assert (b.status, b.reason) == (S.CANCELLED, "opted-out: comments turned off on memo")
     assert b.datetime_processed is not None
     assert list(Notification.objects.held("opted-out")) == [b]
     assert (summary.counts["sent"], summary.counts["cancelled"]) == (1, 1)
@@ -72,7 +72,7 @@ def test_a_choice_is_per_category_and_per_channel_kind():
     assert memo.status == S.SUCCESSFULLY_SENT
     assert (email.status, email.reason) == (
         S.CANCELLED,
-        f"opted-out: user {ada.pk} turned comments off on email",
+        "opted-out: comments turned off on email",
     )
 
 
@@ -93,7 +93,7 @@ def test_an_opt_in_category_is_sent_only_once_turned_on():
     ):
         process_all_notifications()
         memo.refresh_from_db()
-        assert memo.reason == f"opted-out: digest is opt-in on memo and user {ada.pk} has not turned it on"
+        assert memo.reason == "opted-out: digest is opt-in on memo and not turned on"
         set_preference(ada, "digest", "memo", True)
         again = DigestMemo.trigger(ada)
         process_all_notifications()

@@ -282,16 +282,16 @@ class PreferencePolicy(Policy):
         key = self.keys.get(notification.pk)
         if key is None:
             return None
-        user_id, name, kind = key
+        _, name, kind = key  # the row shows its user: the reason names the choice only
         choice = self.chosen.get(key)
         if choice is not None:
             if choice:
                 return None
-            return Hold(f"user {user_id} turned {name} off on {kind or 'this channel'}", code="opted-out")
+            return Hold(f"{name} turned off on {kind or 'this channel'}", code="opted-out")
         category = self.declared.get(name)
         if category is None or category.default_for(kind):
             return None  # an undeclared category (system check E071) has no opt-out yet
-        return Hold(f"{name} is opt-in on {kind} and user {user_id} has not turned it on", code="opted-out")
+        return Hold(f"{name} is opt-in on {kind} and not turned on", code="opted-out")
 
 
 __all__ = [
