@@ -2,6 +2,8 @@
 
 import contextlib
 import datetime
+import threading
+import time
 
 import pytest
 from django.contrib.auth.models import AnonymousUser
@@ -686,3 +688,59 @@ def test_a_user_deleted_meanwhile_on_the_portable_path(save_listener, many, call
         assert not Notification.objects.exists()
         assert DefaultMessage.trigger(bob) is not None
     assert list(Notification.objects.values_list("target_user", flat=True)) == [bob.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.only_on("postgresql")
+@pytest.mark.parametrize("many", [False, True], ids=["trigger", "trigger_many"])
+@pytest.mark.parametrize("path", [DefaultMessage, LastOnlyMessage], ids=lambda p: p.trigger_name)
+def test_a_delete_uncommitted_at_the_insert_then_committed_never_fails_the_callers_commit(many, path):
+    """Another connection has deleted the user, not committed, when the trigger's INSERT runs
+    in the caller's transaction; it commits while the INSERT waits. The trigger raises
+    InvalidTrigger or leaves a row whose user exists; the caller's COMMIT never fails. (The
+    INSERT waits on the deleting transaction: its ``FOR KEY SHARE`` of the user, which the
+    delete's row lock holds back, until that commits; then the user is gone.)"""
+    ada, bob = make_user("ada"), make_user("bob")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        ours = cursor.fetchone()[0]
+    other = connections.create_connection(DEFAULT_DB_ALIAS)
+    other.set_autocommit(False)
+    with other.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {User._meta.db_table} WHERE {User._meta.pk.column} = %s", [ada.pk])
+    raw = other.connection  # the driver's connection: the thread below uses it alone
+    waited = []
+
+    def commit_once_the_insert_waits() -> None:
+        deadline = time.monotonic() + 10
+        with raw.cursor() as cursor:
+            while time.monotonic() < deadline:
+                cursor.execute("SELECT pg_blocking_pids(%s)", [ours])
+                if cursor.fetchone()[0]:
+                    waited.append(True)
+                    break
+                time.sleep(0.01)
+        raw.commit()
+
+    thread = threading.Thread(target=commit_once_the_insert_waits)
+    outcome = "written"
+    try:
+        with transaction.atomic():
+            Article.objects.create(title="the caller's other work")
+            thread.start()
+            try:
+                _trigger_for(path, ada, None, [bob] if many else None)
+            except InvalidTrigger:
+                outcome = "refused"
+        # The caller's COMMIT passed: no IntegrityError.
+    finally:
+        thread.join()
+        other.close()
+    assert waited == [True]  # the INSERT ran while the delete was not committed
+    assert Article.objects.filter(title="the caller's other work").exists()
+    if outcome == "refused":
+        assert not Notification.objects.exists()
+    else:
+        written = set(Notification.objects.values_list("target_user", flat=True))
+        assert written and written <= set(User.objects.values_list("pk", flat=True))
+    assert outcome == "refused"  # what this implementation does (the user is gone by then)
