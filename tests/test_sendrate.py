@@ -401,3 +401,11 @@ def test_three_workers_never_exceed_the_rate(tmp_path):
     )
     assert len(recipients) == count and set(recipients.values()) == {1}
     print(f"busiest second: {busiest} emails; first to last: {arrived[-1] - arrived[0]:.2f} s")
+
+
+def test_a_run_without_a_time_limit_waits_up_to_half_its_lease(user, memo):
+    """transmissions.testing runs with an infinite time limit: the lease alone bounds the wait."""
+    trigger(memo, user, 2)
+    with override_settings(TRANSMISSIONS_SEND_RATES={"memo": "1/h"}):
+        summary = run(time_limit=float("inf"))
+    assert (summary.counts["sent"], summary.counts["deferred"]) == (1, 1)

@@ -48,6 +48,8 @@ class Summary:
     stopped_early: bool = False
 
 
+# A time limit longer than this (a year) is none (``testing.py`` runs with an infinite one).
+MAX_WAIT_SECONDS = 365 * 86400
 # How often a lingering worker looks for rows committed since its last claim (coalesce.py).
 LINGER_POLL_SECONDS = 0.01
 
@@ -121,8 +123,7 @@ def _loop(
                 break
         idle_since = None
         # A send rate's wait ends with the run's time limit (rows not sent by then wait in the queue).
-        stop_at = timezone.now() + datetime.timedelta(seconds=max(deadline - time.monotonic(), 0.0))
-        outcomes = process_batch(batch, stop_at)
+        outcomes = process_batch(batch, _wall_clock(deadline))
         summary.taken += len(batch)
         summary.counts.update(outcomes.counts())
         if detail:
@@ -247,6 +248,14 @@ def _process(
     if signals.notification_finished.has_listeners():
         _announce(deliveries)
     return outcomes, deliveries
+
+
+def _wall_clock(deadline: float) -> datetime.datetime | None:
+    """The time.monotonic() ``deadline`` as a datetime; None for no limit (``float("inf")``)."""
+    remaining = deadline - time.monotonic()
+    if remaining > MAX_WAIT_SECONDS:
+        return None
+    return timezone.now() + datetime.timedelta(seconds=max(remaining, 0.0))
 
 
 def _earliest(*times: datetime.datetime | None) -> datetime.datetime | None:
