@@ -26,15 +26,22 @@ def measure(conn: Any, db: str, ids: list[int], n: int) -> dict[str, Any]:
         w.clear(db)
         w.seed_due(conn, db, "bench-noop", ids, n)
         theirs.append(n / w.raw_claim_and_mark(conn, db, n, size))
-    by_workers = []
+    by_workers, raw_workers = [], []
     for workers in WORKERS:
-        w.clear(db)
-        w.seed_due(conn, db, "bench-noop", ids, n)
-        wall, reports = run.run_children(db, workers, 100)
-        assert sum(r["count"] for r in reports) == n, reports
-        by_workers.append(n / wall)
+        for bare, figures in ((False, by_workers), (True, raw_workers)):
+            w.clear(db)
+            w.seed_due(conn, db, "bench-noop", ids, n)
+            figures.append(n / w.workers(db, n, workers, bare=bare))
     w.clear(db)
-    return {"db": db, "n": n, "machine": run.machine(), "ours": ours, "raw": theirs, "workers": by_workers}
+    return {
+        "db": db,
+        "n": n,
+        "machine": run.machine(),
+        "ours": ours,
+        "raw": theirs,
+        "workers": by_workers,
+        "raw_workers": raw_workers,
+    }
 
 
 def draw(conn: Any, db: str, ids: list[int], n: int, path: Path) -> None:
@@ -55,6 +62,8 @@ def draw(conn: Any, db: str, ids: list[int], n: int, path: Path) -> None:
         left.legend()
         left.grid(True, alpha=0.3)
         right.plot(WORKERS, data["workers"], "o-", label="transmissions, batch 100")
+        if "raw_workers" in data:
+            right.plot(WORKERS, data["raw_workers"], "s--", label="raw SQL claim-and-mark, batch 100")
         right.set(xlabel="worker processes", ylabel="notifications/s", xticks=WORKERS)
         right.set_title(f"{data['db']}: vs worker processes ({data['machine']})")
         right.set_ylim(bottom=0)

@@ -19,6 +19,8 @@ from benchmarks import workloads as w
 HERE = Path(__file__).resolve().parent
 CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE SAVEPOINT")
 FAN_OUT = 10_000
+WORKERS = 4
+BURST = 2000
 
 
 class Table:
@@ -167,6 +169,24 @@ def run(args: Any, cli: str) -> None:
         ours / base,
     )
 
+    if db == "postgres":
+        ours, base = rates(
+            rounds,
+            n,
+            [
+                (seeded("bench-noop", n), lambda: w.workers(db, n, WORKERS)),
+                (seeded("bench-noop", n), lambda: w.workers(db, n, WORKERS, bare=True)),
+            ],
+        )
+        table.add(
+            f"processing that backlog with {WORKERS} worker processes, batch 100",
+            "notifications/s",
+            ours,
+            f"raw SQL claim-and-mark, {WORKERS} processes",
+            base,
+            ours / base,
+        )
+
     def seed_po() -> None:
         clear()
         w.seed_post_office(users, n)
@@ -224,6 +244,26 @@ def run(args: Any, cli: str) -> None:
         full / empty,
     )
 
+    if db == "postgres":
+        triggers = BURST if not args.smoke else 200
+        coalesced, per_commit = runner.burst(triggers)
+        table.add(
+            f"dispatch on commit: {triggers:,} triggers, each committed alone, a Celery worker "
+            "(coalesced wake-ups)",
+            "tasks queued",
+            coalesced["tasks"],
+            "one task per commit (no wake-up cache)",
+            per_commit["tasks"],
+            coalesced["tasks"] / per_commit["tasks"],
+        )
+        table.add(
+            "the same burst, trigger-to-sent p99 (coalesced)",
+            "ms",
+            coalesced["p99_ms"],
+            "one task per commit",
+            per_commit["p99_ms"],
+            coalesced["p99_ms"] / per_commit["p99_ms"],
+        )
     extras = [*queries_per_notification(db, users, conn, ids), *memory(conn, db, ids, args.smoke)]
     if db == "postgres":
         extras.append(wire_round_trips())

@@ -38,10 +38,11 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one round: checks it runs")
     parser.add_argument("--child", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--child-start", type=float, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--raw-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--round-trips", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        return child(args.db, args.child, args.child_start)
+        return child(args.db, args.child, args.child_start, args.raw_child)
     if args.round_trips:
         return round_trips_child(args.round_trips)
     if args.smoke:
@@ -52,12 +53,17 @@ def main() -> None:
     report.run(args, cli=" ".join(["python benchmarks/run.py", *sys.argv[1:]]))
 
 
-def child(db: str, batch_size: int, start_at: float) -> None:
-    """Process the backlog another process seeded; print count, time and peak memory."""
+def child(db: str, batch_size: int, start_at: float, bare: bool = False) -> None:
+    """Process the backlog another process seeded; print count, time and peak memory.
+    ``bare``: claim-and-mark it with the bare driver instead (the raw baseline's worker)."""
     setup_db.configure(db, fresh=False)
-    from benchmarks import bench_messages  # noqa: F401 - registers the messages
+    from benchmarks import (
+        bench_messages,  # noqa: F401 - registers the messages
+        raw,
+    )
     from transmissions.worker import process_all_notifications
 
+    conn = setup_db.raw_connection(db) if bare else None
     # Workers started together begin together, once each has set Django up.
     time.sleep(max(0.0, start_at - time.time()))
     before = _rss_kib("VmRSS")
@@ -65,9 +71,12 @@ def child(db: str, batch_size: int, start_at: float) -> None:
     Path("/proc/self/clear_refs").write_text("5")
     started = time.time()
     t0 = time.perf_counter()
-    total = 0
-    while taken := process_all_notifications(batch_size=batch_size, time_limit=3600):
-        total += taken
+    if conn is not None:
+        total = raw.claim_and_mark(conn, db, batch_size)
+    else:
+        total = 0
+        while taken := process_all_notifications(batch_size=batch_size, time_limit=3600):
+            total += taken
     seconds = time.perf_counter() - t0
     after = _rss_kib("VmHWM")
     report = {"count": total, "seconds": seconds, "started": started, "ended": started + seconds}
@@ -110,6 +119,18 @@ def round_trips_child(count: int, batch_size: int = 100) -> None:
     print(json.dumps({"batches": count // batch_size, "ours": ours, "raw": theirs}))
 
 
+def burst(triggers: int) -> list[dict[str, Any]]:
+    """Run benchmarks/burst.py (PostgreSQL, a Celery worker on Redis) in a fresh process on
+    its own scratch database; return its rounds (coalesced, then one task per commit)."""
+    name = f"{setup_db.PG['NAME']}_burst"
+    env = {**os.environ, "TRANSMISSIONS_TEST_DB_NAME": name}
+    cmd = [sys.executable, str(Path(__file__).with_name("burst.py")), "--triggers", str(triggers)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
+    if out.returncode:
+        raise SystemExit(f"the burst failed:\n{out.stdout}\n{out.stderr}")
+    return [json.loads(line) for line in out.stdout.strip().splitlines()[-2:]]
+
+
 def round_trips(count: int = 1000) -> dict[str, int]:
     """Run ``round_trips_child`` in a fresh process; return its counts."""
     cmd = [sys.executable, str(Path(__file__)), "--db", "postgres", "--round-trips", str(count)]
@@ -125,13 +146,15 @@ def _rss_kib(name: str) -> int:
         return next(int(line.split()[1]) for line in status if line.startswith(f"{name}:"))
 
 
-def run_children(db: str, workers: int, batch_size: int) -> tuple[float, list[dict[str, Any]]]:
-    """Start ``workers`` processes on the seeded backlog; return the time from the first
-    one's start of processing to the last one's end (not counting Django's start-up),
-    and their reports."""
+def run_children(
+    db: str, workers: int, batch_size: int, bare: bool = False
+) -> tuple[float, list[dict[str, Any]]]:
+    """Start ``workers`` processes on the seeded backlog (``bare``: the raw claim-and-mark's
+    workers); return the time from the first one's start of processing to the last one's
+    end (not counting Django's start-up), and their reports."""
     start_at = time.time() + 3 + workers  # time enough for every worker's Django set-up
     cmd = [sys.executable, str(Path(__file__)), "--db", db, "--child", str(batch_size)]
-    cmd += ["--child-start", str(start_at)]
+    cmd += ["--child-start", str(start_at), *(["--raw-child"] if bare else [])]
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env, text=True) for _ in range(workers)]
     outs = [p.communicate()[0] for p in procs]

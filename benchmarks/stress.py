@@ -16,7 +16,9 @@ the end), starts ``--workers`` worker processes (``tests/child.py``: a fresh Dja
 each, looping ``process_all_notifications``), triggers the backlog from this process
 through ``trigger()`` (``--future`` of it scheduled up to 10 s ahead) while every
 ``--kill-every`` one random worker is SIGKILLed and replaced, waits until every
-notification is final (or ``--timeout``), then prints one table. Every send is one
+notification is final (or ``--timeout``), then prints one table. It runs ANALYZE after
+creating the users, as the table grows (autovacuum's default threshold) and after the
+last trigger, since the test servers run with autovacuum off. Every send is one
 line in an O_APPEND log (``tests/notifications.py``), so sends of killed workers count.
 """
 
@@ -132,6 +134,20 @@ class Workers:
                 p.wait(timeout=10)
 
 
+def analyze(db: str) -> None:
+    """Table statistics, as a production server's autovacuum keeps them (the test servers
+    here run with autovacuum off): without them the claim's due-query and a batch's users'
+    query are planned for empty tables (see benchmarks/raw.py's ``analyze``)."""
+    from django.db import connection
+
+    from tests.models import User
+    from transmissions.models import Notification
+
+    with connection.cursor() as cursor:
+        for table in (Notification._meta.db_table, User._meta.db_table):
+            cursor.execute(f"ANALYZE {table}" if db == "postgres" else f"ANALYZE TABLE {table}")
+
+
 def run(args: argparse.Namespace) -> dict:
     from django.db import connection
     from django.utils import timezone
@@ -156,6 +172,7 @@ def run(args: argparse.Namespace) -> dict:
         **{SEND_LOG_ENV: str(log), SEND_DELAY_ENV: str(args.send_ms / 1000)},
     )
     users = [User.objects.create(username=f"stress{i}", email=f"s{i}@example.com") for i in range(50)]
+    analyze(args.db)
     workers = Workers(args, env, workdir)
     started = time.monotonic()
     deadline = started + args.timeout
@@ -183,6 +200,8 @@ def run(args: argparse.Namespace) -> dict:
     pending = Notification.objects.filter(
         status__in=[Notification.Status.CREATED, Notification.Status.PROCESSING]
     )
+    # Analyze again as the table grows by autovacuum's default threshold (50 rows + 10%).
+    analyzed_at = 0
     try:
         for i in range(args.notifications):
             when = None
@@ -191,7 +210,11 @@ def run(args: argparse.Namespace) -> dict:
             DurableMessage.trigger(users[i % len(users)], datetime_scheduled=when)
             if i % 200 == 0:
                 chaos()
+            if i - analyzed_at >= 50 + analyzed_at // 10:
+                analyze(args.db)
+                analyzed_at = i
         triggered_in = time.monotonic() - started
+        analyze(args.db)
         if args.backlog:
             start_workers()
         # Chaos goes on while work is due; then wait for leases to expire and be taken back.

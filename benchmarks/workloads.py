@@ -13,7 +13,7 @@ from django.core.mail import EmailMessage
 from django.db import connection
 
 from benchmarks import bench_messages as m
-from benchmarks import raw
+from benchmarks import raw, run
 from transmissions.models import Notification
 from transmissions.worker import process_all_notifications
 
@@ -125,6 +125,14 @@ def raw_claim_and_mark(conn: Any, db: str, n: int, batch_size: int = 100) -> flo
         assert raw.claim_and_mark(conn, db, batch_size) == n
 
     return timed(run)
+
+
+def workers(db: str, n: int, count: int, bare: bool = False) -> float:
+    """``count`` worker processes on the seeded backlog (``bare``: the raw claim-and-mark's);
+    the time from the first one's start to the last one's end."""
+    wall, reports = run.run_children(db, count, 100, bare=bare)
+    assert sum(r["count"] for r in reports) == n, reports
+    return wall
 
 
 def process_emails(n: int) -> float:

@@ -90,6 +90,22 @@ def _trigger_keyed(args: argparse.Namespace, cls: type) -> dict:
     return {"returned": returned}
 
 
+def _event(args: argparse.Namespace) -> dict:
+    """Trigger the escalation ``args.names`` for ``args.user``, ``args.rounds`` times (with the
+    idempotency key ``args.key``, if given); return the steps' ids each call returned."""
+    from tests.models import User
+    from transmissions.registry import escalations
+
+    [event] = [e for e in escalations.all() if getattr(e, "name", None) == args.names]
+    user = User.objects.get(pk=args.user)
+    _wait_for_go(args.barrier)
+    returned = []
+    for _ in range(args.rounds):
+        steps = event.trigger(user, idempotency_key=args.key)  # type: ignore[attr-defined]
+        returned.append([n.pk for n in steps])
+    return {"returned": returned}
+
+
 def _process(args: argparse.Namespace) -> dict:
     from transmissions import tasks, worker
 
@@ -197,7 +213,7 @@ def main(argv: list[str] | None = None) -> None:
         execute_from_command_line(["manage.py", *argv[1:]])
         return
     parser = argparse.ArgumentParser()
-    parser.add_argument("role", choices=["trigger", "process", "events", "optout", "seen", "send"])
+    parser.add_argument("role", choices=["trigger", "event", "process", "events", "optout", "seen", "send"])
     parser.add_argument("--barrier")
     parser.add_argument("--user", type=int)
     parser.add_argument("--names", default="")
@@ -215,6 +231,7 @@ def main(argv: list[str] | None = None) -> None:
     configure_django()
     roles = {
         "trigger": _trigger,
+        "event": _event,
         "process": _process,
         "events": _events,
         "optout": _optout,

@@ -362,3 +362,34 @@ class ThrottledDeferMessage(RecordingChannel):
 )
 class ThrottledPerContentMessage(RecordingChannel):
     """One an hour per user and content, and one pending per content."""
+
+
+# What the digest messages below sent: (trigger_name, notification pk, [item data]), in order.
+digests_sent: list[tuple[str, int, list]] = []
+
+
+class DigestRecordingChannel(BaseChannel):
+    def send(self):
+        digests_sent.append((self.trigger_name, self.notification.pk, [i.data for i in self.digest_items]))
+
+
+@message("digested", digest=datetime.timedelta(hours=1))
+class DigestedMessage(DigestRecordingChannel):
+    """One send an hour per user, with every trigger of the hour."""
+
+
+@message("digested-content", digest=datetime.timedelta(hours=1), digest_key="content")
+class DigestedPerContentMessage(DigestRecordingChannel):
+    """One send an hour per user and content."""
+
+
+@message(
+    "digested-by-post", digest=datetime.timedelta(hours=1), digest_key=lambda content, data: data["post"]
+)
+class DigestedByPostMessage(DigestRecordingChannel):
+    """One send an hour per user and ``data["post"]``."""
+
+
+@message("digested-lookback", digest=datetime.timedelta(hours=1), digest_lookback=True)
+class DigestedLookbackMessage(DigestRecordingChannel):
+    """The first trigger after a quiet hour now, the rest an hour after it."""

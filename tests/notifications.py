@@ -68,6 +68,66 @@ durable_event = Escalation(
 )
 
 
+@message("chain-entry", channel="inapp")
+class ChainEntry(DurableRecordingChannel):
+    """The steps of ``durable_chain`` (tests/test_concurrency.py: a worker killed on each step)."""
+
+
+@message("chain-push", channel="mobile")
+class ChainPush(DurableRecordingChannel):
+    pass
+
+
+@message("chain-email", channel="email")
+class ChainEmail(DurableRecordingChannel):
+    pass
+
+
+durable_chain = Escalation(
+    "durable-chain",
+    [
+        Step(ChainEntry),
+        Step(ChainPush, after=datetime.timedelta(minutes=15)),
+        Step(ChainEmail, after=datetime.timedelta(hours=1)),
+    ],
+)
+
+
+class DurableDigestChannel(DurableRecordingChannel):
+    """Logs "<digest pk> <pid> <time> <item ids, comma-separated>" per send."""
+
+    def send(self):
+        items = ",".join(str(item.pk) for item in self.digest_items)
+        line = f"{self.notification.pk} {os.getpid()} {time.time():.6f} {items}\n".encode()
+        fd = os.open(os.environ[SEND_LOG_ENV], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+        delay = float(os.environ.get(SEND_DELAY_ENV) or 0)
+        if delay:
+            time.sleep(delay)
+
+
+@message("durable-digest", digest=datetime.timedelta(hours=1))
+class DurableDigest(DurableDigestChannel):
+    """An hourly digest per user (tests/test_concurrency.py)."""
+
+
+@message("durable-digest-quick", digest=datetime.timedelta(milliseconds=20))
+class DurableQuickDigest(DurableDigestChannel):
+    """A digest whose window ends while its triggers still race the workers."""
+
+
+def read_digest_log(path):
+    """Return ``(digest pk, [item ids])`` per recorded send of a digest, in order."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        rows = [line.split() for line in f if line.strip()]
+    return [(int(row[0]), [int(i) for i in row[3].split(",")] if len(row) > 3 else []) for row in rows]
+
+
 def read_send_log(path):
     """Return the notification ids in the send log, one per recorded send, in order."""
     if not os.path.exists(path):

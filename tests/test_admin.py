@@ -339,8 +339,8 @@ def test_change_page_shows_the_steps_of_its_escalation_together(admin_client):
     other = reply.trigger(ada)
     response = admin_client.get(reverse("admin:transmissions_notification_change", args=[steps[1].pk]))
     html = response.content.decode()
-    for n in steps:
-        assert f'<a href="{n.get_admin_url()}">{n.trigger_name}</a>' in html
+    links = [html.find(f'<a href="{n.get_admin_url()}">{n.trigger_name}</a>') for n in steps]
+    assert -1 not in links and links == sorted(links)  # every step, in step order
     assert other[0].get_admin_url() not in html
     listing = reverse("admin:transmissions_notification_changelist") + f"?escalation={steps[0].escalation}"
     assert listing in html

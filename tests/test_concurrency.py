@@ -21,10 +21,19 @@ from django.utils import timezone
 from tests.child import child_env, release, results, spawn, stop
 from tests.markers import server_db
 from tests.messages import DefaultMessage
-from tests.notifications import SEND_DELAY_ENV, SEND_LOG_ENV, DurableComment, durable_event, read_send_log
+from tests.notifications import (
+    SEND_DELAY_ENV,
+    SEND_LOG_ENV,
+    DurableComment,
+    DurableDigest,
+    durable_chain,
+    durable_event,
+    read_digest_log,
+    read_send_log,
+)
 from tests.policies import CLAIM_LOG_ENV
 from tests.utils import make_user
-from transmissions.models import DeliveryEvent, Notification, Suppression
+from transmissions.models import DeliveryEvent, DigestItem, Notification, Suppression
 
 pytestmark = server_db
 ESCALATION = "transmissions.escalation.EscalationPolicy"
@@ -388,6 +397,88 @@ def test_a_step_whose_cancellation_committed_before_its_claim_is_never_sent(tmp_
     assert sent and cancelled
 
 
+CHAIN = ["chain-entry", "chain-push", "chain-email"]
+
+
+@pytest.mark.parametrize("policy", ["broken", "retry"])
+@pytest.mark.parametrize("step", [0, 1, 2], ids=CHAIN)
+def test_a_worker_killed_on_an_escalation_step(tmp_path, policy, step):
+    """Ten events of in-app → push → email, the earlier steps sent, step ``step`` due: a worker
+    claims the ten, sends three and is SIGKILLed. That step follows the lease policy ("broken":
+    none sent twice, all BROKEN; "retry": sent again, but not for a user who saw the entry while
+    the claim was held: EscalationPolicy cancels it when it is claimed again). Users see their
+    entry (some while the lease runs, some after), then the later steps come due: a seen
+    event's are CANCELLED "seen: ...", an unseen one's are sent once each."""
+    users = [make_user(f"c{i}") for i in range(10)]
+    now = timezone.now()
+    start = now - durable_chain.steps[step].after - datetime.timedelta(seconds=1)
+    for user in users:
+        durable_chain.trigger(user, datetime_scheduled=start)
+    rows = Notification.objects.filter(trigger_name__in=CHAIN)
+    rows.filter(trigger_name__in=CHAIN[:step]).update(status=S.SUCCESSFULLY_SENT, datetime_processed=now)
+    earlier = dict(rows.filter(trigger_name__in=CHAIN[:step]).values_list("pk", "status"))
+    killed = set(rows.filter(trigger_name=CHAIN[step]).values_list("pk", flat=True))
+    log = tmp_path / "sends.log"
+    settings = {"TRANSMISSIONS_LEASE_SECONDS": 2, "TRANSMISSIONS_EXPIRED_LEASE_POLICY": policy}
+    slow = child_env(db_name(), settings, **{SEND_LOG_ENV: str(log), SEND_DELAY_ENV: "0.2"})
+    victim = spawn(slow, "process", "--batch-size", "10")
+    try:
+        wait_for(lambda: len(read_send_log(log)) >= 3, 60, "the worker to send part of its batch")
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=10)
+    finally:
+        stop([victim])
+    assert victim.returncode == -signal.SIGKILL
+    assert set(rows.filter(status=S.PROCESSING).values_list("pk", flat=True)) == killed
+    sent_before = set(read_send_log(log))
+    assert sent_before < killed
+
+    def see(group):
+        # The inbox's path: the users' sent entries marked seen, their waiting steps cancelled.
+        Notification.objects.filter(target_user__in=group).feed().mark_seen()
+
+    see(users[:3])  # while the killed worker's claim still holds its rows
+    lease_end = rows.filter(pk__in=killed).latest("claimed_until").claimed_until
+    time.sleep(max((lease_end - timezone.now()).total_seconds(), 0) + 0.1)
+    env = child_env(db_name(), settings, **{SEND_LOG_ENV: str(log)})
+    results([spawn(env, "process", "--batch-size", "10", "--loop")])  # takes the claim back
+    see(users[3:6])  # after
+    rows.filter(trigger_name__in=CHAIN[step + 1 :]).update(datetime_scheduled=timezone.now())
+    results([spawn(env, "process", "--batch-size", "10", "--loop")])  # the later steps, due
+
+    sent = collections.Counter(read_send_log(log))
+    final = {n.pk: n for n in rows}
+    assert {n.status for n in final.values()} <= FINAL  # nothing stuck
+    assert {pk: final[pk].status for pk in earlier} == earlier  # the earlier steps untouched
+    seen = {n.escalation for n in final.values() if n.datetime_seen is not None}
+    for pk in killed:
+        n = final[pk]
+        if policy == "broken":
+            # At most once: taken back BROKEN, never sent again.
+            assert n.status == S.BROKEN and sent[pk] == (pk in sent_before), (pk, n.reason)
+        elif n.escalation in seen and step > 0 and n.target_user in users[:3]:
+            # At least once, but the event was seen meanwhile: cancelled when claimed again.
+            assert n.status == S.CANCELLED and n.reason.startswith("seen: step chain-entry"), n.reason
+            assert sent[pk] == (pk in sent_before)
+        else:
+            # At least once: sent again; twice only if it had gone out before the kill.
+            assert n.status == S.SUCCESSFULLY_SENT, (pk, n.reason)
+            assert sent[pk] == 1 + (pk in sent_before)
+    later = [n for n in final.values() if n.trigger_name in CHAIN[step + 1 :]]
+    for n in later:
+        if n.escalation in seen:
+            assert n.status == S.CANCELLED and n.reason.startswith("seen: "), n.reason
+            assert sent[n.pk] == 0
+        else:
+            assert n.status == S.SUCCESSFULLY_SENT and sent[n.pk] == 1, (n.pk, n.reason)
+    # Each outcome really happened: a seen event and an unseen one (unless nobody could see
+    # the entry: at most once, the entry itself was the killed step).
+    if step < 2 and not (step == 0 and policy == "broken"):
+        assert {n.status for n in later} == {S.CANCELLED, S.SUCCESSFULLY_SENT}
+    if step == 0 and policy == "broken":
+        assert not seen and {n.status for n in later} == {S.SUCCESSFULLY_SENT}
+
+
 def test_racing_triggers_with_one_idempotency_key_make_one_row(tmp_path):
     """8 processes, 5 calls each, one key: one row, and every call returned it."""
     user = make_user()
@@ -407,6 +498,23 @@ def test_racing_triggers_with_one_idempotency_key_make_one_row(tmp_path):
     [row] = Notification.objects.filter(target_user=user)
     assert row.idempotency_key == "order-42:shipped"
     assert [pk for r in out for pk in r["returned"]] == [row.pk] * 40
+
+
+def test_racing_escalation_triggers_make_one_event(tmp_path):
+    """8 processes, 5 triggers each: with one idempotency key, one event and every call returned
+    its steps; a TRIGGER_ONCE escalation, one event, and the refused triggers left no step behind."""
+    user = make_user()
+    keyed = ["event", "--user", str(user.pk), "--names", "durable-chain", "--key", "reply-9", "--rounds", "5"]
+    once = ["event", "--user", str(user.pk), "--names", "once", "--rounds", "5"]
+    out = run_together(tmp_path, child_env(db_name()), [keyed] * 4 + [once] * 4)
+
+    chain = list(Notification.objects.filter(trigger_name__in=CHAIN).order_by("pk"))
+    assert [n.trigger_name for n in chain] == CHAIN and len({n.escalation for n in chain}) == 1
+    assert [steps for r in out[:4] for steps in r["returned"]] == [[n.pk for n in chain]] * 20
+    rows = Notification.objects.filter(trigger_name__in=["once-inapp", "once-memo"]).order_by("pk")
+    assert [n.trigger_name for n in rows] == ["once-inapp", "once-memo"]
+    made = [steps for r in out[4:] for steps in r["returned"] if steps]
+    assert made == [[n.pk for n in rows]]
 
 
 def test_racing_take_overs_of_an_expired_key_make_one_new_row(tmp_path):
@@ -467,3 +575,104 @@ def test_racing_deferred_throttled_triggers_keep_the_limit_per_window(tmp_path):
     # Any two rows two apart are at least an hour apart: never 3 in one hour.
     assert all(b - a >= hour for a, b in zip(times, times[2:], strict=False))
     assert times[-1] - times[0] < 12 * hour + datetime.timedelta(minutes=1)  # no slot wasted
+
+
+def test_racing_triggers_of_one_digest_make_one_digest_sent_once(tmp_path):
+    """8 processes x 5 triggers of an hourly digest for one user: one digest of 40 items."""
+    user = make_user()
+    argv = ["trigger", "--user", str(user.pk), "--names", "durable-digest", "--rounds", "5"]
+    out = run_together(tmp_path, child_env(db_name()), [argv] * 8)
+    assert sum(r["created"]["durable-digest"] for r in out) == 40  # every call returned the digest
+    [digest] = Notification.objects.filter(target_user=user)
+    assert digest.status == S.CREATED and DigestItem.objects.filter(digest=digest).count() == 40
+    assert DigestItem.objects.count() == 40
+
+    Notification.objects.filter(pk=digest.pk).update(datetime_scheduled=timezone.now())
+    log = tmp_path / "sends.log"
+    env = child_env(db_name(), **{SEND_LOG_ENV: str(log)})
+    results([spawn(env, "process", "--loop") for _ in range(2)])
+    sends = read_digest_log(log)
+    items = sorted(DigestItem.objects.values_list("pk", flat=True))
+    assert [(pk, sorted(ids)) for pk, ids in sends] == [(digest.pk, items)]
+    digest.refresh_from_db()
+    assert digest.status == S.SUCCESSFULLY_SENT
+
+
+def test_digests_racing_their_workers_lose_no_item_and_send_none_twice(tmp_path):
+    """8 processes x 5 triggers of a digest whose window (20 ms) ends while they still trigger,
+    and 2 workers sending the digests meanwhile: each item is sent exactly once."""
+    user = make_user()
+    log = tmp_path / "sends.log"
+    stop_file = tmp_path / "stop"
+    env = child_env(db_name(), **{SEND_LOG_ENV: str(log)})
+    workers = [spawn(env, "process", "--loop", "--stop", str(stop_file)) for _ in range(2)]
+    try:
+        argv = ["trigger", "--user", str(user.pk), "--names", "durable-digest-quick", "--rounds", "5"]
+        run_together(tmp_path, child_env(db_name()), [argv] * 8)
+        time.sleep(0.1)  # the last digest's window ends
+        stop_file.touch()
+        done = results(workers)
+    finally:
+        stop(workers)
+    results([spawn(env, "process")])  # whatever came due after the workers' last look
+    assert sum(r["taken"] for r in done) > 0
+
+    sends = read_digest_log(log)
+    sent_items = collections.Counter(i for _, ids in sends for i in ids)
+    items = set(DigestItem.objects.values_list("pk", flat=True))
+    assert len(items) == 40
+    assert set(sent_items) == items and set(sent_items.values()) == {1}  # none lost, none twice
+    digests = Notification.objects.filter(target_user=user)
+    assert collections.Counter(pk for pk, _ in sends) == collections.Counter(
+        digests.values_list("pk", flat=True)
+    )
+    assert set(digests.values_list("status", flat=True)) == {S.SUCCESSFULLY_SENT}
+    for pk, ids in sends:  # each send held exactly its own digest's items
+        assert sorted(ids) == sorted(DigestItem.objects.filter(digest_id=pk).values_list("pk", flat=True))
+
+
+@pytest.mark.parametrize("policy", ["broken", "retry"])
+def test_worker_killed_while_sending_digests(tmp_path, policy):
+    """A worker SIGKILLed while sending a batch of digests: under "broken" no digest is sent
+    twice (at most once); under "retry" the held ones are sent again with their items."""
+    users = [make_user(f"d{i}") for i in range(30)]
+    for user in users:
+        for n in range(3):
+            DurableDigest.trigger(user, data=n)
+    Notification.objects.update(datetime_scheduled=timezone.now())
+    ids = set(Notification.objects.values_list("pk", flat=True))
+    log = tmp_path / "sends.log"
+    lease = 5
+    settings = {"TRANSMISSIONS_LEASE_SECONDS": lease, "TRANSMISSIONS_EXPIRED_LEASE_POLICY": policy}
+    slow = child_env(db_name(), settings, **{SEND_LOG_ENV: str(log), SEND_DELAY_ENV: "0.2"})
+    victim = spawn(slow, "process", "--batch-size", "20")
+    try:
+        wait_for(lambda: len(read_send_log(log)) >= 3, 60, "the worker to send part of its digests")
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=10)
+    finally:
+        stop([victim])
+    held = set(Notification.objects.filter(status=S.PROCESSING).values_list("pk", flat=True))
+    sent_before = read_send_log(log)
+    assert len(held) == 20 and set(sent_before) < held
+
+    env = child_env(db_name(), settings, **{SEND_LOG_ENV: str(log)})
+    [early] = results([spawn(env, "process", "--batch-size", "20", "--loop")])
+    assert early["taken"] == len(ids) - 20
+    lease_end = Notification.objects.filter(pk__in=held).latest("claimed_until").claimed_until
+    time.sleep(max((lease_end - timezone.now()).total_seconds(), 0) + 0.1)
+    [late] = results([spawn(env, "process", "--batch-size", "20", "--loop")])
+
+    sends = read_digest_log(log)
+    assert all(len(items) == 3 for _, items in sends)  # every send carried its digest's 3 items
+    sent = collections.Counter(pk for pk, _ in sends)
+    statuses = dict(Notification.objects.values_list("pk", "status"))
+    assert set(statuses.values()) <= FINAL
+    duplicates = {pk for pk, n in sent.items() if n > 1}
+    if policy == "broken":
+        assert late["taken"] == 0 and not duplicates
+        assert {pk for pk, s in statuses.items() if s == S.BROKEN} == held
+        assert set(sent) == (ids - held) | set(sent_before)
+    else:
+        assert late["taken"] == 20 and set(sent) == ids
+        assert duplicates == set(sent_before)

@@ -125,6 +125,8 @@ class NotificationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                     "dedup_key",
                     "idempotency_key",
                     "throttle_slot",
+                    "digest_key",
+                    "digest_item_list",
                     "data_repr",
                 )
             },
@@ -134,7 +136,13 @@ class NotificationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             {"fields": ("provider_message_id", "delivery_state", "delivery_state_at", "delivery_timeline")},
         ),
     )
-    readonly_fields = ("content_link", "data_repr", "delivery_timeline", "escalation_steps")
+    readonly_fields = (
+        "content_link",
+        "data_repr",
+        "delivery_timeline",
+        "escalation_steps",
+        "digest_item_list",
+    )
     actions = ("cancel", "resend")
 
     class Media:
@@ -230,6 +238,34 @@ class NotificationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         names = (_("when"), _("state"), _("provider"), _("event"), _("detail"))
         head = format_html_join("", "<th>{}</th>", ((name,) for name in names))
         return format_html('<table class="transmissions-timeline"><tr>{}</tr>{}</table>', head, rows)
+
+    @admin.display(description=_("digest items"))
+    def digest_item_list(self, obj: Notification) -> str:
+        """The items a digest collected, in order (one query, on the change page only)."""
+        if obj.digest_key is None:
+            return self.get_empty_value_display()
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    self._local(item.datetime_created),
+                    item.trigger_user.get_username() if item.trigger_user else "",
+                    f"{item.content_type_id}:{item.object_id}" if item.content_type_id else "",
+                    _item_data(item),
+                )
+                for item in obj.digest_items
+            ),
+        )
+        names = (_("triggered"), _("trigger user"), _("content"), _("data"))
+        head = format_html_join("", "<th>{}</th>", ((name,) for name in names))
+        count = len(obj.digest_items)
+        return format_html(
+            '<table class="transmissions-timeline"><tr>{}</tr>{}</table><p>{}</p>',
+            head,
+            rows,
+            ngettext("%(count)d item", "%(count)d items", count) % {"count": count},
+        )
 
     @admin.display(description=_("escalation"))
     def escalation_steps(self, obj: Notification) -> str:
@@ -381,3 +417,10 @@ class PreferenceAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def get_search_fields(self, request: HttpRequest) -> tuple[str, ...]:
         user_model = get_user_model()
         return (*self.search_fields, f"user__{user_model.USERNAME_FIELD}")
+
+
+def _item_data(item: Any) -> str:
+    try:
+        return repr(item.data)[:200]
+    except Exception as exc:  # unreadable data is shown, never a 500
+        return f"(cannot be read: {exc!r})"

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from transmissions.behaviors import TriggerBehavior
 from transmissions.categories import CATEGORY_MAX_LENGTH
+from transmissions.digests import Digest
 from transmissions.exceptions import MessageRegistrationError
 from transmissions.registry import CHANNEL_MAX_LENGTH, TRIGGER_NAME_MAX_LENGTH, registry
 from transmissions.throttle import Throttle
@@ -36,6 +37,8 @@ def message(
     (``preferences.py``); ``required=True`` makes it ignore their choices; ``urgent=True``
     sends it inside quiet hours too (``quiet_hours.py``). ``throttle=(3, timedelta(hours=1))``
     (or a ``throttle.Throttle``) caps how many each user gets per period (``throttle.py``).
+    ``digest=timedelta(hours=1)`` (with ``digest_key=`` and ``digest_lookback=``, or a
+    ``digests.Digest``) collects each user's triggers for a window into one send (``digests.py``).
     """
     if not isinstance(trigger_name, str) or not _SLUG.match(trigger_name):
         raise MessageRegistrationError(
@@ -81,6 +84,22 @@ def message(
                 f"{cls.__qualname__}: throttle does not combine with {resolved.name} (a replaced or "
                 "deleted row would give its throttle slot up early)."
             )
+        digest = Digest.coerce(
+            attrs.get("digest", getattr(cls, "digest", None)),
+            attrs.get("digest_key", getattr(cls, "digest_key", None)),
+            attrs.get("digest_lookback", getattr(cls, "digest_lookback", False)),
+            cls.__qualname__,
+        )
+        if digest is not None and limit is not None:
+            raise MessageRegistrationError(
+                f"{cls.__qualname__}: a digest does not combine with a throttle (it already sends "
+                "one message per window)."
+            )
+        if digest is not None and resolved is not TriggerBehavior.DEFAULT:
+            raise MessageRegistrationError(
+                f"{cls.__qualname__}: a digest does not combine with {resolved.name} (its open digest "
+                "holds the key the behaviour would)."
+            )
         registry.register(cls, trigger_name)
         cls.trigger_name = trigger_name  # type: ignore[attr-defined]
         cls.behavior = resolved  # type: ignore[attr-defined]
@@ -89,6 +108,7 @@ def message(
         for name, value in attrs.items():
             setattr(cls, name, value)
         cls.throttle = limit  # type: ignore[attr-defined]
+        cls.digest = digest  # type: ignore[attr-defined]
         if not hasattr(cls, "trigger"):
             cls.trigger = Triggerable.__dict__["trigger"]  # type: ignore[attr-defined]
         if not hasattr(cls, "trigger_many"):

@@ -33,24 +33,24 @@ import datetime
 import enum
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django.core import checks
-from django.db import router, transaction
 from django.utils import timezone
 
-from transmissions import categories, db, signals, wakeup
+from transmissions import categories, idempotency
 from transmissions.behaviors import TriggerBehavior
 from transmissions.conf import conf
-from transmissions.exceptions import InvalidTrigger, MessageRegistrationError
+from transmissions.escalation_trigger import users_of, write_events
+from transmissions.exceptions import MessageRegistrationError
 from transmissions.lifecycle import notification_model
 from transmissions.policies import Hold, Policy
 from transmissions.querysets import FEED_CHANNEL, SEEN_CODE
 from transmissions.registry import escalations, registry
 from transmissions.status import Status
-from transmissions.trigger import check_user, shared_values, short_uuid
+from transmissions.trigger import check_user
 
 POLICY_PATH = "transmissions.escalation.EscalationPolicy"
 # How long a failover step waits before it looks again at an earlier step still pending.
@@ -122,62 +122,42 @@ class Escalation:
         content: Any = None,
         data: Any = None,
         datetime_scheduled: datetime.datetime | None = None,
+        idempotency_key: str | None = None,
     ) -> list[Any]:
         """Write the event's steps for ``user``: the first due at ``datetime_scheduled`` (now),
         each other ``after`` it. Return the notifications, in step order; an empty list when
-        the behaviour refuses the trigger. Bad input raises InvalidTrigger, writing nothing."""
+        the behaviour refuses the trigger. Bad input raises InvalidTrigger, writing nothing.
+
+        With an ``idempotency_key`` that an event triggered within
+        TRANSMISSIONS_IDEMPOTENCY_WINDOW holds, write nothing and return that event's steps."""
         check_user(user, "user")
-        if content is None and self.behavior.per_content:
-            raise InvalidTrigger(
-                f"Escalation {self.name!r} is {self.behavior.name}: give it a saved content."
-            )
-        start = datetime_scheduled
-        first = shared_values(self.steps[0].message, trigger_user, start, content, data)
-        start = first["datetime_scheduled"]
-        group = short_uuid()
-        rows = []
-        for step in self.steps:
-            shared = shared_values(step.message, trigger_user, start + step.after, content, data)
-            rows.append(
-                {
-                    "uuid": short_uuid(),
-                    "target_user_id": user.pk,
-                    **shared,
-                    "dedup_key": None,
-                    "escalation": group,
-                }
-            )
-        content_key = (
-            None if first["content_type_id"] is None else (first["content_type_id"], first["object_id"])
-        )
-        key = (
-            None
-            if self.behavior is TriggerBehavior.LAST_ONLY
-            else self.behavior.dedup_key(self.name, user.pk, content_key)
-        )
-        model = notification_model()
-        using = router.db_for_write(model)
-        dialect = db.dialect(using, model)
-        with transaction.atomic(using=using):
-            if self.behavior is TriggerBehavior.LAST_ONLY:
-                dialect.lock_users([user.pk])
-                model.objects.using(using).filter(
-                    target_user_id=user.pk, trigger_name__in=self.trigger_names, escalation__isnull=False
-                ).cancel(f"replaced by a newer trigger of escalation {self.name!r} (LAST_ONLY)")
-            if key is None:
-                created = dialect.insert(rows, skip_conflicts=False)
-            else:
-                # The last step holds the event's key: the event is pending until it ends.
-                rows[-1]["dedup_key"] = key
-                last = dialect.insert(rows[-1:], skip_conflicts=True)
-                if not last:
-                    return []
-                created = [*dialect.insert(rows[:-1], skip_conflicts=False), *last]
-        wakeup.after_commit(using, created)
-        if signals.notifications_created.has_listeners():
-            for step, notification in zip(self.steps, created, strict=True):
-                signals.notifications_created.send(sender=step.message, notifications=[notification])
-        return created
+        key = idempotency.check_key(idempotency_key)
+        keys = None if key is None else [key]
+        found = write_events(self, [user], trigger_user, content, data, datetime_scheduled, keys)
+        return found[0] if found else []
+
+    def trigger_many(
+        self,
+        users: Iterable[Any],
+        trigger_user: Any = None,
+        content: Any = None,
+        data: Any = None,
+        datetime_scheduled: datetime.datetime | None = None,
+        idempotency_key: Any = None,
+    ) -> list[list[Any]]:
+        """Write the event for each of ``users`` (each once) in one transaction, a few INSERTs in
+        all; return each user's steps (a list in step order), in the users' order, leaving out
+        the users the behaviour refuses. ``idempotency_key``: a callable taking a user or a
+        mapping of users (or primary keys) to keys, as for a message's ``trigger_many``."""
+        users = users_of(users)
+        firsts: dict[Any, Any] = {}
+        for user in users:
+            firsts.setdefault(user.pk, user)
+        users = list(firsts.values())
+        if not users:
+            return []
+        keys = None if idempotency_key is None else idempotency.keys_per_user(users, idempotency_key)
+        return write_events(self, users, trigger_user, content, data, datetime_scheduled, keys)
 
     def cancel(self, notifications: Any, reason: str = "the event was cancelled by the application") -> int:
         """Cancel the waiting steps of the events of ``notifications`` (steps this ``trigger()``
@@ -208,6 +188,11 @@ def _validate(name: str, steps: tuple[Step, ...]) -> None:
             raise MessageRegistrationError(
                 f"Escalation {name!r}: step {label} must keep the DEFAULT behaviour; give the "
                 "escalation its behaviour instead."
+            )
+        if getattr(cls, "throttle", None) is not None:
+            raise MessageRegistrationError(
+                f"Escalation {name!r}: step {label} is throttled; an escalation writes its steps "
+                "together, so a step cannot be throttled on its own."
             )
         if not isinstance(step.after, datetime.timedelta) or step.after < previous:
             raise MessageRegistrationError(

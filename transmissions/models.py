@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_extensions.db.fields import ShortUUIDField
 
-from transmissions import internals, worker
+from transmissions import internals, related, worker
 from transmissions.behaviors import KEPT_WHEN_PROCESSED_PREFIX, TriggerBehavior
 from transmissions.categories import CATEGORY_MAX_LENGTH
 from transmissions.exceptions import DataDecodeError
@@ -31,7 +31,15 @@ from transmissions.status import (
 
 _UNSET = object()
 
-__all__ = ["DeliveryEvent", "Notification", "Preference", "SendSlot", "Suppression", "TriggerBehavior"]
+__all__ = [
+    "DeliveryEvent",
+    "DigestItem",
+    "Notification",
+    "Preference",
+    "SendSlot",
+    "Suppression",
+    "TriggerBehavior",
+]
 
 
 class Notification(models.Model):
@@ -122,6 +130,10 @@ class Notification(models.Model):
     # The id the steps of one escalation share (``escalation.py``): an event that goes
     # through several channels, one row per step. NULL for a single-channel message.
     escalation = models.CharField(max_length=32, null=True, blank=True, editable=False, db_index=True)
+    # The digest this row sends (``digests.py``): "<message>:<user>:<key>", kept for good (the
+    # open digest's uniqueness is its ``dedup_key``, released when a worker claims it).
+    # NULL for a message that is not digested.
+    digest_key = models.CharField(max_length=255, null=True, blank=True, editable=False, db_index=True)
 
     objects = NotificationQuerySet.as_manager()
 
@@ -195,6 +207,24 @@ class Notification(models.Model):
         """Not processed yet: waiting or being sent, and ``datetime_processed`` unset."""
         waiting = (self.Status.CREATED, self.Status.PROCESSING)
         return self.datetime_processed is None and self.status in waiting
+
+    @property
+    def digest_items(self) -> list[DigestItem]:
+        """The items a digest collected, in the order they were triggered (``digests.py``);
+        ``[]`` for a notification that is not a digest. Loaded with a claimed batch (one
+        query for the batch), else read here."""
+        items: list[DigestItem] | None = self.__dict__.get(related.DIGEST_ITEMS)
+        if items is None:
+            items = []
+            if self.digest_key is not None and self.pk is not None:
+                items = list(
+                    DigestItem.objects.using(self._state.db)
+                    .filter(digest_id=self.pk)
+                    .select_related("trigger_user")
+                    .order_by("pk")
+                )
+            self.__dict__[related.DIGEST_ITEMS] = items
+        return items
 
     @property
     def message_class(self) -> type | None:
@@ -445,3 +475,58 @@ class Preference(models.Model):
     def __str__(self) -> str:
         state = "on" if self.enabled else "off"
         return f"{self.category} on {self.channel}: {state} (user {self.user_id})"
+
+
+class DigestItemQuerySet(models.QuerySet["DigestItem"]):
+    def orphaned(self) -> DigestItemQuerySet:
+        """The items whose digest was deleted by hand (the admin, a queryset's ``delete()``)."""
+        return self.exclude(digest_id__in=Notification.objects.values("pk"))
+
+
+class DigestItem(models.Model):
+    """One trigger of a digested message: what the digest it joined will say (``digests.py``).
+
+    Its digest is a Notification like any other (claimed, sent, cancelled once), so the
+    items are sent at most once, all together, by whoever claims it.
+    """
+
+    # No cascade in Django or in the database, as for DeliveryEvent: a cascade would make
+    # every DELETE of notifications look for items first (one more query per batch of
+    # DELETE_AFTER_PROCESSING rows). A digest deleted by hand leaves its items, which
+    # ``DigestItem.objects.orphaned()`` finds; deleting the user deletes them (target_user).
+    digest = models.ForeignKey(
+        Notification, on_delete=models.DO_NOTHING, db_constraint=False, related_name="digest_item_set"
+    )
+    target_user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    trigger_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    content_type = models.ForeignKey(
+        ContentType, on_delete=models.SET_NULL, null=True, blank=True, db_index=False, related_name="+"
+    )
+    object_id = models.CharField(max_length=64, null=True, blank=True)
+    content = GenericForeignKey("content_type", "object_id")
+    data_bytes = models.BinaryField(db_column="data", null=True, blank=True, editable=False)
+    datetime_created = models.DateTimeField(default=timezone.now)
+
+    objects = DigestItemQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("digest item")
+        verbose_name_plural = _("digest items")
+
+    def __str__(self) -> str:
+        return f"item {self.pk} of digest {self.digest_id}"
+
+    @property
+    def data(self) -> Any:
+        """The trigger's data, deserialized on first access; ``{}`` when none was given."""
+        value = self.__dict__.get("_data", _UNSET)
+        if value is _UNSET:
+            raw = self.data_bytes
+            try:
+                value = {} if raw is None else get_serializer().loads(bytes(raw))
+            except Exception as exc:
+                raise DataDecodeError(f"Digest item {self.pk}: stored data cannot be read: {exc!r}") from exc
+            self.__dict__["_data"] = value
+        return value

@@ -30,6 +30,8 @@ logger = logging.getLogger("transmissions")
 
 # Where a notification keeps why its content cannot be loaded (None: it can).
 _PROBLEM = "_transmissions_content_problem"
+# Where a digest keeps its items (``Notification.digest_items``), once loaded.
+DIGEST_ITEMS = "_transmissions_digest_items"
 
 
 def attach(using: str, notifications: Sequence[Any]) -> None:
@@ -50,6 +52,29 @@ def attach(using: str, notifications: Sequence[Any]) -> None:
     if not internals.defer_related(rows, load):
         attach_users(using, rows)
     attach_contents(notifications, using)
+    attach_digest_items(using, rows)
+
+
+def attach_digest_items(using: str, notifications: Sequence[Any]) -> None:
+    """Cache the items of the digests among ``notifications`` (``Notification.digest_items``),
+    in order, with their trigger users: one query for them all, and one per content type of
+    their contents. Nothing for a batch without digests."""
+    digests = {n.pk: n for n in notifications if n.digest_key is not None}
+    if not digests:
+        return
+    items_of: dict[Any, list[Any]] = {pk: [] for pk in digests}
+    items = list(
+        apps.get_model("transmissions", "DigestItem")
+        ._default_manager.using(using)
+        .filter(digest_id__in=list(digests))
+        .select_related("trigger_user")
+        .order_by("pk")
+    )
+    for item in items:
+        items_of[item.digest_id].append(item)
+    for pk, notification in digests.items():
+        notification.__dict__[DIGEST_ITEMS] = items_of[pk]
+    attach_contents(items, using)
 
 
 def attach_users(using: str, notifications: Sequence[Any]) -> None:

@@ -23,7 +23,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, models, router, transaction
 from django.utils import timezone
 
-from transmissions import db, idempotency, internals, signals, throttle, wakeup
+from transmissions import db, digests, idempotency, internals, signals, throttle, wakeup
 from transmissions.behaviors import TriggerBehavior
 from transmissions.conf import conf
 from transmissions.exceptions import DuplicateNotification, InvalidTrigger, MessageRegistrationError
@@ -102,6 +102,9 @@ def trigger(
     using = router.db_for_write(model)
     row = _row(shared, target_user.pk, behavior)
     limit = getattr(message_cls, "throttle", None)
+    digest = getattr(message_cls, "digest", None)
+    if digest is not None:
+        return _digested(message_cls, digest, model, using, [(target_user, row)], content, data, key)[0]
     existing: dict[str, Notification] = {}
     try:
         if key is None and limit is None:
@@ -177,6 +180,11 @@ def trigger_many(
     shared = shared_values(message_cls, trigger_user, datetime_scheduled, content, data)
     model: type[Notification] = notification_model()
     using = router.db_for_write(model)
+    digest = getattr(message_cls, "digest", None)
+    if digest is not None:
+        pairs = [(user, _row(shared, user.pk, behavior)) for user in users]
+        with transaction.atomic(using=using):
+            return _digested(message_cls, digest, model, using, pairs, content, data, idempotency_key)
     dialect = db.dialect(using, model)
     columns = len(_row(shared, users[0].pk, behavior)) + 1
     chunk = max(1, min(CHUNK_SIZE, dialect.max_params() // columns))
@@ -405,6 +413,39 @@ def _write_guarded(
         return idempotency.write(
             manager, rows, lambda todo: _write(model, using, behavior, todo, lock=False), replaces=True
         )
+
+
+def _digested(
+    message_cls: Any,
+    digest: digests.Digest,
+    model: type[Notification],
+    using: str,
+    pairs: Sequence[tuple[Any, dict[str, Any]]],
+    content: models.Model | None,
+    data: Any,
+    key: Any,
+) -> list[Notification]:
+    """Add each ``(user, row)`` as an item of the user's open digest (``digests.py``); return
+    the digests, in the users' order. A digest is opened when none of its key waits."""
+    if key is not None:
+        raise InvalidTrigger(
+            f"{message_cls.trigger_name!r} is digested: an idempotency key does not combine with a digest."
+        )
+    manager = model._default_manager.using(using)
+    item_model = apps.get_model("transmissions", "DigestItem")
+    found, opened = [], []
+    try:
+        for user, row in pairs:
+            notification, new = digests.write(digest, manager, row, content, data, item_model)
+            internals.cache_related(notification, model.target_user.field, user)
+            found.append(notification)
+            if new:
+                opened.append(notification)
+    except IntegrityError:
+        refuse_missing_users(using, [user for user, _ in pairs], None)
+        raise
+    _created(using, message_cls, opened)
+    return found
 
 
 def _created(using: str, message_cls: Any, created: list[Notification]) -> None:

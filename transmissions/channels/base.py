@@ -59,6 +59,18 @@ class BaseChannel(Triggerable):
     def data(self) -> Any:
         return self.notification.data
 
+    @property
+    def digest_items(self) -> list[Any]:
+        """A digest's items (``DigestItem``: ``trigger_user``, ``content``, ``data``,
+        ``datetime_created``), in the order they were triggered; ``[]`` for a message that is
+        not digested (``digests.py``)."""
+        return self.notification.digest_items
+
+    @property
+    def digest_count(self) -> int:
+        """How many items the digest holds."""
+        return len(self.notification.digest_items)
+
     def check_validity(self) -> bool:
         """Return whether the notification should still be sent (False cancels it)."""
         return True

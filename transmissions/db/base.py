@@ -132,6 +132,27 @@ class Dialect:
             return [tuple(row) for row in rows]
         return [(pk, slot, convert(at, None, self.connection)) for pk, slot, at in rows]
 
+    def lock_open_digest(self, key: str) -> Model | None:
+        """Return the waiting digest that holds ``key`` (its ``dedup_key``), locked until the
+        transaction ends (a claim passes it by, or waits); None when no digest of the key waits.
+
+        Here: find it by the unique key without a lock, then lock it by primary key, still
+        waiting and holding the key. A locking read of a key nobody holds would take a gap
+        lock on InnoDB, and two triggers opening the same digest would deadlock on it.
+        """
+        pk = self.manager.filter(active_key=key).values_list("pk", flat=True).first()
+        if pk is None:
+            return None
+        found: Model | None = self._waiting_digest().filter(pk=pk, dedup_key=key).first()
+        return found
+
+    def _waiting_digest(self) -> Any:
+        features = self.connection.features
+        waiting = self.manager.filter(status=Status.CREATED, datetime_processed__isnull=True)
+        if features.has_select_for_update:
+            waiting = waiting.select_for_update(no_key=features.has_select_for_no_key_update)
+        return waiting
+
     def lock_users(self, user_ids: Sequence[Any]) -> None:
         """Lock these users' rows until the transaction ends, in primary-key order.
 

@@ -53,6 +53,12 @@ class ReturningDialect(Dialect):
                 saved.append(build([pk, *[row.get(name) for name in names]]))
         return saved
 
+    def lock_open_digest(self, key: str) -> models.Model | None:
+        # One locking read by the unique key: PostgreSQL takes no gap locks (a key nobody
+        # holds locks nothing), and re-checks the row after waiting for a claim that had it,
+        # which released the key; SQLite has a single writer.
+        return self._waiting_digest().filter(active_key=key).first()  # type: ignore[no-any-return]
+
     def _with_defaults(self, rows: Sequence[dict[str, Any]]) -> Sequence[dict[str, Any]]:
         # A raw INSERT gets none of the model's defaults: give the rows the NOT NULL columns
         # they leave out (a column added later, say), as save() would.

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('transmissions', '0012_notification_escalation'),
+        ('transmissions', '0013_digests'),
     ]
 
     operations = [
