@@ -76,3 +76,11 @@ class ComplaintsOnlyForMarketing(SuppressionPolicy):
         if hold is not None and hold.reason.endswith(": complained"):
             return None
         return hold
+
+
+class EverythingSuppressed(SuppressionPolicy):
+    """A subclass that decides in its own check(): the base's "nothing suppressed" must not
+    let its batch through unasked."""
+
+    def check(self, notification, message_cls):
+        return Hold("everything is suppressed here", code="suppressed")

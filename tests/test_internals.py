@@ -57,6 +57,22 @@ def test_claimed_batch_reads_like_the_orm(batch_rows):
     assert data == [{"x": [1, 2]}, {}, {}]
 
 
+@pytest.mark.parametrize("use_tz", [True, False])
+def test_claimed_datetimes_are_the_orms_with_the_same_zone(batch_rows, settings, use_tz):
+    """load_rows() makes the driver's naive datetimes aware itself (not through the backend's
+    converter): the same values and the same tzinfo as the ORM's, with USE_TZ on and off."""
+    settings.USE_TZ = use_tz
+    fields = Notification._meta.concrete_fields
+    names = [f.attname for f in fields if f.get_internal_type() == "DateTimeField"]
+    batch = Notification.objects.claim(10)
+    assert len(batch) == 3
+    for n in batch:
+        fresh = Notification.objects.get(pk=n.pk)
+        mine = [(getattr(n, f), getattr(getattr(n, f), "tzinfo", None)) for f in names]
+        assert mine == [(getattr(fresh, f), getattr(getattr(fresh, f), "tzinfo", None)) for f in names]
+        assert (n.datetime_scheduled.tzinfo is not None) is use_tz
+
+
 def test_post_init_listeners_still_run(batch_rows):
     seen = []
 

@@ -98,3 +98,25 @@ def test_policies_cost_a_constant_number_of_queries_per_batch(size):
 def test_the_setting_is_checked(value, expected):
     with override_settings(TRANSMISSIONS_POLICIES=value):
         assert [m.id for m in check_settings()] == expected
+
+
+def test_the_built_in_policies_let_a_plain_batch_through_without_asking_row_by_row():
+    """Nothing suppressed, no category, no escalation step, no quiet hours: each built-in
+    policy says so after prepare(), so holds() asks none of them about each row."""
+    from transmissions import policies as policies_module
+
+    DefaultMessage.trigger(make_user())
+    batch = Notification.objects.claim(10)
+    for policy in policies_module.active():
+        policy.prepare(batch)
+        assert policy.lets_all_through(), type(policy).__name__
+    assert policies_module.holds(batch) == {}
+
+
+@override_settings(TRANSMISSIONS_POLICIES=["tests.policies.EverythingSuppressed"])
+def test_a_subclass_with_its_own_check_is_asked_even_when_its_base_has_nothing_to_hold():
+    n = DefaultMessage.trigger(make_user())
+    run()
+    n.refresh_from_db()
+    assert (n.status, n.reason) == (S.CANCELLED, "suppressed: everything is suppressed here")
+    assert messages.sent == []

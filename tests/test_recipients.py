@@ -14,7 +14,7 @@ from tests.utils import make_user
 from transmissions.channels.inapp import entry
 from transmissions.checks import check_settings
 from transmissions.models import Notification
-from transmissions.recipients import activated, language_of, timezone_of
+from transmissions.recipients import activated, fixed_locale, language_of, timezone_of
 from transmissions.worker import process_all_notifications
 
 pytestmark = pytest.mark.django_db
@@ -132,3 +132,12 @@ def test_the_pages_are_translated():
 def test_the_language_setting_is_checked(value, expected):
     with override_settings(TRANSMISSIONS_RECIPIENT_LANGUAGE=value):
         assert [m.id for m in check_settings() if m.id.startswith("transmissions.E07")] == expected
+
+
+@override_settings(LANGUAGE_CODE="de", TIME_ZONE="Europe/Berlin")
+def test_without_a_source_every_recipient_has_the_defaults_read_once_per_batch():
+    assert fixed_locale() == ("de", timezone_of(None)) and str(fixed_locale()[1]) == "Europe/Berlin"
+    with override_settings(TRANSMISSIONS_RECIPIENT_TIMEZONE="tests.test_recipients.zone"):
+        assert fixed_locale() is None  # each recipient's own
+    with override_settings(TRANSMISSIONS_RECIPIENT_LANGUAGE="tests.test_recipients.language"):
+        assert fixed_locale() is None

@@ -253,6 +253,15 @@ class Settings:
         return self._get("TRANSMISSIONS_IDEMPOTENCY_WINDOW", 86400)
 
     @property
+    def TRANSMISSIONS_DIGEST_FREQUENCIES(self) -> Any:
+        """The digest frequencies a recipient may choose, by name: seconds or a timedelta each
+        (0: at once). Default instant, hourly, daily, weekly (``digests.py``)."""
+        return self._get(
+            "TRANSMISSIONS_DIGEST_FREQUENCIES",
+            {"instant": 0, "hourly": 3600, "daily": 86400, "weekly": 604800},
+        )
+
+    @property
     def TRANSMISSIONS_QUIET_HOURS(self) -> Any:
         """Everyone's quiet hours, two "HH:MM" wall-clock times in the recipient's time zone
         (``("22:00", "07:00")``); None: none (``quiet_hours.py``)."""

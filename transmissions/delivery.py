@@ -55,13 +55,17 @@ class Delivery:
         return getattr(self.message_cls, "behavior", None)
 
 
-def deliver(notification: Any, in_force: tuple[str, Any] | None = None) -> Delivery:
+def deliver(
+    notification: Any, in_force: tuple[str, Any] | None = None, locale: tuple[str, Any] | None = None
+) -> Delivery:
     """Run ``notification`` through its message class, in its recipient's language and time zone
     (``recipients.activated()``); return what became of it. Never raises.
 
-    ``in_force``: ``recipients.in_force()``, read once by a caller that delivers many.
+    ``in_force``: ``recipients.in_force()``, read once by a caller that delivers many;
+    ``locale``: the recipient's, when the caller knows it (``recipients.fixed_locale()``).
     """
-    locale = recipients.locale_of(notification.target_user if recipients.reads_user() else None)
+    if locale is None:
+        locale = recipients.locale_of(notification.target_user if recipients.reads_user() else None)
     # zoneinfo caches its zones: the same zone is the same object.
     if locale == (in_force or recipients.in_force()):
         return _deliver(notification)  # already in force: nothing to switch

@@ -227,6 +227,7 @@ class EscalationPolicy(Policy):
 
     def prepare(self, batch: list[Any]) -> None:
         groups = {n.escalation for n in batch if getattr(n, "escalation", None)}
+        self.any_step = bool(groups)
         self.steps: dict[str, list[tuple[Any, str, int, Any]]] = defaultdict(list)
         if groups:
             rows = notification_model().objects.filter(escalation__in=groups)
@@ -234,6 +235,10 @@ class EscalationPolicy(Policy):
                 "pk", "escalation", "trigger_name", "status", "datetime_seen"
             ):
                 self.steps[group].append((pk, name, status, seen))
+
+    def lets_all_through(self) -> bool:
+        # No step of an escalation in the batch (unless a subclass decides in check()).
+        return not self.any_step and type(self).check is EscalationPolicy.check
 
     def check(self, notification: Any, message_cls: type | None) -> Hold | None:
         group = getattr(notification, "escalation", None)

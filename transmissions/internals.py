@@ -35,10 +35,12 @@ signals, which only the public path sends.
 
 from __future__ import annotations
 
+import datetime
 import functools
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from django.conf import settings
 from django.db import connections, router, transaction
 from django.db.models import Field, Model, QuerySet
 from django.db.models.base import ModelState
@@ -178,8 +180,12 @@ def can_load_rows() -> bool:
 
 
 @functools.lru_cache(maxsize=16)
-def _converters(model: type[Model], alias: str, vendor: str) -> list[tuple[int, list[tuple[Converter, Any]]]]:
-    # What the ORM's compiler would apply to each selected column.
+def _converters(
+    model: type[Model], alias: str, vendor: str
+) -> list[tuple[int, list[tuple[Converter, Any]], bool]]:
+    # What the ORM's compiler would apply to each selected column, and whether that is
+    # only the backend's datetime converter (SQLite's, MySQL's), which load_rows() does
+    # itself for the values the driver already parsed.
     connection = connections[alias]
     table = model._meta.db_table
     out = []
@@ -187,22 +193,35 @@ def _converters(model: type[Model], alias: str, vendor: str) -> list[tuple[int, 
         col = field.get_col(table)
         funcs = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
         if funcs:
-            out.append((i, [(func, col) for func in funcs]))
+            only_datetime = len(funcs) == 1 and getattr(funcs[0], "__func__", None) is getattr(
+                type(connection.ops), "convert_datetimefield_value", object()
+            )
+            out.append((i, [(func, col) for func in funcs], only_datetime))
     return out
 
 
 def load_rows(model: type[M], using: str, rows: Sequence[Sequence[Any]]) -> list[M]:
     """Return instances of ``model`` loaded from ``rows`` (every concrete column, in order),
-    converted as the ORM would convert them."""
+    converted as the ORM would convert them.
+
+    A naive datetime the driver already parsed (SQLite, MySQL) is made aware in the
+    connection's zone here, as the backend's converter does (``make_aware(value,
+    connection.timezone)`` when ``USE_TZ``): a claimed batch has three such columns a row,
+    and the converter's look-ups cost more than the rest of building the row."""
     connection = connections[using]
     converters = _converters(model, using, connection.vendor)
     build = builder(model, using)
+    zone = connection.timezone if settings.USE_TZ else None
+    datetime_type = datetime.datetime
     out = []
     for row in rows:
         values = list(row)
-        for i, funcs in converters:
+        for i, funcs, only_datetime in converters:
             value = values[i]
             if value is not None:
+                if only_datetime and type(value) is datetime_type and value.tzinfo is None:
+                    values[i] = value if zone is None else value.replace(tzinfo=zone)
+                    continue
                 for func, col in funcs:
                     value = func(value, col, connection)
                 values[i] = value

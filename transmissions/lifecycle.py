@@ -78,10 +78,12 @@ def reconnecting(using: str, what: str, operation: Callable[[], T]) -> T:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def drop_if_unusable(using: str) -> None:
+def drop_if_unusable(using: str, connection: Any = None) -> None:
     """Close the connection to ``using`` if an error left it unusable (the next query opens a
-    new one): a long-running worker outlives a killed backend. Outside a transaction only."""
-    connection = connections[using]
+    new one): a long-running worker outlives a killed backend. Outside a transaction only.
+    ``connection``: ``connections[using]``, when the caller (a batch's loop) holds it."""
+    if connection is None:
+        connection = connections[using]
     if connection.connection is not None and connection.errors_occurred and not connection.in_atomic_block:
         if connection.is_usable():
             connection.errors_occurred = False

@@ -33,6 +33,7 @@ _UNSET = object()
 
 __all__ = [
     "DeliveryEvent",
+    "DigestFrequency",
     "DigestItem",
     "Notification",
     "Preference",
@@ -530,3 +531,32 @@ class DigestItem(models.Model):
                 raise DataDecodeError(f"Digest item {self.pk}: stored data cannot be read: {exc!r}") from exc
             self.__dict__["_data"] = value
         return value
+
+
+class DigestFrequency(models.Model):
+    """A user's choice of how often a digested category comes on one channel kind: a name of
+    ``TRANSMISSIONS_DIGEST_FREQUENCIES`` ("instant", "hourly", "daily", "weekly").
+
+    Absent, the message's own window applies. Read and written through the preference
+    source (``preferences.py``), like ``Preference``.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    category = models.CharField(max_length=CATEGORY_MAX_LENGTH)
+    channel = models.CharField(max_length=CHANNEL_MAX_LENGTH)
+    frequency = models.CharField(max_length=32)
+    datetime_updated = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("digest frequency")
+        verbose_name_plural = _("digest frequencies")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "category", "channel"], name="transmissions_digest_frequency_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.category} on {self.channel}: {self.frequency} (user {self.user_id})"

@@ -131,6 +131,10 @@ class QuietHoursPolicy(Policy):
         self.exempt = set(conf.TRANSMISSIONS_QUIET_HOURS_EXEMPT_CHANNELS or ())
         self.now = timezone.now()
 
+    def lets_all_through(self) -> bool:
+        # No quiet hours, neither a default window nor a per-user source.
+        return not self.active and type(self).check is QuietHoursPolicy.check
+
     def check(self, notification: Any, message_cls: type | None) -> Hold | None:
         if not self.active or message_cls is None or getattr(message_cls, "urgent", False):
             return None

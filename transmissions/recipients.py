@@ -90,6 +90,12 @@ def reads_user() -> bool:
     return bool(conf.TRANSMISSIONS_RECIPIENT_LANGUAGE or conf.TRANSMISSIONS_RECIPIENT_TIMEZONE)
 
 
+def fixed_locale() -> tuple[str, zoneinfo.ZoneInfo] | None:
+    """Every recipient's language and time zone when no source is set (the defaults, the same
+    for all: a worker reads them once per batch), else None (each recipient's own)."""
+    return None if reads_user() else locale_of(None)
+
+
 def locale_of(user: Any) -> tuple[str, zoneinfo.ZoneInfo]:
     """Return ``(language_of(user), timezone_of(user))``."""
     return language_of(user), timezone_of(user)
@@ -107,4 +113,13 @@ def activated(user: Any) -> Any:
     return switched(locale_of(user))
 
 
-__all__ = ["activated", "in_force", "language_of", "locale_of", "reads_user", "switched", "timezone_of"]
+__all__ = [
+    "activated",
+    "fixed_locale",
+    "in_force",
+    "language_of",
+    "locale_of",
+    "reads_user",
+    "switched",
+    "timezone_of",
+]

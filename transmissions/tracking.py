@@ -169,7 +169,19 @@ class SuppressionPolicy(Policy):
 
     def prepare(self, batch: list[Any]) -> None:
         self.keys: dict[int, tuple[str, str]] = {}
+        # Trigger names whose message has no address (in-app, webhooks, a channel that keeps
+        # BaseChannel's get_address()): asked once per name, not once per row.
+        without: set[str] = set()
+        plain = type(self).address is SuppressionPolicy.address
         for notification in batch:
+            name = notification.trigger_name
+            if name in without:
+                continue
+            if plain:
+                get_address = getattr(registry.find(name), "get_address", None)
+                if get_address is None or getattr(get_address, "never_an_address", False):
+                    without.add(name)
+                    continue
             key = self.address(notification)
             if key is not None:
                 self.keys[notification.pk] = key
@@ -195,6 +207,10 @@ class SuppressionPolicy(Policy):
             return None
         channel = notification.channel or getattr(message_cls, "channel", "")
         return channel, normalise_address(channel, str(address))
+
+    def lets_all_through(self) -> bool:
+        # No address of the batch is suppressed (unless a subclass decides in its own check()).
+        return not self.suppressed and type(self).check is SuppressionPolicy.check
 
     def check(self, notification: Any, message_cls: type | None) -> Hold | None:
         key = self.keys.get(notification.pk)

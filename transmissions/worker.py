@@ -184,14 +184,18 @@ def _process(
         held = lifecycle.reconnecting(using, "asking the policies", lambda: policies.holds(batch))
     deliveries: list[tuple[Notification, Delivery]] = []
     cutoff = send_cutoff(outcomes.lease)
+    # As a POSIX timestamp: time.time() per row costs a tenth of timezone.now().
+    cutoff_at = None if cutoff is None else cutoff.timestamp()
     # With TRANSMISSIONS_SEND_RATES only; None (and no query) without.
     pacer = sendrate.pacer(using, _earliest(cutoff, stop_at), outcomes.lease)
     # The worker's own language and zone, read once: each delivery switches to its recipient's
     # only where they differ.
     locale = recipients.in_force()
+    recipient_locale = recipients.fixed_locale()
+    connection = connections[using]
     for notification in batch:
         hold = held.get(notification.pk)
-        if hold is None and cutoff is not None and timezone.now() >= cutoff:
+        if hold is None and cutoff_at is not None and time.time() >= cutoff_at:
             # Past half the lease: another worker may take the batch back once it expires,
             # so no send starts now; the unsent rows go back to the queue.
             outcomes.release(notification.pk)
@@ -209,13 +213,13 @@ def _process(
                 outcomes.defer(notification.pk, taken.until, taken.reason)
                 continue
             # A send after a lost connection gets a new one (its channel may query).
-            lifecycle.drop_if_unusable(using)
+            lifecycle.drop_if_unusable(using, connection)
             if in_transaction:
                 # A channel's database error must not break the caller's transaction.
                 with transaction.atomic(using=using):
-                    delivery = deliver(notification, locale)
+                    delivery = deliver(notification, locale, recipient_locale)
             else:
-                delivery = deliver(notification, locale)
+                delivery = deliver(notification, locale, recipient_locale)
             if taken is not None:
                 assert pacer is not None
                 # Cancelled or broken before its send: nothing was transmitted, the slot goes back.

@@ -103,6 +103,10 @@ class BaseChannel(Triggerable):
         send anything."""
         return None
 
+    # This default has no address whatever the notification: the suppression policy skips
+    # every row of a class that keeps it, without building the channel per row.
+    get_address.never_an_address = True  # type: ignore[attr-defined]
+
     def record(self, result: Any) -> None:
         """Keep what the provider answered: set ``provider_message_id`` to its id of the
         message, if it gave one. Does nothing by default."""

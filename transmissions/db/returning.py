@@ -57,17 +57,28 @@ class ReturningDialect(Dialect):
         # One locking read by the unique key: PostgreSQL takes no gap locks (a key nobody
         # holds locks nothing), and re-checks the row after waiting for a claim that had it,
         # which released the key; SQLite has a single writer.
-        return self._waiting_digest().filter(active_key=key).first()  # type: ignore[no-any-return]
+        return self.locked_digest(f"{self.column('active_key')} = %s", [key])
 
     def _with_defaults(self, rows: Sequence[dict[str, Any]]) -> Sequence[dict[str, Any]]:
         # A raw INSERT gets none of the model's defaults: give the rows the NOT NULL columns
         # they leave out (a column added later, say), as save() would.
-        missing = {
-            f.attname: f.get_default()
-            for f in self.model._meta.concrete_fields
-            if not f.null and f.has_default() and f.attname not in rows[0]
-        }
-        return [{**row, **missing} for row in rows] if missing else rows
+        columns = tuple(rows[0])
+        fields = self._defaulted.get(columns)
+        if fields is None:
+            fields = self._defaulted[columns] = tuple(
+                f
+                for f in self.model._meta.concrete_fields
+                if not f.null and f.has_default() and f.attname not in rows[0]
+            )
+        if not fields:
+            return rows
+        missing = {f.attname: f.get_default() for f in fields}
+        return [{**row, **missing} for row in rows]
+
+    @functools.cached_property
+    def _defaulted(self) -> dict[tuple[str, ...], tuple[Any, ...]]:
+        # By the columns a row gives: the NOT NULL columns with a default it leaves out.
+        return {}
 
     def _adapt(self, columns: tuple[str, ...], rows: Sequence[dict[str, Any]]) -> list[list[Any]]:
         # The rows of one fan-out share their datetimes: adapt each object once.

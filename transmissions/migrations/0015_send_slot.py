@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('transmissions', '0013_digests'),
+        ('transmissions', '0014_digest_frequency'),
     ]
 
     operations = [
