@@ -17,6 +17,8 @@ from tests.utils import make_user, statements
 from transmissions import TriggerBehavior, message
 from transmissions.channels import sms
 from transmissions.channels.base import BaseChannel
+from transmissions.channels.email import DefaultEmailMessage
+from transmissions.channels.push import PushMessage
 from transmissions.escalation import FAILED, Escalation, EscalationPolicy, Step, check_escalations
 from transmissions.exceptions import AlreadyRegistered, InvalidTrigger, MessageRegistrationError
 from transmissions.models import Notification
@@ -311,7 +313,7 @@ def throwaway():
     yield register
     for name in names:
         registry.unregister(name)
-    for name in ("bad", "prefs", "taken"):
+    for name in ("bad", "prefs", "taken", "devices"):
         escalations.unregister(name)
 
 
@@ -562,3 +564,31 @@ def test_trigger_many_with_the_events_behaviours_and_keys():
     assert pending[0].pk < pending[1].pk
     with pytest.raises(InvalidTrigger, match="is given to two users"):
         reply.trigger_many([ada, bob], idempotency_key=lambda u: "same")
+
+
+def test_a_push_step_without_a_device_is_skipped_and_the_email_still_goes(throwaway):
+    """The real PushMessage: a user with no active device skips the push step (CANCELLED with the
+    channel's reason), and the email step after it is sent."""
+    entry = throwaway("dev-entry", channel="inapp")
+    push = message("dev-push", title="New reply", body="Someone replied")(
+        type("DevPush", (PushMessage,), {"__module__": __name__})
+    )
+    email = message("dev-email", subject="A reply", body="Someone replied")(
+        type("DevEmail", (DefaultEmailMessage,), {"__module__": __name__})
+    )
+    try:
+        chain = [Step(entry), Step(push, after=15 * MIN), Step(email, after=60 * MIN)]
+        devices = Escalation("devices", chain)
+        ada = make_user()
+        start = timezone.now()
+        steps = devices.trigger(ada, datetime_scheduled=start)
+        for minutes in (0, 15, 60):
+            at(start, minutes)
+        assert [s for _, s in states(steps)] == ["SUCCESSFULLY_SENT", "CANCELLED", "SUCCESSFULLY_SENT"]
+        assert Notification.objects.get(pk=steps[1].pk).reason == (
+            "the user has no active push device (webpush, fcm, apns)"
+        )
+        assert [m.to for m in mail.outbox] == [[ada.email]]
+    finally:
+        registry.unregister("dev-push")
+        registry.unregister("dev-email")

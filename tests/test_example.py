@@ -80,7 +80,21 @@ def test_demo_runs_twice_on_the_same_database(tmp_path):
     held = query(tmp_path, "SELECT COUNT(*) FROM transmissions_notification WHERE status = -2 "
                  "AND trigger_name = 'new-comment' AND reason LIKE 'opted-out: %'")[0][0]  # fmt: skip
     assert opted.startswith(f"{held} of the cancelled") and held <= cancelled
-    # Replies walk in-app -> SMS -> email; an entry read before the email was due saved it.
+    # Replies walk in-app -> push -> email; an entry read before the email was due saved it.
+    # The pushes went, as Web Push, to the stand-in push service on 127.0.0.1, which decrypted
+    # each one: the summary's counts are the database's.
+    push_line = next(line for line in out.splitlines() if " reply pushes sent: " in line)
+    pushes = "SELECT COUNT(*) FROM transmissions_notification WHERE trigger_name = 'reply-push' AND "
+    pushed = query(tmp_path, pushes + "status = 1 AND provider_message_id LIKE 'https://127.0.0.1:%'")[0][0]
+    no_browser = query(tmp_path, pushes + "status = -2 AND reason LIKE '%has no active push device%'")[0][0]
+    push_saved = query(tmp_path, pushes + "status = -2 AND reason LIKE 'seen: %'")[0][0]
+    assert push_line.startswith(f"{pushed} reply pushes sent: {pushed} Web Push messages reached ")
+    assert f"; {push_saved} saved, their entry read first; {no_browser} skipped, " in push_line
+    assert pushed > 0
+    browsers = query(tmp_path, "SELECT COUNT(*) FROM push_notifications_webpushdevice")[0][0]
+    assert f"Browsers   {browsers} users allow push: Web Push subscriptions to https://127.0.0.1:" in out
+    assert query(tmp_path, "SELECT COUNT(*) FROM transmissions_notification "
+                 "WHERE trigger_name = 'reply-sms'") == [(0,)]  # fmt: skip
     saved_line = next(line for line in out.splitlines() if " reply emails saved: " in line)
     saved = query(tmp_path, "SELECT COUNT(*) FROM transmissions_notification WHERE status = -2 "
                   "AND trigger_name = 'reply-email' AND reason LIKE 'seen: %'")[0][0]  # fmt: skip
@@ -162,8 +176,12 @@ def test_demo_with_a_real_celery_worker(tmp_path):
         if os.environ.get("TRANSMISSIONS_REQUIRE_SERVICES") == "1":
             pytest.fail("Redis is not running on 127.0.0.1:6379")
         pytest.skip("Redis is not running on 127.0.0.1:6379")
-    result = demo(tmp_path, "--users", "8", "--later", "2", broker="redis://127.0.0.1:6379/14")
+    result = demo(tmp_path, "--users", "8", "--later", "2", "--seed", "3", broker="redis://127.0.0.1:6379/14")
     assert result.returncode == 0, result.stderr
     assert "with a Celery worker on redis://127.0.0.1:6379/14" in result.stdout
+    # The worker process sent the pushes to the demo's push service (it trusts its certificate).
+    push_line = next(line for line in result.stdout.splitlines() if " reply pushes sent: " in line)
+    pushed = int(push_line.split()[0])
+    assert pushed > 0 and f" sent: {pushed} Web Push messages reached " in push_line
     assert summary_total(result.stdout)[-1] == 0
     assert set(statuses(tmp_path)) <= {1, -1, -2}

@@ -94,9 +94,8 @@ class Reporter(threading.Thread):
         self.progress.update(self.created - left, note)
 
 
-def process(since, created, progress, timeout, on_beat=None):
-    """Send the task until no notification created since ``since`` is waiting; call ``on_beat()``
-    after each beat (the users' doings while the notifications go out)."""
+def process(since, created, progress, timeout):
+    """Send the task until no notification created since ``since`` is waiting."""
     waiting = Notification.objects.filter(datetime_created__gte=since).pending()
     # A queue of this run's own: another demo's worker on the same broker must not
     # take our task (it would process its own database, not ours).
@@ -118,8 +117,6 @@ def process(since, created, progress, timeout, on_beat=None):
                 # Eager (no broker): the task runs here and now.
                 process_all_notifications.apply_async(queue=queue)
             time.sleep(TICK)
-            if on_beat is not None:
-                on_beat()
     finally:
         reporter.stopped.set()
         reporter.join()
