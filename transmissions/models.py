@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.conf import settings
@@ -30,6 +31,7 @@ from transmissions.status import (
 )
 
 _UNSET = object()
+logger = logging.getLogger("transmissions")
 
 __all__ = [
     "DeliveryEvent",
@@ -313,10 +315,14 @@ class Notification(models.Model):
         if not self.escalation or self.datetime_seen is not None:
             return 0
         steps = type(self)._default_manager.using(self._state.db).filter(escalation=self.escalation)
-        return steps.cancel(
+        reason = (
             f"{SEEN_CODE}: step {self.trigger_name} (notification {self.pk}) was seen "
             "before this step was due"
         )
+        cancelled = int(steps.cancel(reason))
+        if cancelled:
+            logger.info("Cancelled %d waiting escalation step(s): %s", cancelled, reason)
+        return cancelled
 
     def cancel_escalation(self, reason: str = "the event was cancelled by the application") -> int:
         """Cancel every waiting step of this notification's escalation in one UPDATE; return how many.

@@ -113,8 +113,9 @@ class LikesUpdate(InAppMessage):
         return f"Your posts now have {likes} like{plural} (latest on “{_title(self.content)}”)"
 
 
-# A one-time sign-in code: a secret, so the row is deleted once it is sent.
-@message("login-code", behavior=TriggerBehavior.DELETE_AFTER_PROCESSING)
+# A one-time sign-in code: a secret, so the row is deleted once it is sent; urgent, so it
+# is sent inside its user's quiet hours too.
+@message("login-code", behavior=TriggerBehavior.DELETE_AFTER_PROCESSING, urgent=True)
 class LoginCodeSMS(DefaultSMSMessage):
     def create_message(self):
         return f"Your sign-in code is {self.data['code']}. It expires in 10 minutes."

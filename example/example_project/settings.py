@@ -89,6 +89,10 @@ LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("de", "Deutsch")]
 LOCALE_PATHS = [BASE_DIR / "community" / "locale"]
 TRANSMISSIONS_RECIPIENT_LANGUAGE = "language"
+# Each user's time zone (User.timezone; empty: TIME_ZONE), and quiet hours 22:00-07:00 in it
+# for those who set one: nothing but in-app entries and urgent messages is sent in their night.
+TRANSMISSIONS_RECIPIENT_TIMEZONE = "timezone"
+TRANSMISSIONS_QUIET_HOURS_SOURCE = "community.models.quiet_hours_of"
 STATIC_URL = "static/"
 
 # Emails are files you can open: one per message in sent_emails/ (read by `demo`).

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
-from django.db.models import Count
+from django.db.models import Count, Max, Min
 from django.utils import timezone
 
 from community.demo.process import check_broker, process
@@ -122,6 +122,7 @@ class Command(BaseCommand):
             f"{opted_out} of the cancelled were opted out: {tally.opted_out_users} users turned comment "
             "emails off after they were triggered (the worker reads preferences when it sends)"
         )
+        self.quiet_hours(since, tally)
         self.replies(since, push)
         self.delivery(since, rng)
         self.where_to_look(time.monotonic() - started)
@@ -148,6 +149,20 @@ class Command(BaseCommand):
             f"{saved} reply emails saved: {seen} of {entries.count()} in-app reply entries were read during "
             "the run, and each one read before its email was due cancelled it (reason 'seen: ...'; "
             "docs/escalation.md)"
+        )
+
+    def quiet_hours(self, since, tally):
+        """The notifications quiet hours hold: due at 07:00 their recipients' time, after the run."""
+        held = Notification.objects.filter(datetime_created__gte=since, status=Notification.Status.CREATED)
+        held = held.held("quiet-hours")
+        span = held.aggregate(first=Min("datetime_scheduled"), last=Max("datetime_scheduled"))
+        until = "" if span["first"] is None else span["first"].strftime("%H:%M")
+        if span["last"] is not None and span["last"].strftime("%H:%M") != until:
+            until += "-" + span["last"].strftime("%H:%M")
+        self.stdout.write(
+            f"{held.count()} held by quiet hours until {until or '-'} UTC (07:00 their time; the 'waiting' "
+            f"column): {tally.asleep_users} users live where it is night now (User.timezone); their sign-in "
+            "codes (urgent) and in-app entries went out"
         )
 
     def delivery(self, since, rng):
