@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.conf import settings
@@ -30,6 +31,7 @@ from transmissions.status import (
 )
 
 _UNSET = object()
+logger = logging.getLogger("transmissions")
 
 __all__ = [
     "DeliveryEvent",
@@ -37,6 +39,7 @@ __all__ = [
     "DigestItem",
     "Notification",
     "Preference",
+    "SendSlot",
     "Suppression",
     "TriggerBehavior",
 ]
@@ -312,10 +315,14 @@ class Notification(models.Model):
         if not self.escalation or self.datetime_seen is not None:
             return 0
         steps = type(self)._default_manager.using(self._state.db).filter(escalation=self.escalation)
-        return steps.cancel(
+        reason = (
             f"{SEEN_CODE}: step {self.trigger_name} (notification {self.pk}) was seen "
             "before this step was due"
         )
+        cancelled = int(steps.cancel(reason))
+        if cancelled:
+            logger.info("Cancelled %d waiting escalation step(s): %s", cancelled, reason)
+        return cancelled
 
     def cancel_escalation(self, reason: str = "the event was cancelled by the application") -> int:
         """Cancel every waiting step of this notification's escalation in one UPDATE; return how many.
@@ -413,6 +420,35 @@ class Suppression(models.Model):
 
     def __str__(self) -> str:
         return f"{self.address} ({self.channel})"
+
+
+class SendSlot(models.Model):
+    """One of the ``N`` slots of a send rate "N per period" (``sendrate.py``).
+
+    A worker takes a free slot before each transmit of a rate-limited channel and frees it
+    once the transmit returned, a period later: so two transmits through one slot are a
+    period apart, and any period holds at most ``N`` of them. Rows are made on first use;
+    nothing else reads or writes them.
+    """
+
+    # The channel kind ("email") or the message class's ``send_rate_key``.
+    key = models.CharField(max_length=CHANNEL_MAX_LENGTH)
+    number = models.PositiveIntegerField()
+    # When the slot may be taken again; while a transmit holds it, its batch's lease plus a
+    # period (so a worker that died holding it frees it a period after its claim expired).
+    free_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("send slot")
+        verbose_name_plural = _("send slots")
+        constraints = [
+            models.UniqueConstraint(fields=["key", "number"], name="transmissions_send_slot_once"),
+        ]
+        # A take reads a key's earliest slot: without it, a scan of all its slots each time.
+        indexes = [models.Index(fields=["key", "free_at"], name="transmissions_slot_earliest")]
+
+    def __str__(self) -> str:
+        return f"{self.key} #{self.number}: free at {self.free_at.isoformat()}"
 
 
 class Preference(models.Model):
