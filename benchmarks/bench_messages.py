@@ -37,6 +37,14 @@ class ThrottledMessage(NoopChannel):
     pass
 
 
+@message("bench-digest", digest=datetime.timedelta(hours=1))
+class DigestMessage(NoopChannel):
+    """An hourly digest per user; its send reads the items, as a digest's email would."""
+
+    def send(self) -> None:
+        assert [item.data for item in self.digest_items]
+
+
 @message("bench-last-only", behavior=TriggerBehavior.LAST_ONLY)
 class LastOnlyMessage(NoopChannel):
     pass

@@ -79,6 +79,69 @@ def claim_and_mark(conn: Any, db: str, batch_size: int) -> int:
         total += len(ids)
 
 
+def digests(conn: Any, db: str, user_ids: list[int], per_user: int) -> None:
+    """The durable work of ``workloads.digests``: per item, in its own transaction, lock the
+    user's open digest (or insert it) and insert the item; then claim the due digests in
+    batches of 100, read their items and mark them sent."""
+    import pickle
+
+    p = _ph(db)
+    lock = " FOR NO KEY UPDATE" if db == "postgres" else ""
+    at = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=2)
+    due = at + datetime.timedelta(hours=1)
+    if db == "sqlite":
+        at, due = (d.replace(tzinfo=None).isoformat(" ") for d in (at, due))
+    find = f"SELECT id FROM {TABLE} WHERE active_key = {p} AND status = 0{lock}"
+    head = (
+        f"INSERT INTO {TABLE} ({COLUMNS}, digest_key) VALUES ({', '.join([p] * 9)}) "
+        "ON CONFLICT DO NOTHING RETURNING id"
+    )
+    item = (
+        "INSERT INTO transmissions_digestitem (digest_id, target_user_id, data, datetime_created) "
+        f"VALUES ({p}, {p}, {p}, {p})"
+    )
+    for i in range(per_user):
+        data = pickle.dumps({"comment": i})
+        for user_id in user_ids:
+            key = f"bench-digest:{user_id}"
+            conn.execute("BEGIN")
+            row = conn.execute(find, (f"l:digest+{key}",)).fetchone()
+            if row is None:
+                values = (
+                    uuid.uuid4().hex[:22],
+                    "bench-digest",
+                    user_id,
+                    at,
+                    due,
+                    0,
+                    0,
+                    f"l:digest+{key}",
+                    key,
+                )
+                row = conn.execute(head, values).fetchone()
+            conn.execute(item, (row[0], user_id, data, at))
+            conn.execute("COMMIT")
+    skip = " FOR UPDATE SKIP LOCKED" if db == "postgres" else ""
+    claim = (
+        f"UPDATE {TABLE} SET status = 2, attempts = attempts + 1, dedup_key = NULL WHERE id IN ("
+        f"SELECT id FROM {TABLE} WHERE status = 0 AND datetime_scheduled <= {p} "
+        f"AND datetime_processed IS NULL ORDER BY datetime_scheduled LIMIT 100{skip}) RETURNING id"
+    )
+    sent = 0
+    while ids := [r[0] for r in conn.execute(claim, (_now(db),)).fetchall()]:
+        marks = ", ".join([p] * len(ids))
+        items = conn.execute(
+            f"SELECT digest_id, data FROM transmissions_digestitem WHERE digest_id IN ({marks}) ORDER BY id",
+            ids,
+        ).fetchall()
+        assert all(pickle.loads(data) for _, data in items)
+        conn.execute(
+            f"UPDATE {TABLE} SET status = 1, datetime_processed = {p} WHERE id IN ({marks})", [_now(db), *ids]
+        )
+        sent += len(ids)
+    assert sent == len(user_ids), (sent, len(user_ids))
+
+
 def due_query_ms(conn: Any, db: str, batch_size: int, repeat: int) -> list[float]:
     """Time the due-query (the SELECT a claim runs) ``repeat`` times; return milliseconds."""
     import time

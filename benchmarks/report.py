@@ -20,6 +20,9 @@ HERE = Path(__file__).resolve().parent
 CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE SAVEPOINT")
 FAN_OUT = 10_000
 WORKERS = 4
+# The digest workload: users, and items per user (issue 16: 1,000 x 20).
+DIGEST_USERS = 1000
+DIGEST_ITEMS = 20
 BURST = 2000
 
 
@@ -148,6 +151,26 @@ def run(args: Any, cli: str) -> None:
         "notifications/s",
         ours,
         "raw multi-row INSERT",
+        base,
+        ours / base,
+    )
+
+    digest_users = ids[: max(1, min(DIGEST_USERS, n // DIGEST_ITEMS))]
+    items = len(digest_users) * DIGEST_ITEMS
+    ours, base = rates(
+        rounds,
+        items,
+        [
+            (clear, lambda: w.digests(users[: len(digest_users)], DIGEST_ITEMS)),
+            (clear, lambda: w.raw_digests(conn, db, digest_users, DIGEST_ITEMS)),
+        ],
+    )
+    table.add(
+        f"digests: {len(digest_users):,} users x {DIGEST_ITEMS} items into hourly digests, "
+        "each a trigger, then the digests sent",
+        "items/s",
+        ours,
+        "raw SQL: per item lock or insert the digest, insert the item; claim, read, mark",
         base,
         ours / base,
     )

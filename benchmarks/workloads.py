@@ -5,12 +5,14 @@ Every function returns ``(count, seconds)``; the tables are emptied before each 
 
 from __future__ import annotations
 
+import datetime
 import time
 from typing import Any
 
 from django.core import mail
 from django.core.mail import EmailMessage
 from django.db import connection
+from django.utils import timezone
 
 from benchmarks import bench_messages as m
 from benchmarks import raw, run
@@ -19,7 +21,12 @@ from transmissions.worker import process_all_notifications
 
 
 def clear(db: str) -> None:
-    tables = ["transmissions_notification", "post_office_email", "post_office_log"]
+    tables = [
+        "transmissions_digestitem",
+        "transmissions_notification",
+        "post_office_email",
+        "post_office_log",
+    ]
     with connection.cursor() as cursor:
         if db == "postgres":
             cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
@@ -77,6 +84,27 @@ def trigger_throttled(users: list[Any], n: int) -> float:
             m.ThrottledMessage.trigger(users[i % len(users)])
 
     return timed(run)
+
+
+def digests(users: list[Any], per_user: int) -> float:
+    """``per_user`` items for each user into hourly digests (the items interleaved, as comments
+    arrive), triggered an hour and more ago so the digests are due; then every digest sent."""
+    at = timezone.now() - datetime.timedelta(hours=2)
+
+    def run() -> None:
+        for i in range(per_user):
+            for user in users:
+                m.DigestMessage.trigger(user, data={"comment": i}, datetime_scheduled=at)
+        sent = 0
+        while taken := process_all_notifications(batch_size=100, time_limit=3600):
+            sent += taken
+        assert sent == len(users), (sent, len(users))
+
+    return timed(run)
+
+
+def raw_digests(conn: Any, db: str, user_ids: list[int], per_user: int) -> float:
+    return timed(raw.digests, conn, db, user_ids, per_user)
 
 
 def raw_single_inserts(conn: Any, db: str, user_ids: list[int], n: int, keyed: bool) -> float:

@@ -168,20 +168,25 @@ def _events(args: argparse.Namespace) -> dict:
     return {"stored": stored}
 
 
-def _optout(args: argparse.Namespace) -> dict:
-    """Turn "comments" off on "memo" for each user of ``args.users``, one commit each; return the
-    time each commit had returned by."""
+def _optout(args: argparse.Namespace, enabled: bool = False) -> dict:
+    """Turn "comments" off (``optin``: on) on "memo" for each user of ``args.users``, one commit
+    each; return the time each commit had returned by, and the time each call began."""
     from tests.models import User
     from transmissions.preferences import set_preference
 
     users = list(User.objects.filter(pk__in=[int(pk) for pk in args.users.split(",")]).order_by("?"))
     _wait_for_go(args.barrier)
-    off = {}
+    off, began = {}, {}
     for user in users:
-        set_preference(user, "comments", "memo", False)  # autocommit: committed on return
+        began[user.pk] = time.time()
+        set_preference(user, "comments", "memo", enabled)  # autocommit: committed on return
         off[user.pk] = time.time()
         time.sleep(0.002)
-    return {"off": off}
+    return {"off": off, "began": began}
+
+
+def _optin(args: argparse.Namespace) -> dict:
+    return _optout(args, enabled=True)
 
 
 def _seen(args: argparse.Namespace) -> dict:
@@ -213,7 +218,9 @@ def main(argv: list[str] | None = None) -> None:
         execute_from_command_line(["manage.py", *argv[1:]])
         return
     parser = argparse.ArgumentParser()
-    parser.add_argument("role", choices=["trigger", "event", "process", "events", "optout", "seen", "send"])
+    parser.add_argument(
+        "role", choices=["trigger", "event", "process", "events", "optout", "optin", "seen", "send"]
+    )
     parser.add_argument("--barrier")
     parser.add_argument("--user", type=int)
     parser.add_argument("--names", default="")
@@ -226,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ids", help="send: a JSON file of notification ids")
     parser.add_argument("--key", help="trigger: the idempotency key of every call")
-    parser.add_argument("--users", help="optout, seen, trigger --key: comma-separated user ids")
+    parser.add_argument("--users", help="optout, optin, seen, trigger --key: comma-separated user ids")
     args = parser.parse_args(argv)
     configure_django()
     roles = {
@@ -235,6 +242,7 @@ def main(argv: list[str] | None = None) -> None:
         "process": _process,
         "events": _events,
         "optout": _optout,
+        "optin": _optin,
         "seen": _seen,
         "send": _send,
     }

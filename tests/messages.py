@@ -393,3 +393,8 @@ class DigestedByPostMessage(DigestRecordingChannel):
 @message("digested-lookback", digest=datetime.timedelta(hours=1), digest_lookback=True)
 class DigestedLookbackMessage(DigestRecordingChannel):
     """The first trigger after a quiet hour now, the rest an hour after it."""
+
+
+@message("digested-comments", digest=datetime.timedelta(hours=1), category="comments", channel="memo")
+class DigestedCommentsMessage(DigestRecordingChannel):
+    """An hourly digest of a category: its recipients may choose another frequency."""

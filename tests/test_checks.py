@@ -66,6 +66,12 @@ def test_defaults_pass():
         ({"TRANSMISSIONS_IDEMPOTENCY_WINDOW": 0}, "transmissions.E080"),
         ({"TRANSMISSIONS_IDEMPOTENCY_WINDOW": "1h"}, "transmissions.E080"),
         ({"TRANSMISSIONS_IDEMPOTENCY_WINDOW": datetime.timedelta(0)}, "transmissions.E080"),
+        ({"TRANSMISSIONS_DIGEST_FREQUENCIES": {}}, "transmissions.E082"),
+        ({"TRANSMISSIONS_DIGEST_FREQUENCIES": [("hourly", 3600)]}, "transmissions.E082"),
+        ({"TRANSMISSIONS_DIGEST_FREQUENCIES": {"hourly": "1h"}}, "transmissions.E082"),
+        ({"TRANSMISSIONS_DIGEST_FREQUENCIES": {"hourly": -1}}, "transmissions.E082"),
+        ({"TRANSMISSIONS_DIGEST_FREQUENCIES": {"past": datetime.timedelta(-1)}}, "transmissions.E082"),
+        ({"TRANSMISSIONS_DIGEST_FREQUENCIES": {"": 60}}, "transmissions.E082"),
         ({"TRANSMISSION_USER_MODEL": "auth.User"}, "transmissions.E100"),
     ],
 )

@@ -34,6 +34,7 @@ from tests.notifications import (
 from tests.policies import CLAIM_LOG_ENV
 from tests.utils import make_user
 from transmissions.models import DeliveryEvent, DigestItem, Notification, Suppression
+from transmissions.preferences import set_preference
 
 pytestmark = server_db
 ESCALATION = "transmissions.escalation.EscalationPolicy"
@@ -343,6 +344,48 @@ def test_an_opt_out_committed_before_a_claim_is_never_sent(tmp_path):
     for pk in held:
         assert rows[pk].reason.startswith("opted-out: "), rows[pk].reason
     # The race really happened: some were sent before their user's opt-out, some held.
+    assert sent and held
+
+
+def test_an_opt_in_racing_with_workers_decides_by_what_committed_before_the_read(tmp_path):
+    """The other direction: 150 users have turned the category off, and a third process turns
+    it back on for them one by one while two workers process their notifications. A sent one
+    was read after its user's opt-in began (never one the user was still opted out of when
+    it was claimed and read); a held one was claimed before the opt-in returned; none is lost."""
+    users = [make_user(f"u{i}") for i in range(150)]
+    for user in users:
+        set_preference(user, "comments", "memo", False)
+    DurableComment.trigger_many(users)
+    ids = set(Notification.objects.values_list("pk", flat=True))
+    log, claims = tmp_path / "sent.log", tmp_path / "claims.log"
+    policies = ["tests.policies.ClaimLog", "transmissions.preferences.PreferencePolicy"]
+    env = child_env(
+        db_name(),
+        {"TRANSMISSIONS_POLICIES": policies},
+        **{SEND_LOG_ENV: str(log), SEND_DELAY_ENV: "0.004", CLAIM_LOG_ENV: str(claims)},
+    )
+    worker = ["process", "--loop", "--batch-size", "5"]
+    optin = ["optin", "--users", ",".join(str(u.pk) for u in users)]
+    *_, out = run_together(tmp_path, env, [worker, worker, optin])
+
+    began = {int(pk): at for pk, at in out["began"].items()}
+    returned = {int(pk): at for pk, at in out["off"].items()}
+    assert len(began) == len(returned) == 150
+    claimed = {int(pk): float(at) for pk, at in (line.split() for line in claims.read_text().splitlines())}
+    with open(log) as f:
+        sent_at = {int(pk): float(at) for pk, _pid, at in (line.split() for line in f)}
+    rows = {n.pk: n for n in Notification.objects.all()}
+    sent = read_send_log(log)
+    assert len(sent) == len(set(sent))  # once each
+    assert {pk for pk, n in rows.items() if n.status == S.SUCCESSFULLY_SENT} == set(sent)
+    held = {pk for pk, n in rows.items() if n.status == S.CANCELLED}
+    assert held | set(sent) == ids
+    for pk in sent:  # its preference was read (after the claim, before the send) turned on
+        assert sent_at[pk] > began[rows[pk].target_user_id], pk
+    for pk in held:  # read while still off: claimed before the opt-in had returned
+        assert claimed[pk] < returned[rows[pk].target_user_id], pk
+        assert rows[pk].reason.startswith("opted-out: "), rows[pk].reason
+    # The race really happened: some held before their user's opt-in, some sent after it.
     assert sent and held
 
 

@@ -17,6 +17,8 @@ from tests.utils import make_user, statements
 from transmissions import TriggerBehavior, message
 from transmissions.channels import sms
 from transmissions.channels.base import BaseChannel
+from transmissions.channels.email import DefaultEmailMessage
+from transmissions.channels.push import PushMessage
 from transmissions.escalation import FAILED, Escalation, EscalationPolicy, Step, check_escalations
 from transmissions.exceptions import AlreadyRegistered, InvalidTrigger, MessageRegistrationError
 from transmissions.models import Notification
@@ -135,13 +137,16 @@ def test_cancelling_the_event_cancels_every_waiting_step_in_one_update():
     assert Notification.objects.filter(escalation=again[0].escalation, status=S.CANCELLED).count() == 4
 
 
-def test_marking_seen_cancels_the_later_steps_in_one_update():
+def test_marking_seen_cancels_the_later_steps_in_one_update(caplog):
     ada = make_user()
     steps = reply.trigger(ada)
     process_all_notifications()
     entry = Notification.objects.get(pk=steps[0].pk)
-    with CaptureQueriesContext(connection) as ctx:
+    with CaptureQueriesContext(connection) as ctx, caplog.at_level("INFO", logger="transmissions"):
         assert entry.mark_seen() == 3  # the steps it cancelled
+    assert f"Cancelled 3 waiting escalation step(s): seen: step reply-inapp (notification {entry.pk})" in (
+        caplog.text
+    )
     # The seen UPDATE and the cancelling UPDATE, nothing else.
     assert len(statements(ctx)) == 2
     assert Notification.objects.filter(escalation=entry.escalation, status=S.CANCELLED).count() == 3
@@ -150,12 +155,13 @@ def test_marking_seen_cancels_the_later_steps_in_one_update():
     assert statements(ctx) == []
 
 
-def test_the_inbox_marking_its_feed_seen_cancels_the_later_steps():
+def test_the_inbox_marking_its_feed_seen_cancels_the_later_steps(caplog):
     ada, bob = make_user(), make_user("bob")
     mine, theirs = reply.trigger(ada), reply.trigger(bob)
     process_all_notifications()
-    with CaptureQueriesContext(connection) as ctx:
+    with CaptureQueriesContext(connection) as ctx, caplog.at_level("INFO", logger="transmissions"):
         assert ada.notifications.feed().mark_seen() == 1
+    assert "Cancelled 3 waiting escalation step(s): seen: " in caplog.text  # in the logs too
     assert len(statements(ctx)) == 2  # cancel the steps, mark the entries
     assert Notification.objects.filter(escalation=mine[0].escalation, status=S.CANCELLED).count() == 3
     assert Notification.objects.filter(escalation=theirs[0].escalation, status=S.CREATED).count() == 3
@@ -311,7 +317,7 @@ def throwaway():
     yield register
     for name in names:
         registry.unregister(name)
-    for name in ("bad", "prefs", "taken"):
+    for name in ("bad", "prefs", "taken", "devices"):
         escalations.unregister(name)
 
 
@@ -323,6 +329,7 @@ def test_declarations_are_validated(throwaway):
     keyed = throwaway("esc-keyed", behavior=TriggerBehavior.TRIGGER_ONCE)
     cat = throwaway("esc-cat", category="comments", channel="memo")
     throttled = throwaway("esc-throttled", channel="memo", throttle=(3, datetime.timedelta(hours=1)))
+    digested = throwaway("esc-digested", channel="memo", digest=datetime.timedelta(hours=1))
 
     class Unregistered(_Memo):
         pass
@@ -333,7 +340,8 @@ def test_declarations_are_validated(throwaway):
         ("bad", [Step(a), "b"], None, "is not a Step"),
         ("bad", [Step(a), Step(Unregistered)], None, "not registered with @message"),
         ("bad", [Step(a), Step(keyed)], None, "must keep the DEFAULT behaviour"),
-        ("bad", [Step(a), Step(throttled)], None, "cannot be throttled on its own"),
+        ("bad", [Step(a), Step(throttled)], None, "has a throttle; an escalation writes its steps"),
+        ("bad", [Step(a), Step(digested)], None, "has a digest; an escalation writes its steps"),
         ("bad", [Step(a, after=MIN), Step(b)], None, "no earlier than the step before it"),
         ("bad", [Step(a), Step(b, when="sometimes")], None, "UNSEEN or FAILED"),
         ("bad", [Step(c), Step(d)], None, "at most one step may be in-app"),
@@ -562,3 +570,49 @@ def test_trigger_many_with_the_events_behaviours_and_keys():
     assert pending[0].pk < pending[1].pk
     with pytest.raises(InvalidTrigger, match="is given to two users"):
         reply.trigger_many([ada, bob], idempotency_key=lambda u: "same")
+
+
+def test_a_push_step_without_a_device_is_skipped_and_the_email_still_goes(throwaway):
+    """The real PushMessage: a user with no active device skips the push step (CANCELLED with the
+    channel's reason), and the email step after it is sent."""
+    entry = throwaway("dev-entry", channel="inapp")
+    push = message("dev-push", title="New reply", body="Someone replied")(
+        type("DevPush", (PushMessage,), {"__module__": __name__})
+    )
+    email = message("dev-email", subject="A reply", body="Someone replied")(
+        type("DevEmail", (DefaultEmailMessage,), {"__module__": __name__})
+    )
+    try:
+        chain = [Step(entry), Step(push, after=15 * MIN), Step(email, after=60 * MIN)]
+        devices = Escalation("devices", chain)
+        ada = make_user()
+        start = timezone.now()
+        steps = devices.trigger(ada, datetime_scheduled=start)
+        for minutes in (0, 15, 60):
+            at(start, minutes)
+        assert [s for _, s in states(steps)] == ["SUCCESSFULLY_SENT", "CANCELLED", "SUCCESSFULLY_SENT"]
+        assert Notification.objects.get(pk=steps[1].pk).reason == (
+            "the user has no active push device (webpush, fcm, apns)"
+        )
+        assert [m.to for m in mail.outbox] == [[ada.email]]
+    finally:
+        registry.unregister("dev-push")
+        registry.unregister("dev-email")
+
+
+def test_a_requeued_last_step_takes_its_events_key_back():
+    """TRIGGER_ONCE: the event's key is its last step's; requeueing that step (the admin's action)
+    makes the event pending again, so a new trigger is refused while it waits."""
+    ada = make_user()
+    steps = once.trigger(ada)
+    assert once.cancel(steps) == 2
+    assert Notification.objects.filter(pk__in=[n.pk for n in steps]).requeue() == (2, 0)
+    assert once.trigger(ada) == []
+    Notification.objects.filter(pk=steps[1].pk).cancel()
+    assert len(once.trigger(ada)) == 2
+    # A DEFAULT event's steps get no key back.
+    plain = reply.trigger(ada)
+    reply.cancel(plain)
+    Notification.objects.filter(pk__in=[n.pk for n in plain]).requeue()
+    keys = Notification.objects.filter(escalation=plain[0].escalation).values_list("dedup_key", flat=True)
+    assert set(keys) == {None}

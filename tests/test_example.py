@@ -56,6 +56,13 @@ def summary_total(stdout):
     return [int(x) for x in line.split()[1:]]
 
 
+def held_by_quiet_hours(stdout):
+    """The summary's count of notifications quiet hours hold (due after the run)."""
+    line = next(line for line in stdout.splitlines() if " held by quiet hours until " in line)
+    assert "users live where it is night now" in line, line
+    return int(line.split()[0])
+
+
 def test_demo_runs_twice_on_the_same_database(tmp_path):
     first = demo(tmp_path, "--users", "6", "--later", "1", "--seed", "1")
     assert first.returncode == 0, first.stderr
@@ -74,13 +81,44 @@ def test_demo_runs_twice_on_the_same_database(tmp_path):
     assert "login-code" in out
     assert "http://127.0.0.1:8000/notifications/" in out and "sign in as demo / demo" in out
     triggered, refused, sent, cancelled, failed, broken, deleted, waiting = summary_total(out)
-    assert waiting == 0 and broken == 0 and sent > 0 and deleted > 0
+    assert broken == 0 and sent > 0 and deleted > 0
+    # One user of six sleeps (their zone's night): what is not urgent or in-app waits for their
+    # 07:00, and the demo does not wait for it. Those are all that is left waiting.
+    quiet = held_by_quiet_hours(out)
+    assert waiting == quiet
+    held_rows = query(tmp_path, "SELECT n.trigger_name, n.reason, u.timezone "
+                      "FROM transmissions_notification n JOIN community_user u "
+                      "ON u.id = n.target_user_id WHERE n.status = 0")  # fmt: skip
+    assert len(held_rows) == quiet
+    for name, reason, zone in held_rows:
+        assert reason == f"quiet-hours: the recipient's quiet hours, 22:00-07:00 in {zone}", reason
+        assert name not in ("login-code", "reply-inapp")  # urgent, in-app: sent at night too
+    asleep = query(tmp_path, "SELECT id FROM community_user WHERE timezone != ''")
+    assert len(asleep) == 1 and asleep != query(
+        tmp_path, "SELECT id FROM community_user WHERE username = 'demo'"
+    )
+    # The sleeper's sign-in codes went out anyway (urgent): three per user, none held.
+    assert (tmp_path / "sent_sms.log").read_text().count("Your sign-in code is") == 3 * 6
     # Users who turned comment emails off after they were triggered: held, with the reason.
     opted = next(line for line in out.splitlines() if " of the cancelled were opted out: " in line)
     held = query(tmp_path, "SELECT COUNT(*) FROM transmissions_notification WHERE status = -2 "
                  "AND trigger_name = 'new-comment' AND reason LIKE 'opted-out: %'")[0][0]  # fmt: skip
     assert opted.startswith(f"{held} of the cancelled") and held <= cancelled
-    # Replies walk in-app -> SMS -> email; an entry read before the email was due saved it.
+    # Replies walk in-app -> push -> email; an entry read before the email was due saved it.
+    # The pushes went, as Web Push, to the stand-in push service on 127.0.0.1, which decrypted
+    # each one: the summary's counts are the database's.
+    push_line = next(line for line in out.splitlines() if " reply pushes sent: " in line)
+    pushes = "SELECT COUNT(*) FROM transmissions_notification WHERE trigger_name = 'reply-push' AND "
+    pushed = query(tmp_path, pushes + "status = 1 AND provider_message_id LIKE 'https://127.0.0.1:%'")[0][0]
+    no_browser = query(tmp_path, pushes + "status = -2 AND reason LIKE '%has no active push device%'")[0][0]
+    push_saved = query(tmp_path, pushes + "status = -2 AND reason LIKE 'seen: %'")[0][0]
+    assert push_line.startswith(f"{pushed} reply pushes sent: {pushed} Web Push messages reached ")
+    assert f"; {push_saved} saved, their entry read first; {no_browser} skipped, " in push_line
+    assert pushed > 0
+    browsers = query(tmp_path, "SELECT COUNT(*) FROM push_notifications_webpushdevice")[0][0]
+    assert f"Browsers   {browsers} users allow push: Web Push subscriptions to https://127.0.0.1:" in out
+    assert query(tmp_path, "SELECT COUNT(*) FROM transmissions_notification "
+                 "WHERE trigger_name = 'reply-sms'") == [(0,)]  # fmt: skip
     saved_line = next(line for line in out.splitlines() if " reply emails saved: " in line)
     saved = query(tmp_path, "SELECT COUNT(*) FROM transmissions_notification WHERE status = -2 "
                   "AND trigger_name = 'reply-email' AND reason LIKE 'seen: %'")[0][0]  # fmt: skip
@@ -90,9 +128,10 @@ def test_demo_runs_twice_on_the_same_database(tmp_path):
     entries = query(tmp_path, "SELECT COUNT(*) FROM transmissions_notification "
                     "WHERE trigger_name = 'reply-inapp'")[0][0]  # fmt: skip
     assert entries > 0 and sent_emails + saved <= entries
-    assert triggered - refused == sent + cancelled + failed + broken + deleted
+    assert triggered - refused == sent + cancelled + failed + broken + deleted + waiting
     rows = statuses(tmp_path)
-    assert set(rows) <= {1, -1, -2}  # sent, failed, cancelled: nothing left waiting
+    assert set(rows) <= {1, -1, -2, 0}  # sent, failed, cancelled; CREATED: held by quiet hours
+    assert rows.get(0, 0) == quiet
     assert sum(rows.values()) == triggered - refused - deleted
     emails = list((tmp_path / "sent_emails").glob("*.log"))
     written = "".join(p.read_text() for p in emails)
@@ -102,7 +141,8 @@ def test_demo_runs_twice_on_the_same_database(tmp_path):
         written.count("Welcome to the community!"),
     )
     assert f"{german} welcome emails written in German, {english} in English" in out
-    assert german + english == 6 and english >= 1  # the demo user writes English
+    held_welcome = sum(1 for name, _, _ in held_rows if name == "welcome-email")
+    assert german + english == 6 - held_welcome and english >= 1  # the demo user writes English
     assert "welcome to the community!" in (tmp_path / "sent_sms.log").read_text()
     # The ESP's webhooks went through anymail's view over loopback HTTP: every email sent has
     # its provider id, and the events the summary counts are in the database.
@@ -127,7 +167,7 @@ def test_demo_runs_twice_on_the_same_database(tmp_path):
     # Sign-up happened once: one welcome email per user in all.
     assert query(tmp_path, "SELECT COUNT(*) FROM transmissions_notification "
                  "WHERE trigger_name = 'welcome-email'") == [(6,)]  # fmt: skip
-    assert summary_total(second.stdout)[-1] == 0
+    assert summary_total(second.stdout)[-1] == held_by_quiet_hours(second.stdout)
     assert sum(statuses(tmp_path).values()) > sum(rows.values())
 
 
@@ -162,8 +202,13 @@ def test_demo_with_a_real_celery_worker(tmp_path):
         if os.environ.get("TRANSMISSIONS_REQUIRE_SERVICES") == "1":
             pytest.fail("Redis is not running on 127.0.0.1:6379")
         pytest.skip("Redis is not running on 127.0.0.1:6379")
-    result = demo(tmp_path, "--users", "8", "--later", "2", broker="redis://127.0.0.1:6379/14")
+    result = demo(tmp_path, "--users", "8", "--later", "2", "--seed", "3", broker="redis://127.0.0.1:6379/14")
     assert result.returncode == 0, result.stderr
     assert "with a Celery worker on redis://127.0.0.1:6379/14" in result.stdout
-    assert summary_total(result.stdout)[-1] == 0
-    assert set(statuses(tmp_path)) <= {1, -1, -2}
+    # The worker process sent the pushes to the demo's push service (it trusts its certificate).
+    push_line = next(line for line in result.stdout.splitlines() if " reply pushes sent: " in line)
+    pushed = int(push_line.split()[0])
+    assert pushed > 0 and f" sent: {pushed} Web Push messages reached " in push_line
+    assert summary_total(result.stdout)[-1] == held_by_quiet_hours(result.stdout)
+    assert statuses(tmp_path).get(0, 0) == held_by_quiet_hours(result.stdout)
+    assert set(statuses(tmp_path)) <= {1, -1, -2, 0}

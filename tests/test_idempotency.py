@@ -122,7 +122,18 @@ def test_trigger_with_a_new_key_costs_one_statement(user):
     assert len(statements(ctx)) == 1, statements(ctx)
 
 
-def test_repeated_key_costs_two_statements(user):
+def test_repeated_key_costs_three_statements_in_a_transaction(user):
+    DefaultMessage.trigger(user, idempotency_key="k")
+    with CaptureQueriesContext(connection) as ctx:
+        DefaultMessage.trigger(user, idempotency_key="k")
+    # The refused INSERT, the check of what refused it (on PostgreSQL and SQLite, in a
+    # transaction: whether its user still exists), then the SELECT of the holder.
+    assert len(statements(ctx)) == 3, statements(ctx)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_repeated_key_costs_two_statements_outside_a_transaction():
+    user = make_user("ada")
     DefaultMessage.trigger(user, idempotency_key="k")
     with CaptureQueriesContext(connection) as ctx:
         DefaultMessage.trigger(user, idempotency_key="k")

@@ -74,7 +74,7 @@ def test_deferred_to_the_window_end_in_local_time_across_dst_and_sent_then(user,
         n.refresh_from_db()
         assert (n.status, n.attempts) == (S.CREATED, 0)
         assert n.datetime_scheduled == at(until)
-        assert n.reason == f"quiet-hours: user {bob.pk}'s quiet hours, 22:00-07:00 {ZONES[user]}"
+        assert n.reason == f"quiet-hours: the recipient's quiet hours, 22:00-07:00 in {ZONES[user]}"
         assert list(Notification.objects.held("quiet-hours")) == [n]
         assert SendOnceMessage.trigger(bob) is None  # its behaviour's key is intact
     with time_machine.travel(at(until) - datetime.timedelta(seconds=1), tick=False):

@@ -126,10 +126,32 @@ def _idempotency() -> list[checks.CheckMessage]:
         good = value > datetime.timedelta(0)
     else:
         good = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+    errors = []
     if not good:
         msg = "TRANSMISSIONS_IDEMPOTENCY_WINDOW must be a positive number of seconds or timedelta, "
         msg += f"not {value!r}."
-        return [_error(msg, "transmissions.E080")]
+        errors.append(_error(msg, "transmissions.E080"))
+    return errors + _digest_frequencies()
+
+
+def _digest_frequencies() -> list[checks.CheckMessage]:
+    value = conf.TRANSMISSIONS_DIGEST_FREQUENCIES
+    problem = ""
+    if not isinstance(value, dict) or not value:
+        problem = f"a non-empty dict of names to windows, not {value!r}"
+    else:
+        for name, window in value.items():
+            if not isinstance(name, str) or not 0 < len(name) <= 32:
+                problem = f"keyed by names of 1 to 32 characters, not {name!r}"
+            elif isinstance(window, datetime.timedelta):
+                problem = "" if window >= datetime.timedelta(0) else f"{name!r}: {window!r} is negative"
+            elif not isinstance(window, int | float) or isinstance(window, bool) or window < 0:
+                problem = f"{name!r}: a number of seconds (0 or more) or a timedelta, not {window!r}"
+            if problem:
+                break
+    if problem:
+        msg = f"TRANSMISSIONS_DIGEST_FREQUENCIES must be {problem}."
+        return [_error(msg, "transmissions.E082", "See docs/digests.md.")]
     return []
 
 

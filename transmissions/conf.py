@@ -123,6 +123,13 @@ class Settings:
         return self._get("TRANSMISSIONS_BATCH_MAX_BYTES", 32 * 1024 * 1024)
 
     @property
+    def TRANSMISSIONS_SEND_RATES(self) -> Any:
+        """The most transmits per second, minute, hour or day on a channel kind (or a message's
+        ``send_rate_key``), whatever the number of workers: ``{"email": "14/s", "sms": "1/s"}``
+        (``sendrate.py``). Empty (the default): no limit, and no query."""
+        return self._get("TRANSMISSIONS_SEND_RATES", {})
+
+    @property
     def TRANSMISSIONS_WAKE_UP(self) -> Any:
         """What wakes a worker when a due notification is committed: ``None`` (the beat,
         cron or ``process_notifications --loop`` finds it), ``"celery"`` or
@@ -244,6 +251,15 @@ class Settings:
         """How long a caller's idempotency key names its notification: seconds or a timedelta
         (default a day). A trigger with the key within it returns that notification."""
         return self._get("TRANSMISSIONS_IDEMPOTENCY_WINDOW", 86400)
+
+    @property
+    def TRANSMISSIONS_DIGEST_FREQUENCIES(self) -> Any:
+        """The digest frequencies a recipient may choose, by name: seconds or a timedelta each
+        (0: at once). Default instant, hourly, daily, weekly (``digests.py``)."""
+        return self._get(
+            "TRANSMISSIONS_DIGEST_FREQUENCIES",
+            {"instant": 0, "hourly": 3600, "daily": 86400, "weekly": 604800},
+        )
 
     @property
     def TRANSMISSIONS_QUIET_HOURS(self) -> Any:

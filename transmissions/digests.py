@@ -15,7 +15,9 @@ is in exactly one digest, and a digest is sent at most once, as any notification
 
 ``lookback=True`` ("first one now, the rest batched"): a digest opened when none of the key
 was due within the last window is due at once; later triggers collect until a window
-after it.
+after it. A message in a category takes the window of the digest frequency its recipient
+chose for the category and channel (``preferences.set_frequency()``: "instant" is a window
+of 0, due at once), where one was chosen.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 
 from django.db import transaction
 
-from transmissions import db
+from transmissions import db, preferences
 from transmissions.behaviors import RELEASED_ON_CLAIM_PREFIX
 from transmissions.exceptions import DuplicateNotification, InvalidTrigger, MessageRegistrationError
 
@@ -122,11 +124,13 @@ def write(
     content: Any,
     data: Any,
     item_model: Any,
+    category: str | None = None,
 ) -> tuple[Any, bool]:
     """Add the trigger ``row`` (its values as ``trigger.shared_values()`` made them) as an item
     of its user's open digest, opening one if none waits; return the digest and whether
     this call opened it. ``data`` is the trigger's own (``row["data_bytes"]`` holds it
-    serialized) and ``content`` its content, for a callable key."""
+    serialized) and ``content`` its content, for a callable key. A message of a ``category``
+    takes the window of the recipient's digest frequency for it, where one was chosen."""
     key = digest.key_of(row, content, data)
     active = KEY_PREFIX + key
     using = manager.db
@@ -153,7 +157,7 @@ def write(
                     "content_type_id": None,
                     "object_id": None,
                     "data_bytes": None,
-                    "datetime_scheduled": _due(digest, manager, key, when),
+                    "datetime_scheduled": _due(digest, manager, key, when, _window(digest, row, category)),
                     "dedup_key": active,
                     "digest_key": key,
                 }
@@ -161,24 +165,33 @@ def write(
                 if not made:
                     continue  # a concurrent trigger opened it: join it next round
                 opened = made[0]
-            item_model._default_manager.using(using).create(digest_id=(found or opened).pk, **item)
+            dialect.insert_plain(item_model, {"digest_id": (found or opened).pk, **item})
         if opened is not None:
             return opened, True
         return found, False
     raise DuplicateNotification(f"{row['trigger_name']!r}: gave up joining a digest after {ATTEMPTS} tries.")
 
 
-def _due(digest: Digest, manager: Any, key: str, when: datetime.datetime) -> datetime.datetime:
-    """When a digest opened at ``when`` is due: a window later, or (``lookback``) at once when
-    the key's last digest was due a window or more before."""
+def _window(digest: Digest, row: dict[str, Any], category: str | None) -> datetime.timedelta:
+    if category is None:
+        return digest.window
+    chosen = preferences.digest_window(row["target_user_id"], category, row["channel"])
+    return digest.window if chosen is None else chosen
+
+
+def _due(
+    digest: Digest, manager: Any, key: str, when: datetime.datetime, window: datetime.timedelta
+) -> datetime.datetime:
+    """When a digest opened at ``when`` is due: a ``window`` later, or (``lookback``) at once
+    when the key's last digest was due a window or more before."""
     if not digest.lookback:
-        return when + digest.window
+        return when + window
     last: datetime.datetime | None = (
         manager.filter(digest_key=key)
         .order_by("-datetime_scheduled")
         .values_list("datetime_scheduled", flat=True)
         .first()
     )
-    if last is None or last + digest.window <= when:
+    if last is None or last + window <= when:
         return when
-    return last + digest.window
+    return last + window

@@ -189,11 +189,12 @@ def _validate(name: str, steps: tuple[Step, ...]) -> None:
                 f"Escalation {name!r}: step {label} must keep the DEFAULT behaviour; give the "
                 "escalation its behaviour instead."
             )
-        if getattr(cls, "throttle", None) is not None:
-            raise MessageRegistrationError(
-                f"Escalation {name!r}: step {label} is throttled; an escalation writes its steps "
-                "together, so a step cannot be throttled on its own."
-            )
+        for option in ("throttle", "digest"):
+            if getattr(cls, option, None) is not None:
+                raise MessageRegistrationError(
+                    f"Escalation {name!r}: step {label} has a {option}; an escalation writes its "
+                    "steps together, so a step cannot have a throttle or a digest of its own."
+                )
         if not isinstance(step.after, datetime.timedelta) or step.after < previous:
             raise MessageRegistrationError(
                 f"Escalation {name!r}: step {label}'s after={step.after!r} must be a timedelta, "

@@ -39,7 +39,7 @@ from django.utils import timezone
 from transmissions import db, internals, related
 from transmissions.behaviors import RELEASED_ON_CLAIM_PREFIX, TriggerBehavior
 from transmissions.conf import conf
-from transmissions.registry import registry
+from transmissions.registry import escalations, registry
 from transmissions.status import PROVIDER_ID_MAX_LENGTH, REQUEUEABLE, Status, clip_reason
 
 logger = logging.getLogger("transmissions")
@@ -337,13 +337,19 @@ class LifecycleQuerySet(models.QuerySet[Any]):
         for notification in self.filter(status__in=REQUEUEABLE).iterator():
             message_cls: Any = registry.find(notification.trigger_name)
             key = None
+            content_key = None
+            if notification.content_type_id:
+                content_key = (notification.content_type_id, notification.object_id or "")
             if message_cls is not None:
-                content_key = None
-                if notification.content_type_id:
-                    content_key = (notification.content_type_id, notification.object_id or "")
                 key = message_cls.behavior.dedup_key(
                     notification.trigger_name, notification.target_user_id, content_key
                 )
+            step: Any = escalations.of(notification.trigger_name) if notification.escalation else None
+            if step is not None and step[1] == len(step[0].steps) - 1:
+                # An escalation's last step holds its event's key (TRIGGER_ONCE): given back too.
+                event = step[0]
+                if event.behavior is not TriggerBehavior.LAST_ONLY:
+                    key = event.behavior.dedup_key(event.name, notification.target_user_id, content_key)
             try:
                 with transaction.atomic(using=using):
                     self.model._default_manager.using(using).filter(pk=notification.pk).update(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.conf import settings
@@ -30,8 +31,18 @@ from transmissions.status import (
 )
 
 _UNSET = object()
+logger = logging.getLogger("transmissions")
 
-__all__ = ["DeliveryEvent", "DigestItem", "Notification", "Preference", "Suppression", "TriggerBehavior"]
+__all__ = [
+    "DeliveryEvent",
+    "DigestFrequency",
+    "DigestItem",
+    "Notification",
+    "Preference",
+    "SendSlot",
+    "Suppression",
+    "TriggerBehavior",
+]
 
 
 class Notification(models.Model):
@@ -304,10 +315,14 @@ class Notification(models.Model):
         if not self.escalation or self.datetime_seen is not None:
             return 0
         steps = type(self)._default_manager.using(self._state.db).filter(escalation=self.escalation)
-        return steps.cancel(
+        reason = (
             f"{SEEN_CODE}: step {self.trigger_name} (notification {self.pk}) was seen "
             "before this step was due"
         )
+        cancelled = int(steps.cancel(reason))
+        if cancelled:
+            logger.info("Cancelled %d waiting escalation step(s): %s", cancelled, reason)
+        return cancelled
 
     def cancel_escalation(self, reason: str = "the event was cancelled by the application") -> int:
         """Cancel every waiting step of this notification's escalation in one UPDATE; return how many.
@@ -407,6 +422,35 @@ class Suppression(models.Model):
         return f"{self.address} ({self.channel})"
 
 
+class SendSlot(models.Model):
+    """One of the ``N`` slots of a send rate "N per period" (``sendrate.py``).
+
+    A worker takes a free slot before each transmit of a rate-limited channel and frees it
+    once the transmit returned, a period later: so two transmits through one slot are a
+    period apart, and any period holds at most ``N`` of them. Rows are made on first use;
+    nothing else reads or writes them.
+    """
+
+    # The channel kind ("email") or the message class's ``send_rate_key``.
+    key = models.CharField(max_length=CHANNEL_MAX_LENGTH)
+    number = models.PositiveIntegerField()
+    # When the slot may be taken again; while a transmit holds it, its batch's lease plus a
+    # period (so a worker that died holding it frees it a period after its claim expired).
+    free_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("send slot")
+        verbose_name_plural = _("send slots")
+        constraints = [
+            models.UniqueConstraint(fields=["key", "number"], name="transmissions_send_slot_once"),
+        ]
+        # A take reads a key's earliest slot: without it, a scan of all its slots each time.
+        indexes = [models.Index(fields=["key", "free_at"], name="transmissions_slot_earliest")]
+
+    def __str__(self) -> str:
+        return f"{self.key} #{self.number}: free at {self.free_at.isoformat()}"
+
+
 class Preference(models.Model):
     """A user's choice for one category of messages on one channel kind: on or off.
 
@@ -493,3 +537,32 @@ class DigestItem(models.Model):
                 raise DataDecodeError(f"Digest item {self.pk}: stored data cannot be read: {exc!r}") from exc
             self.__dict__["_data"] = value
         return value
+
+
+class DigestFrequency(models.Model):
+    """A user's choice of how often a digested category comes on one channel kind: a name of
+    ``TRANSMISSIONS_DIGEST_FREQUENCIES`` ("instant", "hourly", "daily", "weekly").
+
+    Absent, the message's own window applies. Read and written through the preference
+    source (``preferences.py``), like ``Preference``.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    category = models.CharField(max_length=CATEGORY_MAX_LENGTH)
+    channel = models.CharField(max_length=CHANNEL_MAX_LENGTH)
+    frequency = models.CharField(max_length=32)
+    datetime_updated = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("digest frequency")
+        verbose_name_plural = _("digest frequencies")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "category", "channel"], name="transmissions_digest_frequency_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.category} on {self.channel}: {self.frequency} (user {self.user_id})"

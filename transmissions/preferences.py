@@ -15,6 +15,7 @@ choices cost one query, none when no notification of the batch has a category.
 
 from __future__ import annotations
 
+import datetime
 import functools
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -62,6 +63,29 @@ class PreferenceSource:
     def save(self, user: Any, category: str, channel: str, enabled: bool) -> None:
         """Store ``user``'s choice. Must be implemented by a subclass."""
         raise NotImplementedError(f"{type(self).__qualname__} must implement save().")
+
+    def load_frequency(self, user_id: Any, category: str, channel: str) -> str | None:
+        """Return the digest frequency (a name of ``TRANSMISSIONS_DIGEST_FREQUENCIES``) the user
+        chose for ``category`` on ``channel``, or None. Here: the ``DigestFrequency`` model;
+        override it (and ``save_frequency()``) to keep the choice elsewhere."""
+        model = apps.get_model("transmissions", "DigestFrequency")
+        found: str | None = (
+            model._default_manager.filter(user_id=user_id, category=category, channel=channel)
+            .values_list("frequency", flat=True)
+            .first()
+        )
+        return found
+
+    def save_frequency(self, user: Any, category: str, channel: str, frequency: str | None) -> None:
+        """Store ``user``'s digest frequency (None: back to the message's own window)."""
+        manager = apps.get_model("transmissions", "DigestFrequency")._default_manager
+        mine = {"user_id": user.pk, "category": category, "channel": channel}
+        if frequency is None:
+            manager.filter(**mine).delete()
+        else:
+            manager.update_or_create(
+                **mine, defaults={"frequency": frequency, "datetime_updated": timezone.now()}
+            )
 
 
 class ModelPreferenceSource(PreferenceSource):
@@ -190,6 +214,40 @@ def set_preference(user: Any, category: str, channel: str, enabled: bool) -> Non
     source().save(user, category, channel, enabled)
 
 
+def digest_frequencies() -> dict[str, datetime.timedelta]:
+    """``TRANSMISSIONS_DIGEST_FREQUENCIES`` as timedeltas, by name (check E082 validates it)."""
+    return {
+        name: value if isinstance(value, datetime.timedelta) else datetime.timedelta(seconds=value)
+        for name, value in conf.TRANSMISSIONS_DIGEST_FREQUENCIES.items()
+    }
+
+
+def set_frequency(user: Any, category: str, channel: str, frequency: str | None) -> None:
+    """Store how often ``user`` gets the digests of ``category`` on ``channel``: a name of
+    ``TRANSMISSIONS_DIGEST_FREQUENCIES`` ("instant", "hourly", "daily", "weekly"), or None
+    for the message's own window. It applies to the next digest opened.
+
+    Raise InvalidPreference, writing nothing, for a category that is not declared, a channel
+    kind it has no messages or default for, or an unknown frequency.
+    """
+    found = categories.get(category)
+    if found is None:
+        raise InvalidPreference(f"No category {category!r} is declared.")
+    if channel not in channels_of(found):
+        raise InvalidPreference(f"Category {category!r} has no channel {channel!r}.")
+    if frequency is not None and frequency not in digest_frequencies():
+        choices = ", ".join(digest_frequencies())
+        raise InvalidPreference(f"frequency must be one of {choices} or None, not {frequency!r}.")
+    source().save_frequency(user, category, channel, frequency)
+
+
+def digest_window(user_id: Any, category: str, channel: str) -> datetime.timedelta | None:
+    """The window of the user's chosen digest frequency for ``category`` on ``channel``; None
+    when the user chose none (or a name no longer in ``TRANSMISSIONS_DIGEST_FREQUENCIES``)."""
+    chosen = source().load_frequency(user_id, category, channel)
+    return None if chosen is None else digest_frequencies().get(chosen)
+
+
 class PreferencePolicy(Policy):
     """Cancel a notification of a category its user turned off (or never turned on, if opt-in)
     on its channel kind.
@@ -248,7 +306,10 @@ __all__ = [
     "PreferencePolicy",
     "PreferenceSource",
     "Row",
+    "digest_frequencies",
+    "digest_window",
     "matrix",
+    "set_frequency",
     "set_preference",
     "source",
 ]

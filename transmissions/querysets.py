@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import logging
 from typing import TYPE_CHECKING, Any
 
 from django.db import models
@@ -15,6 +16,8 @@ from transmissions.status import Status
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
+
+logger = logging.getLogger("transmissions")
 
 # The code of the reason an escalation's waiting steps are cancelled with once a step is seen.
 SEEN_CODE = "seen"
@@ -120,4 +123,7 @@ class NotificationQuerySet(LifecycleQuerySet):
         groups = self.filter(escalation__isnull=False).values("escalation")
         steps = self.model._default_manager.using(self._write_db()).filter(escalation__in=groups)
         seen = f"{SEEN_CODE}: an earlier step of this event was seen before this step was due"
-        return int(steps.cancel(reason or seen))
+        cancelled = int(steps.cancel(reason or seen))
+        if cancelled:
+            logger.info("Cancelled %d waiting escalation step(s): %s", cancelled, reason or seen)
+        return cancelled

@@ -149,9 +149,11 @@ class QuietHoursPolicy(Policy):
         until = window_end(self.now, window, zone)
         if until is None:
             return None
+        # The row names its user already; the reason says which window, in which zone (the
+        # admin shows it beside the row's due time, the window's end).
         start, end = (t.strftime("%H:%M") for t in window)
         return Hold(
-            f"user {user.pk}'s quiet hours, {start}-{end} {zone.key}", until=until, code="quiet-hours"
+            f"the recipient's quiet hours, {start}-{end} in {zone.key}", until=until, code="quiet-hours"
         )
 
 

@@ -23,7 +23,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, models, router, transaction
 from django.utils import timezone
 
-from transmissions import db, digests, idempotency, internals, signals, throttle, wakeup
+from transmissions import categories, db, digests, idempotency, internals, signals, throttle, wakeup
 from transmissions.behaviors import TriggerBehavior
 from transmissions.conf import conf
 from transmissions.exceptions import DuplicateNotification, InvalidTrigger, MessageRegistrationError
@@ -436,10 +436,11 @@ def _digested(
         )
     manager = model._default_manager.using(using)
     item_model = apps.get_model("transmissions", "DigestItem")
+    category = categories.of(message_cls)
     found, opened = [], []
     try:
         for user, row in pairs:
-            notification, new = digests.write(digest, manager, row, content, data, item_model)
+            notification, new = digests.write(digest, manager, row, content, data, item_model, category)
             internals.cache_related(notification, model.target_user.field, user)
             found.append(notification)
             if new:

@@ -11,6 +11,7 @@ from django.utils.translation import gettext, gettext_lazy
 from transmissions import TriggerBehavior, message, unsubscribe
 from transmissions.channels.base import BaseChannel
 from transmissions.channels.email import DefaultEmailMessage
+from transmissions.channels.push import PushMessage
 from transmissions.channels.sms import DefaultSMSMessage
 from transmissions.escalation import Escalation, Step
 
@@ -112,8 +113,9 @@ class LikesUpdate(InAppMessage):
         return f"Your posts now have {likes} like{plural} (latest on “{_title(self.content)}”)"
 
 
-# A one-time sign-in code: a secret, so the row is deleted once it is sent.
-@message("login-code", behavior=TriggerBehavior.DELETE_AFTER_PROCESSING)
+# A one-time sign-in code: a secret, so the row is deleted once it is sent; urgent, so it
+# is sent inside its user's quiet hours too.
+@message("login-code", behavior=TriggerBehavior.DELETE_AFTER_PROCESSING, urgent=True)
 class LoginCodeSMS(DefaultSMSMessage):
     def create_message(self):
         return f"Your sign-in code is {self.data['code']}. It expires in 10 minutes."
@@ -122,23 +124,27 @@ class LoginCodeSMS(DefaultSMSMessage):
 
 
 # A reply in a thread you commented in: one event through three channels. The in-app entry
-# at once; an SMS 15 minutes later and an email an hour later, each only while the entry is
-# unseen (reading the inbox cancels them). No phone number: the SMS step is skipped and the
-# email still goes. (This project installs no push service: a site with one puts a
-# PushMessage step where the SMS is.)
+# at once; a push to the user's browsers 15 minutes later and an email an hour later, each
+# only while the entry is unseen (reading the inbox cancels them). No browser subscribed: the
+# push step is skipped and the email still goes.
 @message("reply-inapp", channel="inapp")
 class ReplyInApp(InAppMessage):
     def inbox_text(self):
         return f"{_who(self.trigger_user)} replied in the thread of “{_title(self.content)}”"
 
 
-@message("reply-sms")
-class ReplySMS(DefaultSMSMessage):
-    def create_message(self):
-        return f"{_who(self.trigger_user)} replied to your comment on “{_title(self.content)}”."
+@message("reply-push", title="New reply")
+class ReplyPush(PushMessage):
+    def get_body(self):
+        return f"{_who(self.trigger_user)} replied in the thread of “{_title(self.content)}”"
+
+    def get_push_data(self):
+        # The service worker opens the post when the notification is clicked.
+        post = self.content
+        return {**super().get_push_data(), "url": post.get_absolute_url() if post is not None else "/"}
 
     def inbox_text(self):
-        return "We texted you about a reply to your comment."
+        return f"We sent a push to your browser about a reply on “{_title(self.content)}”."
 
 
 @message("reply-email", subject="Someone replied to your comment")
@@ -158,7 +164,7 @@ reply = Escalation(
     "reply",
     steps=[
         Step(ReplyInApp),
-        Step(ReplySMS, after=datetime.timedelta(minutes=15)),
+        Step(ReplyPush, after=datetime.timedelta(minutes=15)),
         Step(ReplyEmail, after=datetime.timedelta(hours=1)),
     ],
 )

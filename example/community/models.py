@@ -11,6 +11,19 @@ class User(AbstractUser):
     # The language their notifications are written in (TRANSMISSIONS_RECIPIENT_LANGUAGE);
     # empty: LANGUAGE_CODE.
     language = models.CharField(max_length=10, blank=True, choices=[("en", "English"), ("de", "Deutsch")])
+    # Where they live ("Asia/Tokyo"; TRANSMISSIONS_RECIPIENT_TIMEZONE): their notifications are
+    # written in this zone's time, and a user who gave one keeps quiet hours in it
+    # (quiet_hours_of() below). Empty: TIME_ZONE, and no quiet hours.
+    timezone = models.CharField(max_length=64, blank=True)
+
+
+# What the demo's users keep as quiet hours (TRANSMISSIONS_QUIET_HOURS_SOURCE): 22:00-07:00 in
+# their own zone once they told us where they live, none otherwise.
+QUIET_HOURS = ("22:00", "07:00")
+
+
+def quiet_hours_of(user):
+    return QUIET_HOURS if user.timezone else False
 
 
 class Post(models.Model):

@@ -1,7 +1,8 @@
 """Settings of the example project: SQLite, no server to install.
 
 EXAMPLE_DATA_DIR (default: this ``example/`` folder) holds the database, the emails
-(``sent_emails/``) and the SMS log (``sent_sms.log``). CELERY_BROKER_URL, when set
+(``sent_emails/``) and the SMS log (``sent_sms.log``); pushes go to browsers' Web Push
+subscriptions (the demo's, on 127.0.0.1). CELERY_BROKER_URL, when set
 (e.g. ``redis://127.0.0.1:6379/0``), makes ``demo`` start a real Celery worker;
 unset, tasks run in-process (``CELERY_TASK_ALWAYS_EAGER``).
 """
@@ -28,6 +29,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     # The ESP's webhooks (demo: a stand-in for Postmark posts them; see community/demo/webhooks.py).
     "anymail",
+    # Web Push to the users' browsers (the reply escalation's push step; docs/channels-push.md).
+    "push_notifications",
     "community",
 ]
 # As the README says:
@@ -86,6 +89,10 @@ LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("de", "Deutsch")]
 LOCALE_PATHS = [BASE_DIR / "community" / "locale"]
 TRANSMISSIONS_RECIPIENT_LANGUAGE = "language"
+# Each user's time zone (User.timezone; empty: TIME_ZONE), and quiet hours 22:00-07:00 in it
+# for those who set one: nothing but in-app entries and urgent messages is sent in their night.
+TRANSMISSIONS_RECIPIENT_TIMEZONE = "timezone"
+TRANSMISSIONS_QUIET_HOURS_SOURCE = "community.models.quiet_hours_of"
 STATIC_URL = "static/"
 
 # Emails are files you can open: one per message in sent_emails/ (read by `demo`).
@@ -106,6 +113,16 @@ ANYMAIL = {"WEBHOOK_SECRET": "demo:demo-webhook-secret"}
 # SMS lines are appended to sent_sms.log.
 TRANSMISSIONS_SMS_BACKEND = "community.sms.FileSMSBackend"
 SMS_FILE_PATH = DATA_DIR / "sent_sms.log"
+
+# Push: Web Push only (no FCM/APNs app here), signed with this VAPID key: a demo value, like
+# SECRET_KEY (`vapid --gen` makes a real one). A browser subscribes with the matching public
+# key; the demo's browsers and their push service run on 127.0.0.1 (community/demo/push.py).
+PUSH_NOTIFICATIONS_SETTINGS = {
+    "WP_PRIVATE_KEY": "YHnnqqiWBYLgYFJhL56YoKWslH7liNBIbo5pvYi60k0",
+    "WP_CLAIMS": {"sub": "mailto:community@example.com"},
+    "WP_ERROR_TIMEOUT": 10,
+}
+TRANSMISSIONS_PUSH_SERVICES = ["webpush"]
 
 # What users can turn off (docs/preferences.md): the preferences page is
 # /notifications/preferences/, and every email of a category has a one-click unsubscribe

@@ -10,6 +10,9 @@ from transmissions.db.returning import ReturningDialect
 class PostgreSQLDialect(ReturningDialect):
     vendor = "postgresql"
 
+    # The users an INSERT in a transaction refers to stay until its COMMIT: a DELETE waits.
+    user_lock = " FOR KEY SHARE"
+
     def insert_values(self, columns: tuple[str, ...], count: int) -> str:
         if count == 1:
             return super().insert_values(columns, count)
@@ -19,6 +22,18 @@ class PostgreSQLDialect(ReturningDialect):
         fields = {f.attname: f for f in self.model._meta.concrete_fields}
         arrays = ", ".join(f"%s::{fields[name].db_type(self.connection)}[]" for name in columns)
         return f"SELECT * FROM unnest({arrays})"  # noqa: S608 - column types only
+
+    def checked_values(self, columns: tuple[str, ...], count: int) -> str:
+        names = ", ".join(self.column(name) for name in columns)
+        condition = self.users_exist({name: f"v.{self.column(name)}" for name in columns})
+        if count == 1:
+            # Typed, where a VALUES under a SELECT would read its parameters as text.
+            fields = {f.attname: f for f in self.model._meta.concrete_fields}
+            values = ", ".join(f"%s::{fields[name].db_type(self.connection)}" for name in columns)
+            source = f"(SELECT {values})"
+        else:
+            source = self.insert_values(columns, count).removeprefix("SELECT * FROM ")
+        return f"SELECT * FROM {source} AS v({names}) WHERE {condition}"  # noqa: S608
 
     def insert_params(self, rows: list[list[Any]]) -> list[Any]:
         if len(rows) == 1:

@@ -18,6 +18,7 @@ from django.db import models
 
 from transmissions import internals
 from transmissions.db.base import Dialect
+from transmissions.exceptions import InvalidTrigger
 from transmissions.status import ATTEMPTS_MAX, Status
 
 
@@ -41,9 +42,16 @@ class ReturningDialect(Dialect):
         rows = self._with_defaults(rows)
         columns = tuple(rows[0])
         adapted = self._adapt(columns, rows)
+        checked = self.checks_users()
         with self.connection.cursor() as cursor:
-            cursor.execute(self.insert_sql(columns, len(rows), skip_conflicts), self.insert_params(adapted))
+            cursor.execute(
+                self.insert_sql(columns, len(rows), skip_conflicts, checked),
+                self.insert_params(adapted),
+            )
             inserted = {uuid: pk for pk, uuid in cursor.fetchall()}
+        if checked and len(inserted) < len(rows):
+            # Refused by its behaviour or keys, or its user is gone: one query tells.
+            self.refuse_missing_users([row for row in rows if row["uuid"] not in inserted])
         names = internals.attnames(self.model)[1:]  # the id first, then the others
         build = internals.builder(self.model, self.alias)
         saved = []
@@ -57,7 +65,7 @@ class ReturningDialect(Dialect):
         # One locking read by the unique key: PostgreSQL takes no gap locks (a key nobody
         # holds locks nothing), and re-checks the row after waiting for a claim that had it,
         # which released the key; SQLite has a single writer.
-        return self._waiting_digest().filter(active_key=key).first()  # type: ignore[no-any-return]
+        return self.locked_digest(f"{self.column('active_key')} = %s", [key])
 
     def _with_defaults(self, rows: Sequence[dict[str, Any]]) -> Sequence[dict[str, Any]]:
         # A raw INSERT gets none of the model's defaults: give the rows the NOT NULL columns
@@ -96,6 +104,17 @@ class ReturningDialect(Dialect):
             out.append(values)
         return out
 
+    def checks_users(self) -> bool:
+        """Whether an INSERT now must make sure its users exist itself.
+
+        In a transaction the foreign keys wait for its COMMIT (deferred): there, a row whose
+        user is gone is left out by the INSERT (``users_exist()``), so that a user deleted
+        meanwhile is InvalidTrigger at the call, not IntegrityError at the caller's COMMIT.
+        Outside one, the statement's own commit checks them (trigger.py turns that
+        IntegrityError into InvalidTrigger).
+        """
+        return not self.connection.get_autocommit()
+
     def insert_params(self, rows: list[list[Any]]) -> list[Any]:
         return [value for row in rows for value in row]
 
@@ -103,18 +122,59 @@ class ReturningDialect(Dialect):
         one = "(" + ", ".join(["%s"] * len(columns)) + ")"
         return "VALUES " + ", ".join([one] * count)
 
-    def insert_sql(self, columns: tuple[str, ...], count: int, skip_conflicts: bool) -> str:
-        key = (columns, count, skip_conflicts)
+    def checked_values(self, columns: tuple[str, ...], count: int) -> str:
+        """The rows of ``insert_values()`` whose users exist (SQLite names a VALUES' columns
+        column1, column2...)."""
+        refs = {name: f"v.column{i}" for i, name in enumerate(columns, 1)}
+        return f"SELECT * FROM ({self.insert_values(columns, count)}) AS v WHERE {self.users_exist(refs)}"  # noqa: S608
+
+    # What locks a user row an INSERT refers to until COMMIT, so that no one deletes it
+    # meanwhile (PostgreSQL; SQLite's single writer needs none).
+    user_lock = ""
+
+    def users_exist(self, refs: dict[str, str]) -> str:
+        """A condition on an inserted row, whose columns ``refs`` names: its target user (and
+        its trigger user, if any) exist."""
+        users = self.model._meta.get_field("target_user").related_model._meta  # type: ignore[union-attr]
+        table, key = self.quote(users.db_table), self.quote(str(users.pk.column))
+
+        def exists(ref: str) -> str:
+            return f"EXISTS (SELECT 1 FROM {table} WHERE {key} = {ref}{self.user_lock})"  # noqa: S608
+
+        condition = exists(refs["target_user_id"])
+        if "trigger_user_id" in refs:
+            trigger = refs["trigger_user_id"]
+            condition += f" AND ({trigger} IS NULL OR {exists(trigger)})"
+        return condition
+
+    def refuse_missing_users(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Raise InvalidTrigger if a user of ``rows`` (not inserted) is gone; the caller's
+        savepoint or transaction undoes the rows inserted beside them."""
+        wanted = {row.get(name) for row in rows for name in ("target_user_id", "trigger_user_id")} - {None}
+        users = self.model._meta.get_field("target_user").related_model._base_manager.using(self.alias)  # type: ignore[union-attr]
+        missing = wanted - set(users.filter(pk__in=wanted).values_list("pk", flat=True))
+        if missing:
+            raise InvalidTrigger(
+                f"user(s) {sorted(missing, key=str)} do not exist: deleted since they were loaded? "
+                "Nothing was written."
+            )
+
+    def insert_sql(
+        self, columns: tuple[str, ...], count: int, skip_conflicts: bool, checked: bool = False
+    ) -> str:
+        key = (columns, count, skip_conflicts, checked)
         sql = self._insert_sql.get(key)
         if sql is None:
-            sql = self._insert_sql[key] = self._build_insert_sql(columns, count, skip_conflicts)
+            sql = self._insert_sql[key] = self._build_insert_sql(columns, count, skip_conflicts, checked)
         return sql
 
     @functools.cached_property
-    def _insert_sql(self) -> dict[tuple[tuple[str, ...], int, bool], str]:
+    def _insert_sql(self) -> dict[tuple[tuple[str, ...], int, bool, bool], str]:
         return {}
 
-    def _build_insert_sql(self, columns: tuple[str, ...], count: int, skip_conflicts: bool) -> str:
+    def _build_insert_sql(
+        self, columns: tuple[str, ...], count: int, skip_conflicts: bool, checked: bool
+    ) -> str:
         names = ", ".join(self.column(name) for name in columns)
         conflict = ""
         if skip_conflicts:
@@ -124,8 +184,9 @@ class ReturningDialect(Dialect):
             any_column = "idempotency_key" in columns or "throttle_slot" in columns
             target = "" if any_column else f" ({self.quote('active_key')})"
             conflict = f" ON CONFLICT{target} DO NOTHING"
+        source = (self.checked_values if checked else self.insert_values)(columns, count)
         return (
-            f"INSERT INTO {self.table} ({names}) {self.insert_values(columns, count)}"
+            f"INSERT INTO {self.table} ({names}) {source}"
             f"{conflict} RETURNING {self.quote('id')}, {self.quote('uuid')}"
         )
 

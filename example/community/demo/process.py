@@ -94,10 +94,17 @@ class Reporter(threading.Thread):
         self.progress.update(self.created - left, note)
 
 
-def process(since, created, progress, timeout, on_beat=None):
-    """Send the task until no notification created since ``since`` is waiting; call ``on_beat()``
-    after each beat (the users' doings while the notifications go out)."""
-    waiting = Notification.objects.filter(datetime_created__gte=since).pending()
+def waiting_since(since):
+    """This run's notifications still to be processed, but those quiet hours hold (due at
+    07:00 their recipients' time: the demo does not wait for them)."""
+    mine = Notification.objects.filter(datetime_created__gte=since)
+    return mine.pending().exclude(pk__in=mine.filter(status=CREATED).held("quiet-hours").values("pk"))
+
+
+def process(since, created, progress, timeout):
+    """Send the task until no notification created since ``since`` is waiting (those quiet
+    hours hold aside)."""
+    waiting = waiting_since(since)
     # A queue of this run's own: another demo's worker on the same broker must not
     # take our task (it would process its own database, not ours).
     queue = f"{settings.CELERY_TASK_DEFAULT_QUEUE}-{os.getpid()}"
@@ -118,8 +125,6 @@ def process(since, created, progress, timeout, on_beat=None):
                 # Eager (no broker): the task runs here and now.
                 process_all_notifications.apply_async(queue=queue)
             time.sleep(TICK)
-            if on_beat is not None:
-                on_beat()
     finally:
         reporter.stopped.set()
         reporter.join()

@@ -1,6 +1,7 @@
 """Make users, posts, comments and likes, triggering each message as a real site would."""
 
 import datetime
+import zoneinfo
 from collections import Counter, defaultdict
 
 from django.contrib.auth.hashers import make_password
@@ -27,6 +28,33 @@ IDEAS = ["Notes on", "Why I love", "A week with", "Ten tips for", "Lessons from"
 REPLIES = ["Great post!", "Thanks for sharing.", "I disagree, but nicely put.", "+1", "Bookmarked."]
 
 
+# Zones around the globe: at any hour, it is night (22:00-05:00) in at least one of them.
+ZONES = [
+    "Pacific/Honolulu", "America/Los_Angeles", "America/New_York", "America/Sao_Paulo",
+    "Europe/London", "Europe/Berlin", "Asia/Kolkata", "Asia/Tokyo", "Australia/Sydney",
+    "Pacific/Auckland",
+]  # fmt: skip
+
+
+def night_zones(now):
+    """The zones of ZONES where ``now`` is between 22:00 and 05:00: inside quiet hours
+    (22:00-07:00) for two hours at least, longer than the demo runs."""
+    return [z for z in ZONES if not 5 <= now.astimezone(zoneinfo.ZoneInfo(z)).hour < 22]
+
+
+def put_to_sleep(users, rng, now):
+    """Give a tenth of the users (at least one, never ``demo``) a zone where it is night now, so
+    that they keep quiet hours; the others none. Return how many sleep."""
+    others = [u for u in users if u.username != DEMO_USERNAME]
+    asleep = rng.sample(others, max(1, len(others) // 10)) if others else []
+    zones = night_zones(now)
+    for user in asleep:
+        user.timezone = rng.choice(zones)
+    User.objects.filter(pk__in=[u.pk for u in users]).update(timezone="")
+    User.objects.bulk_update(asleep, ["timezone"])
+    return len(asleep)
+
+
 class Tally:
     """How many times each message was triggered, and refused by its behaviour."""
 
@@ -34,6 +62,8 @@ class Tally:
         self.triggered, self.refused = Counter(), Counter()
         # Users who turned comment emails off between trigger and processing.
         self.opted_out_users = 0
+        # Users for whom it is night now: they keep quiet hours (put_to_sleep()).
+        self.asleep_users = 0
 
     def trigger_event(self, escalation, user, **kwargs):
         """Trigger an escalation: each of its steps counts as a trigger of its message."""
@@ -124,6 +154,7 @@ def simulate(users, new_users, later, rng, progress):
     the SMS are due at once and the email ``later`` seconds from now.
     """
     tally = Tally()
+    tally.asleep_users = put_to_sleep(users, rng, timezone.now())
     posts = make_posts(users, rng)
     published = [p for p in posts if p.published]
     demo_posts = [p for p in published if p.author.username == DEMO_USERNAME] or published

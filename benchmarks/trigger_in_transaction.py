@@ -1,0 +1,147 @@
+#!/usr/bin/env python
+"""What trigger() costs in and out of a caller's transaction, beside raw INSERTs.
+
+    python benchmarks/trigger_in_transaction.py [--db sqlite|postgres] [--n 5000] [--rounds 5]
+
+Each row beside its baseline in the same process, rounds alternating (medians):
+
+- run.py's trigger row: ``trigger()`` once per notification, each its own transaction,
+  against the raw single-row INSERT of ``raw.single_inserts``;
+- the same calls inside the caller's transactions (100 triggers per ``atomic()``), against
+  raw INSERTs 100 to a transaction, and against themselves without the users' check;
+- run.py's fan-out: ``trigger_many()`` to 1,000 users, against raw multi-row INSERTs, and
+  against itself without the users' check.
+
+In a transaction an INSERT also makes sure its users exist (``ReturningDialect.checks_users``),
+so that a user deleted meanwhile is ``InvalidTrigger`` at the call, not ``IntegrityError`` at
+the caller's COMMIT (docs/reliability.md); "without" patches that off, as it was before.
+
+Uses the benchmark database of ``benchmarks/setup_db.py`` (``TRANSMISSIONS_BENCH_DB_NAME``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import setup_db  # noqa: E402
+
+PER_TRANSACTION = 100
+
+
+def rates(rounds: int, count: int, sides: list[tuple[Any, Any]]) -> list[float]:
+    """Median rate of each (setup, timed run) side, the sides alternating (report.rates())."""
+    samples: list[list[float]] = [[] for _ in sides]
+    for _ in range(rounds):
+        for i, (setup, measure) in enumerate(sides):
+            setup()
+            samples[i].append(count / measure())
+    return [statistics.median(s) for s in samples]
+
+
+def main() -> None:
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--n", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    setup_db.configure(args.db)
+
+    from django.contrib.auth import get_user_model
+    from django.db import transaction
+
+    from benchmarks import bench_messages as m
+    from benchmarks import raw
+    from benchmarks import workloads as w
+    from transmissions.db.returning import ReturningDialect
+
+    db, n = args.db, args.n
+    user_model = get_user_model()
+    user_model.objects.bulk_create([user_model(username=f"u{i}") for i in range(n)], batch_size=1000)
+    users = list(user_model.objects.order_by("pk"))
+    ids = [u.pk for u in users]
+    conn = setup_db.raw_connection(db)
+    raw.analyze(conn, db)
+
+    def clear() -> None:
+        w.clear(db)
+
+    def in_transactions() -> float:
+        def run() -> None:
+            for start in range(0, n, PER_TRANSACTION):
+                with transaction.atomic():
+                    for i in range(start, min(start + PER_TRANSACTION, n)):
+                        m.NoopMessage.trigger(users[i % len(users)])
+
+        return w.timed(run)
+
+    def raw_in_transactions() -> float:
+        p = "%s" if db == "postgres" else "?"
+        sql = f"INSERT INTO {raw.TABLE} ({raw.COLUMNS}) VALUES ({', '.join([p] * 8)})"
+
+        def run() -> None:
+            for start in range(0, n, PER_TRANSACTION):
+                conn.execute("BEGIN")
+                for i in range(start, min(start + PER_TRANSACTION, n)):
+                    now = raw._now(db)
+                    row = (uuid.uuid4().hex[:22], "bench-noop", ids[i % len(ids)], now, now, 0, 0, None)
+                    conn.execute(sql, row)
+                conn.execute("COMMIT")
+
+        return w.timed(run)
+
+    def without_check(measure: Any) -> Any:
+        """``measure`` with the INSERTs' user check turned off (as before it existed)."""
+
+        def run() -> float:
+            with mock.patch.object(ReturningDialect, "checks_users", lambda self: False):
+                return float(measure())
+
+        return run
+
+    print(f"{db}, n={n}, {args.rounds} rounds (medians, notifications/s; ratio: first / second)")
+
+    def show(label: str, ours: float, base: float) -> None:
+        print(f"{label:<78} {ours:>9,.0f} {base:>9,.0f}  {ours / base:.2f}", flush=True)
+
+    ours, base = rates(
+        args.rounds,
+        n,
+        [
+            (clear, lambda: w.trigger_default(users, n)),
+            (clear, lambda: w.raw_single_inserts(conn, db, ids, n, False)),
+        ],
+    )
+    show("trigger(), each its own transaction / raw INSERT (run.py's trigger row)", ours, base)
+    checked, unchecked, bare = rates(
+        args.rounds,
+        n,
+        [(clear, in_transactions), (clear, without_check(in_transactions)), (clear, raw_in_transactions)],
+    )
+    show(f"trigger() in the caller's transactions ({PER_TRANSACTION} a COMMIT) / raw INSERT", checked, bare)
+    show("  the same, users checked / not checked (before)", checked, unchecked)
+    fan_out = min(n, 1000)
+    checked, unchecked, bare = rates(
+        args.rounds,
+        fan_out,
+        [
+            (clear, lambda: w.fan_out(users[:fan_out])),
+            (clear, without_check(lambda: w.fan_out(users[:fan_out]))),
+            (clear, lambda: w.raw_fan_out(conn, db, ids[:fan_out])),
+        ],
+    )
+    show(f"trigger_many() to {fan_out:,} users (its own transaction) / raw multi-row", checked, bare)
+    show("  the same, users checked / not checked (before)", checked, unchecked)
+
+
+if __name__ == "__main__":
+    main()
