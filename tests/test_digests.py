@@ -364,3 +364,18 @@ class MemorySource(preferences.ModelPreferenceSource):
 
     def save_frequency(self, user, category, channel, frequency):
         self.chosen[(user.pk, category, channel)] = frequency
+
+
+def test_the_inbox_loads_the_items_of_its_digests_at_once(client, user, django_assert_num_queries):
+    from transmissions.views import prefetch_contents
+
+    article = Article.objects.create(title="a")
+    with time_machine.travel(START, tick=False):
+        for u in (user, make_user("b"), make_user("c")):
+            for _ in range(3):
+                DigestedMessage.trigger(u, content=article)
+    rows = list(Notification.objects.all())
+    with django_assert_num_queries(2):  # the items, their contents
+        prefetch_contents(rows)
+    with django_assert_num_queries(0):
+        assert [[i.content for i in n.digest_items] for n in rows] == [[article] * 3] * 3

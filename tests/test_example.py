@@ -51,7 +51,7 @@ def statuses(data_dir):
 
 
 def summary_total(stdout):
-    """The numbers of the summary's total row: triggered, refused, sent, ..., waiting."""
+    """The numbers of the summary's total row: triggered, refused, batched, sent, ..., waiting."""
     line = next(line for line in stdout.splitlines() if line.startswith("total "))
     return [int(x) for x in line.split()[1:]]
 
@@ -80,7 +80,7 @@ def test_demo_runs_twice_on_the_same_database(tmp_path):
         assert name in out
     assert "login-code" in out
     assert "http://127.0.0.1:8000/notifications/" in out and "sign in as demo / demo" in out
-    triggered, refused, sent, cancelled, failed, broken, deleted, waiting = summary_total(out)
+    triggered, refused, batched, sent, cancelled, failed, broken, deleted, waiting = summary_total(out)
     assert broken == 0 and sent > 0 and deleted > 0
     # One user of six sleeps (their zone's night): what is not urgent or in-app waits for their
     # 07:00, and the demo does not wait for it. Those are all that is left waiting.
@@ -128,11 +128,28 @@ def test_demo_runs_twice_on_the_same_database(tmp_path):
     entries = query(tmp_path, "SELECT COUNT(*) FROM transmissions_notification "
                     "WHERE trigger_name = 'reply-inapp'")[0][0]  # fmt: skip
     assert entries > 0 and sent_emails + saved <= entries
-    assert triggered - refused == sent + cancelled + failed + broken + deleted + waiting
+    assert triggered - refused - batched == sent + cancelled + failed + broken + deleted + waiting
     rows = statuses(tmp_path)
     assert set(rows) <= {1, -1, -2, 0}  # sent, failed, cancelled; CREATED: held by quiet hours
     assert rows.get(0, 0) == quiet
-    assert sum(rows.values()) == triggered - refused - deleted
+    assert sum(rows.values()) == triggered - refused - batched - deleted
+    # Comments: an in-app entry each, and one digest email per user holding them all.
+    comments = query(tmp_path, "SELECT COUNT(*) FROM transmissions_notification "
+                     "WHERE trigger_name = 'comment-inapp'")[0][0]  # fmt: skip
+    digests = query(tmp_path, "SELECT COUNT(*), COUNT(DISTINCT target_user_id) "
+                    "FROM transmissions_notification WHERE trigger_name = 'new-comment'")[0]  # fmt: skip
+    items = query(tmp_path, "SELECT COUNT(*) FROM transmissions_digestitem")[0][0]
+    assert items == comments > digests[0] == digests[1] > 0 and batched == items - digests[0]
+    sizes = query(tmp_path, "SELECT COUNT(*) FROM transmissions_digestitem i "
+                  "JOIN transmissions_notification n ON n.id = i.digest_id "
+                  "WHERE n.status = 1 GROUP BY i.digest_id")  # fmt: skip
+    digest_line = next(line for line in out.splitlines() if " comment digests sent, holding " in line)
+    assert digest_line.startswith(
+        f"{len(sizes)} comment digests sent, holding {sum(n for (n,) in sizes)} comments "
+        f"(up to {max(n for (n,) in sizes)} in one email); {digests[0]} digests for {items} comments"
+    )
+    written_digest = "".join(p.read_text() for p in (tmp_path / "sent_emails").glob("*.log"))
+    assert written_digest.count("Subject: New comments on your posts") == len(sizes)
     emails = list((tmp_path / "sent_emails").glob("*.log"))
     written = "".join(p.read_text() for p in emails)
     # Each welcome email in its recipient's language: the summary's counts are the files'.

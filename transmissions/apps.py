@@ -12,6 +12,7 @@ from transmissions.escalation import check_escalations
 from transmissions.legacy import check_legacy_keys
 from transmissions.migration_operations import refuse_downgrade_plan
 from transmissions.providers import on_anymail_tracking
+from transmissions.sendrate import check_send_rates
 
 
 class TransmissionsConfig(AppConfig):
@@ -25,6 +26,7 @@ class TransmissionsConfig(AppConfig):
         checks.register(check_channels)
         checks.register(check_push)
         checks.register(check_escalations)
+        checks.register(check_send_rates)
         # A database check: migrate and `check --database` run it.
         checks.register(check_legacy_keys, checks.Tags.database)
         checks.register(check_unknown_statuses, checks.Tags.database)

@@ -123,6 +123,13 @@ class Settings:
         return self._get("TRANSMISSIONS_BATCH_MAX_BYTES", 32 * 1024 * 1024)
 
     @property
+    def TRANSMISSIONS_SEND_RATES(self) -> Any:
+        """The most transmits per second, minute, hour or day on a channel kind (or a message's
+        ``send_rate_key``), whatever the number of workers: ``{"email": "14/s", "sms": "1/s"}``
+        (``sendrate.py``). Empty (the default): no limit, and no query."""
+        return self._get("TRANSMISSIONS_SEND_RATES", {})
+
+    @property
     def TRANSMISSIONS_WAKE_UP(self) -> Any:
         """What wakes a worker when a due notification is committed: ``None`` (the beat,
         cron or ``process_notifications --loop`` finds it), ``"celery"`` or

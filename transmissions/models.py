@@ -39,6 +39,7 @@ __all__ = [
     "DigestItem",
     "Notification",
     "Preference",
+    "SendSlot",
     "Suppression",
     "TriggerBehavior",
 ]
@@ -419,6 +420,35 @@ class Suppression(models.Model):
 
     def __str__(self) -> str:
         return f"{self.address} ({self.channel})"
+
+
+class SendSlot(models.Model):
+    """One of the ``N`` slots of a send rate "N per period" (``sendrate.py``).
+
+    A worker takes a free slot before each transmit of a rate-limited channel and frees it
+    once the transmit returned, a period later: so two transmits through one slot are a
+    period apart, and any period holds at most ``N`` of them. Rows are made on first use;
+    nothing else reads or writes them.
+    """
+
+    # The channel kind ("email") or the message class's ``send_rate_key``.
+    key = models.CharField(max_length=CHANNEL_MAX_LENGTH)
+    number = models.PositiveIntegerField()
+    # When the slot may be taken again; while a transmit holds it, its batch's lease plus a
+    # period (so a worker that died holding it frees it a period after its claim expired).
+    free_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("send slot")
+        verbose_name_plural = _("send slots")
+        constraints = [
+            models.UniqueConstraint(fields=["key", "number"], name="transmissions_send_slot_once"),
+        ]
+        # A take reads a key's earliest slot: without it, a scan of all its slots each time.
+        indexes = [models.Index(fields=["key", "free_at"], name="transmissions_slot_earliest")]
+
+    def __str__(self) -> str:
+        return f"{self.key} #{self.number}: free at {self.free_at.isoformat()}"
 
 
 class Preference(models.Model):

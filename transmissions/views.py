@@ -54,9 +54,12 @@ def prefetch_contents(notifications: list[Notification]) -> None:
     Unlike ``prefetch_related("content")``, a notification whose content type has no
     model any more (its app was removed), or whose ``object_id`` does not fit the
     model's key, does not make this raise: its ``content`` reads ``None``, as for a
-    deleted object (``transmissions.related``).
+    deleted object (``transmissions.related``). The digests among them get their items
+    (``Notification.digest_items``): one query more for them all, none without digests.
     """
     related.attach_contents(notifications)
+    if notifications:
+        related.attach_digest_items(notifications[0]._state.db or "default", notifications)
 
 
 def same_origin(request: HttpRequest) -> bool:

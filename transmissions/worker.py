@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import InterfaceError, OperationalError, connections, router, transaction
 from django.utils import timezone
 
-from transmissions import coalesce, lifecycle, policies, recipients, signals
+from transmissions import coalesce, lifecycle, policies, recipients, sendrate, signals
 from transmissions.conf import conf
 from transmissions.delivery import Delivery, deliver
 from transmissions.lifecycle import Outcomes, notification_model
@@ -48,6 +48,8 @@ class Summary:
     stopped_early: bool = False
 
 
+# A time limit longer than this (a year) is none (``testing.py`` runs with an infinite one).
+MAX_WAIT_SECONDS = 365 * 86400
 # How often a lingering worker looks for rows committed since its last claim (coalesce.py).
 LINGER_POLL_SECONDS = 0.01
 
@@ -71,6 +73,7 @@ def run(batch_size: int | None = None, time_limit: float | None = None, detail: 
     using = router.db_for_write(model)
     # A loop of runs outlives a lost connection: the first query of a run opens a new one.
     lifecycle.drop_if_unusable(using)
+    sendrate.rates()  # a malformed TRANSMISSIONS_SEND_RATES raises here, before any claim
     lifecycle.reconnecting(using, "taking back expired claims", notifications.recover_expired)
     summary = Summary()
     coalescing = coalesce.enabled()
@@ -119,7 +122,8 @@ def _loop(
             if not batch:
                 break
         idle_since = None
-        outcomes = process_batch(batch)
+        # A send rate's wait ends with the run's time limit (rows not sent by then wait in the queue).
+        outcomes = process_batch(batch, _wall_clock(deadline))
         summary.taken += len(batch)
         summary.counts.update(outcomes.counts())
         if detail:
@@ -162,13 +166,15 @@ def process_one(pk: Any, raise_broken: bool = True) -> Delivery | None:
     return delivery
 
 
-def process_batch(batch: list[Notification]) -> Outcomes:
+def process_batch(batch: list[Notification], stop_at: datetime.datetime | None = None) -> Outcomes:
     """Deliver every claimed notification of ``batch`` (but those a policy holds) and record the
-    outcomes."""
-    return _process(batch)[0]
+    outcomes. A send rate's wait for a slot ends at half the batch's lease, or ``stop_at``."""
+    return _process(batch, stop_at)[0]
 
 
-def _process(batch: list[Notification]) -> tuple[Outcomes, list[tuple[Notification, Delivery]]]:
+def _process(
+    batch: list[Notification], stop_at: datetime.datetime | None = None
+) -> tuple[Outcomes, list[tuple[Notification, Delivery]]]:
     outcomes = Outcomes(lease=batch[0].claimed_until if batch else None)
     model: type[Notification] = notification_model()
     using = router.db_for_write(model)
@@ -180,26 +186,33 @@ def _process(batch: list[Notification]) -> tuple[Outcomes, list[tuple[Notificati
     cutoff = send_cutoff(outcomes.lease)
     # As a POSIX timestamp: time.time() per row costs a tenth of timezone.now().
     cutoff_at = None if cutoff is None else cutoff.timestamp()
+    # With TRANSMISSIONS_SEND_RATES only; None (and no query) without.
+    pacer = sendrate.pacer(using, _earliest(cutoff, stop_at), outcomes.lease)
     # The worker's own language and zone, read once: each delivery switches to its recipient's
     # only where they differ.
     locale = recipients.in_force()
     recipient_locale = recipients.fixed_locale()
     connection = connections[using]
     for notification in batch:
-        hold = held.get(notification.pk)
+        pk = notification.pk
+        hold = held.get(pk)
         if hold is None and cutoff_at is not None and time.time() >= cutoff_at:
             # Past half the lease: another worker may take the batch back once it expires,
             # so no send starts now; the unsent rows go back to the queue.
-            outcomes.release(notification.pk)
+            outcomes.release(pk)
             continue
         if hold is not None:
             if hold.until is None:
                 delivery = Delivery(Status.CANCELLED, None, hold.text)
-                outcomes.add(notification.pk, Status.CANCELLED, None, hold.text)
+                outcomes.add(pk, Status.CANCELLED, None, hold.text)
             else:
-                outcomes.defer(notification.pk, hold.until, hold.text)
+                outcomes.defer(pk, hold.until, hold.text)
                 continue
         else:
+            taken = pacer.take(notification) if pacer is not None else None
+            if isinstance(taken, sendrate.Late):
+                outcomes.defer(notification.pk, taken.until, taken.reason)
+                continue
             # A send after a lost connection gets a new one (its channel may query).
             lifecycle.drop_if_unusable(using, connection)
             if in_transaction:
@@ -208,12 +221,16 @@ def _process(batch: list[Notification]) -> tuple[Outcomes, list[tuple[Notificati
                     delivery = deliver(notification, locale, recipient_locale)
             else:
                 delivery = deliver(notification, locale, recipient_locale)
+            if taken is not None:
+                assert pacer is not None
+                # Cancelled or broken before its send: nothing was transmitted, the slot goes back.
+                pacer.done(taken, transmitted=delivery.status not in (Status.CANCELLED, Status.BROKEN))
             if delivery.status is None:
                 assert delivery.retry_in is not None
-                outcomes.retry(notification.pk, timezone.now() + delivery.retry_in, delivery.reason)
+                outcomes.retry(pk, timezone.now() + delivery.retry_in, delivery.reason)
             else:
                 outcomes.add(
-                    notification.pk,
+                    pk,
                     delivery.status,
                     delivery.behavior,
                     delivery.reason,
@@ -236,6 +253,18 @@ def _process(batch: list[Notification]) -> tuple[Outcomes, list[tuple[Notificati
     if signals.notification_finished.has_listeners():
         _announce(deliveries)
     return outcomes, deliveries
+
+
+def _wall_clock(deadline: float) -> datetime.datetime | None:
+    """The time.monotonic() ``deadline`` as a datetime; None for no limit (``float("inf")``)."""
+    remaining = deadline - time.monotonic()
+    if remaining > MAX_WAIT_SECONDS:
+        return None
+    return timezone.now() + datetime.timedelta(seconds=max(remaining, 0.0))
+
+
+def _earliest(*times: datetime.datetime | None) -> datetime.datetime | None:
+    return min((t for t in times if t is not None), default=None)
 
 
 def send_cutoff(lease: datetime.datetime | None) -> datetime.datetime | None:

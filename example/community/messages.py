@@ -63,30 +63,52 @@ class WelcomeSMS(DefaultSMSMessage):
         return "We texted you a welcome message."
 
 
-# Comments: one pending email per post, however many comments arrive before it is sent.
-# Its category, "comments" (settings.TRANSMISSIONS_CATEGORIES), can be turned off by its
-# recipient: on the preferences page, or with the email's one-click unsubscribe link.
+# Comments: an entry in the inbox at once, and one email an hour with every comment of the
+# hour (a digest, docs/digests.md): "3 new comments on 2 posts". Both are in the category
+# "comments" (settings.TRANSMISSIONS_CATEGORIES), which their recipient can turn off per
+# channel: on the preferences page, or with the email's one-click unsubscribe link; and the
+# recipient may choose how often the email comes (preferences.set_frequency()).
+@message("comment-inapp", channel="inapp", category="comments")
+class NewCommentInApp(InAppMessage):
+    def inbox_text(self):
+        return f"{_who(self.trigger_user)} commented on your post “{_title(self.content)}”"
+
+
 @message(
     "new-comment",
-    behavior=TriggerBehavior.TRIGGER_ONCE_PER_CONTENT,
-    subject="New comments on your post",
+    digest=datetime.timedelta(hours=1),
+    subject="New comments on your posts",
     category="comments",
 )
 class NewCommentEmail(DefaultEmailMessage):
     def send(self):
-        post = self.content
-        count = post.comments.count()
-        so_far = f"{count} comment{'s' if count != 1 else ''} so far"
-        self.body = f"{_who(self.trigger_user)} commented on “{post.title}” ({so_far}).\n"
+        self.body = f"Hi {_hello(self.target_user)},\n\n{self.summary()}:\n"
+        for post, who in self.by_post().items():
+            self.body += f"- “{_title(post)}”: {', '.join(who)}\n"
         # The same link as the List-Unsubscribe header's.
         self.body += f"\nNo more of these: {unsubscribe.url_for(self.notification)}\n"
         super().send()
 
+    def by_post(self):
+        """Who commented, by post, in the order the comments came (deleted posts left out)."""
+        found = {}
+        for item in self.digest_items:
+            if item.content is not None:
+                found.setdefault(item.content, []).append(_who(item.trigger_user))
+        return found
+
+    def summary(self):
+        comments, posts = self.digest_count, len({item.object_id for item in self.digest_items})
+        return (
+            f"{comments} new comment{'s' if comments != 1 else ''} on {posts} post{'s' if posts != 1 else ''}"
+        )
+
     def check_validity(self):
-        return self.content is not None and super().check_validity()
+        # Every post it would talk about was deleted: nothing to say.
+        return bool(self.by_post()) and super().check_validity()
 
     def inbox_text(self):
-        return f"{_who(self.trigger_user)} commented on your post “{_title(self.content)}”"
+        return f"We emailed you about {self.summary()}."
 
 
 # A reminder scheduled for later, cancelled if the draft was published meanwhile.

@@ -17,7 +17,7 @@ from pathlib import Path
 import django
 import pytest
 
-from community.messages import LikesUpdate, NewCommentEmail, WelcomeEmail
+from community.messages import LikesUpdate, NewCommentEmail, NewCommentInApp, WelcomeEmail
 from community.models import Post, User
 from transmissions.models import Notification
 from transmissions.worker import process_all_notifications
@@ -91,7 +91,7 @@ def test_sign_in_see_badge_open_inbox_follow_notification(browser, live_server, 
     bob = User.objects.create_user("bob", "bob@example.com", "pw", first_name="Bob")
     post = Post.objects.create(author=ada, title="Notes on queues")
     WelcomeEmail.trigger(ada)
-    comment = NewCommentEmail.trigger(ada, trigger_user=bob, content=post)
+    comment = NewCommentInApp.trigger(ada, trigger_user=bob, content=post)
     LikesUpdate.trigger(ada, trigger_user=bob, content=post, data={"likes": 3})
     WelcomeEmail.trigger(bob)  # someone else's: never in ada's inbox
     assert process_all_notifications() == 4
@@ -185,7 +185,7 @@ def test_default_inbox_is_styled_readable_and_keyboard_friendly(browser, live_se
     post = Post.objects.create(author=ada, title="Notes on queues")
     ages = [datetime.timedelta(days=3), datetime.timedelta(hours=2), datetime.timedelta(minutes=5)]
     for age in ages:
-        n = NewCommentEmail.trigger(ada, trigger_user=bob, content=post)
+        n = NewCommentInApp.trigger(ada, trigger_user=bob, content=post)
         process_all_notifications()
         Notification.objects.filter(pk=n.pk).update(datetime_created=timezone.now() - age)
     ada.notifications.mark_seen()  # those three were seen on an earlier visit
@@ -251,7 +251,7 @@ def test_admin_changelist_fits_1280_px_on_one_line_a_row(browser, live_server, o
     posts = [Post.objects.create(author=u, title=t) for u, t in zip(users, titles, strict=True)]
     for i in range(30):
         user, post = users[i % 4], posts[(i + 1) % 4]
-        NewCommentEmail.trigger(user, trigger_user=users[(i + 2) % 4], content=post)
+        NewCommentInApp.trigger(user, trigger_user=users[(i + 2) % 4], content=post)
         LikesUpdate.trigger(user, trigger_user=users[(i + 3) % 4], content=post, data={"likes": i})
     WelcomeEmail.trigger(users[0])
     process_all_notifications()
@@ -295,6 +295,13 @@ def test_admin_changelist_fits_1280_px_on_one_line_a_row(browser, live_server, o
 # -- preferences and one-click unsubscribe (docs/preferences.md) ----------------------------
 
 
+def an_hour_ago():
+    """A comment an hour old: the hourly digest email it opens is due now."""
+    from django.utils import timezone
+
+    return timezone.now() - NewCommentEmail.digest.window
+
+
 def sign_in_with_the_form(browser, live_server, username, password):
     from selenium.webdriver.common.by import By
 
@@ -328,7 +335,7 @@ def test_turn_a_category_off_and_its_next_notification_does_not_arrive(browser, 
     ARTIFACTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "preferences.png"))
 
-    comment = NewCommentEmail.trigger(ada, trigger_user=bob, content=post)
+    comment = NewCommentEmail.trigger(ada, trigger_user=bob, content=post, datetime_scheduled=an_hour_ago())
     welcome = WelcomeEmail.trigger(ada)  # no category: always sent
     assert process_all_notifications() == 2
     assert [m.subject for m in mail.outbox] == ["Welcome to the community!"]
@@ -356,7 +363,7 @@ def test_follow_the_unsubscribe_link_of_a_sent_email_and_confirm(browser, live_s
     ada = User.objects.create_user("ada", "ada@example.com", "pw", first_name="Ada")
     bob = User.objects.create_user("bob", "bob@example.com", "pw", first_name="Bob")
     post = Post.objects.create(author=ada, title="Notes on queues")
-    NewCommentEmail.trigger(ada, trigger_user=bob, content=post)
+    NewCommentEmail.trigger(ada, trigger_user=bob, content=post, datetime_scheduled=an_hour_ago())
     assert process_all_notifications() == 1
 
     [path] = emails.glob("*.log")
@@ -381,7 +388,7 @@ def test_follow_the_unsubscribe_link_of_a_sent_email_and_confirm(browser, live_s
         (ada.pk, "comments", "email", False)
     ]
     # The next comment email is held, not written.
-    NewCommentEmail.trigger(ada, trigger_user=bob, content=post)
+    NewCommentEmail.trigger(ada, trigger_user=bob, content=post, datetime_scheduled=an_hour_ago())
     process_all_notifications()
     assert len(list(emails.glob("*.log"))) == 1
     assert Notification.objects.held("opted-out").count() == 1

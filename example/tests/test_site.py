@@ -9,8 +9,9 @@ import django
 import pytest
 from django.core import mail
 from django.urls import reverse
+from django.utils import timezone
 
-from community.messages import LikesUpdate, NewCommentEmail, WelcomeEmail
+from community.messages import LikesUpdate, NewCommentEmail, NewCommentInApp, WelcomeEmail
 from community.models import Comment, Post, User
 from transmissions.models import Notification
 from transmissions.worker import process_all_notifications
@@ -35,9 +36,12 @@ def site():
     post = Post.objects.create(author=ada, title="Notes on queues")
     Comment.objects.create(post=post, author=bob, text="Great post!")
     WelcomeEmail.trigger(ada)
-    NewCommentEmail.trigger(ada, trigger_user=bob, content=post)
+    NewCommentInApp.trigger(ada, trigger_user=bob, content=post)
+    # The hourly digest email, its hour over.
+    an_hour_ago = timezone.now() - NewCommentEmail.digest.window
+    NewCommentEmail.trigger(ada, trigger_user=bob, content=post, datetime_scheduled=an_hour_ago)
     LikesUpdate.trigger(ada, trigger_user=bob, content=post, data={"likes": 1})
-    assert process_all_notifications() == 3
+    assert process_all_notifications() == 4
     return ada, bob, post
 
 
@@ -68,7 +72,7 @@ def test_anonymous_visitors_get_a_page_or_the_sign_in_page(client, site):
 def test_signed_in_pages_answer(client, site):
     ada, _, post = site
     client.force_login(ada)
-    notification = Notification.objects.filter(trigger_name="new-comment").get()
+    notification = Notification.objects.filter(trigger_name="comment-inapp").get()
     for url in every_page(post, notification)[:3]:
         assert client.get(url).status_code == 200, url
     assert client.get(reverse("transmissions:open", args=[notification.uuid]))["Location"] == (
@@ -85,9 +89,10 @@ def test_people_are_named_the_same_way_in_the_inbox_and_on_the_post(client, site
     assert "bob commented on your post" in inbox
     assert "<strong>bob</strong>: Great post!" in page and "by ada" in page
     assert "Bob" not in inbox and "Bob" not in page
-    (email,) = [m for m in mail.outbox if m.subject == "New comments on your post"]
+    (email,) = [m for m in mail.outbox if m.subject == "New comments on your posts"]
     first, link = email.body.split("\n\nNo more of these: ")
-    assert first == "bob commented on “Notes on queues” (1 comment so far)."
+    assert first == "Hi Ada,\n\n1 new comment on 1 post:\n- “Notes on queues”: bob"
+    assert "We emailed you about 1 new comment on 1 post." in inbox
     # The one-click unsubscribe link, the same as the List-Unsubscribe header's.
     assert email.extra_headers["List-Unsubscribe"] == f"<{link.strip()}>"
     assert link.startswith("http://127.0.0.1:8000/notifications/unsubscribe/")
@@ -96,6 +101,6 @@ def test_people_are_named_the_same_way_in_the_inbox_and_on_the_post(client, site
 def test_home_counts_unseen_notifications_with_a_plural(client, site):
     ada, _, _ = site
     client.force_login(ada)
-    assert "You have 3 unseen notifications." in client.get(reverse("home")).content.decode()
+    assert "You have 4 unseen notifications." in client.get(reverse("home")).content.decode()
     ada.notifications.exclude(trigger_name="welcome-email").mark_seen()
     assert "You have 1 unseen notification." in client.get(reverse("home")).content.decode()

@@ -4,11 +4,11 @@ from collections import Counter, defaultdict
 
 from django.db.models import Count
 
-from transmissions.models import DeliveryEvent, Notification
+from transmissions.models import DeliveryEvent, DigestItem, Notification
 from transmissions.registry import registry
 
 S = Notification.Status
-COLUMNS = ["triggered", "refused", "sent", "cancelled", "failed", "broken", "deleted", "waiting"]
+COLUMNS = ["triggered", "refused", "batched", "sent", "cancelled", "failed", "broken", "deleted", "waiting"]
 
 
 def summary_rows(since, tally):
@@ -20,12 +20,14 @@ def summary_rows(since, tally):
     table = []
     for name in sorted(tally.triggered):
         st = by_status[name]
-        created = tally.triggered[name] - tally.refused[name]
+        created = tally.triggered[name] - tally.refused[name] - tally.batched[name]
+        message_cls = registry.get(name)
         row = {
             "trigger": name,
-            "behavior": registry.get(name).behavior.name,
+            "behavior": "digest" if message_cls.digest is not None else message_cls.behavior.name,
             "triggered": tally.triggered[name],
             "refused": tally.refused[name],
+            "batched": tally.batched[name],
             "sent": st[S.SUCCESSFULLY_SENT],
             "cancelled": st[S.CANCELLED],
             "failed": st[S.FAILED],
@@ -38,6 +40,24 @@ def summary_rows(since, tally):
     total = {"trigger": "total", "behavior": ""}
     total.update({c: sum(r[c] for r in table) for c in COLUMNS})
     return [*table, total]
+
+
+def digest_line(since):
+    """What the comments' hourly digests did this run, in one line."""
+    digests = Notification.objects.filter(trigger_name="new-comment", datetime_created__gte=since)
+    sent = digests.filter(status=S.SUCCESSFULLY_SENT)
+    sizes = list(
+        DigestItem.objects.filter(digest__in=sent)
+        .values("digest")
+        .annotate(n=Count("id"))
+        .values_list("n", flat=True)
+    )
+    items = DigestItem.objects.filter(digest__in=digests).count()
+    return (
+        f"{len(sizes)} comment digests sent, holding {sum(sizes)} comments (up to {max(sizes, default=0)} in "
+        f"one email); {digests.count()} digests for {items} comments in all: one email an hour per user, "
+        "each comment also an in-app entry at once (docs/digests.md)"
+    )
 
 
 def format_table(rows):

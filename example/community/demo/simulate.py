@@ -14,6 +14,7 @@ from community.messages import (
     LikesUpdate,
     LoginCodeSMS,
     NewCommentEmail,
+    NewCommentInApp,
     WelcomeEmail,
     WelcomeSMS,
     reply,
@@ -56,10 +57,12 @@ def put_to_sleep(users, rng, now):
 
 
 class Tally:
-    """How many times each message was triggered, and refused by its behaviour."""
+    """How many times each message was triggered, refused by its behaviour, and batched into a
+    digest that an earlier trigger opened (no row of its own: an item of that digest)."""
 
     def __init__(self):
-        self.triggered, self.refused = Counter(), Counter()
+        self.triggered, self.refused, self.batched = Counter(), Counter(), Counter()
+        self.digests = set()
         # Users who turned comment emails off between trigger and processing.
         self.opted_out_users = 0
         # Users for whom it is night now: they keep quiet hours (put_to_sleep()).
@@ -78,11 +81,15 @@ class Tally:
         notification = message_cls.trigger(user, **kwargs)
         if notification is None:
             self.refused[message_cls.trigger_name] += 1
+        elif getattr(message_cls, "digest", None) is not None:
+            if notification.pk in self.digests:
+                self.batched[message_cls.trigger_name] += 1
+            self.digests.add(notification.pk)
         return notification
 
     @property
     def created(self):
-        return sum(self.triggered.values()) - sum(self.refused.values())
+        return sum(self.triggered.values()) - sum(self.refused.values()) - sum(self.batched.values())
 
 
 def ensure_users(count, rng):
@@ -151,7 +158,9 @@ def simulate(users, new_users, later, rng, progress):
 
     ``later`` (seconds): likes updates and draft reminders are due between later/2 and later.
     A reply's hour is compressed: its event starts an hour earlier, so the in-app entry and
-    the SMS are due at once and the email ``later`` seconds from now.
+    the SMS are due at once and the email ``later`` seconds from now. So is the comments'
+    hourly digest: each comment counts as an hour old, so the digest it opens is due ``later``
+    seconds from now, and the run's later comments to that user join it.
     """
     tally = Tally()
     tally.asleep_users = put_to_sleep(users, rng, timezone.now())
@@ -166,6 +175,8 @@ def simulate(users, new_users, later, rng, progress):
 
     def soon():
         return now + datetime.timedelta(seconds=rng.uniform(later / 2, later))
+
+    commented = now - NewCommentEmail.digest.window + datetime.timedelta(seconds=later)
 
     def pick_post():
         # The demo user is popular, so their inbox has plenty to show.
@@ -194,7 +205,14 @@ def simulate(users, new_users, later, rng, progress):
                 post = pick_post()
                 if post.author_id != user.pk:
                     comments.append(Comment(post=post, author=user, text=rng.choice(REPLIES)))
-                    tally.trigger(NewCommentEmail, post.author, trigger_user=user, content=post)
+                    tally.trigger(NewCommentInApp, post.author, trigger_user=user, content=post)
+                    tally.trigger(
+                        NewCommentEmail,
+                        post.author,
+                        trigger_user=user,
+                        content=post,
+                        datetime_scheduled=commented,
+                    )
                     # A reply in the thread: the last one who commented on it hears of it.
                     earlier = [u for u in commenters[post.pk] if u.pk not in (user.pk, post.author_id)]
                     if earlier:

@@ -16,7 +16,7 @@ from django.utils import timezone
 from community.demo.process import check_broker, process
 from community.demo.progress import Progress
 from community.demo.push import PushService
-from community.demo.report import delivery_rows, format_delivery, format_table, summary_rows
+from community.demo.report import delivery_rows, digest_line, format_delivery, format_table, summary_rows
 from community.demo.simulate import DEMO_PASSWORD, DEMO_USERNAME, ensure_users, simulate
 from community.demo.webhooks import post_webhooks, sent_emails
 from transmissions.models import Notification, Suppression
@@ -109,6 +109,7 @@ class Command(BaseCommand):
             raise CommandError(f"Reading the inbox failed: {readers.error!r}")
         out.write("")
         out.write(format_table(summary_rows(since, tally)))
+        out.write(digest_line(since))
         welcomes = Notification.objects.sent().filter(
             trigger_name="welcome-email", datetime_created__gte=since
         )
