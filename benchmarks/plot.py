@@ -45,12 +45,17 @@ def measure(conn: Any, db: str, ids: list[int], n: int) -> dict[str, Any]:
 
 
 def draw(conn: Any, db: str, ids: list[int], n: int, path: Path) -> None:
+    (path.parent / f"plot-{db}.json").write_text(json.dumps(measure(conn, db, ids, n), indent=1) + "\n")
+    render(path)
+
+
+def render(path: Path) -> None:
+    """Draw ``path`` from every ``plot-<db>.json`` beside it."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    (path.parent / f"plot-{db}.json").write_text(json.dumps(measure(conn, db, ids, n), indent=1) + "\n")
     runs = [json.loads(p.read_text()) for p in sorted(path.parent.glob("plot-*.json"))]
     fig, axes = plt.subplots(len(runs), 2, figsize=(11, 4 * len(runs)), squeeze=False)
     for (left, right), data in zip(axes, runs, strict=True):

@@ -381,7 +381,8 @@ def wire_round_trips(count: int = 1000) -> str:
     return (
         f"round trips per batch of 100, processing {count:,} notifications, counted on the wire: "
         f"{counts['ours'] / batches:.1f} (raw claim-and-mark: {counts['raw'] / batches:.1f}; each side "
-        "includes its last, empty claim)"
+        f"includes its last, empty claim); per trigger(): {counts['trigger']:.2f} (raw single-row "
+        f"INSERT: {counts['insert']:.2f})"
     )
 
 

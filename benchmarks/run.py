@@ -94,7 +94,7 @@ def round_trips_child(count: int, batch_size: int = 100) -> None:
         from django.contrib.auth.models import User
         from django.db import connection
 
-        from benchmarks import bench_messages  # noqa: F401 - registers the messages
+        from benchmarks import bench_messages
         from transmissions.worker import process_all_notifications
 
         direct = setup_db.raw_connection("postgres")
@@ -116,7 +116,26 @@ def round_trips_child(count: int, batch_size: int = 100) -> None:
         assert raw.claim_and_mark(proxied, "postgres", batch_size) == count
         theirs = proxy.round_trips - before
         direct.execute(f"DELETE FROM {raw.TABLE}")
-    print(json.dumps({"batches": count // batch_size, "ours": ours, "raw": theirs}))
+        # One trigger() per notification against one raw single-row INSERT each (autocommit).
+        before = proxy.round_trips
+        for user_id in ids[:100]:
+            bench_messages.NoopMessage.trigger(User(pk=user_id))
+        trigger = proxy.round_trips - before
+        before = proxy.round_trips
+        raw.single_inserts(proxied, "postgres", "bench-noop", ids[:100], keyed=False)
+        insert = proxy.round_trips - before
+        direct.execute(f"DELETE FROM {raw.TABLE}")
+    print(
+        json.dumps(
+            {
+                "batches": count // batch_size,
+                "ours": ours,
+                "raw": theirs,
+                "trigger": trigger / 100,
+                "insert": insert / 100,
+            }
+        )
+    )
 
 
 def burst(triggers: int) -> list[dict[str, Any]]:
@@ -131,13 +150,13 @@ def burst(triggers: int) -> list[dict[str, Any]]:
     return [json.loads(line) for line in out.stdout.strip().splitlines()[-2:]]
 
 
-def round_trips(count: int = 1000) -> dict[str, int]:
+def round_trips(count: int = 1000) -> dict[str, float]:
     """Run ``round_trips_child`` in a fresh process; return its counts."""
     cmd = [sys.executable, str(Path(__file__)), "--db", "postgres", "--round-trips", str(count)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False, env={**os.environ})
     if out.returncode:
         raise SystemExit(f"the round-trip count failed:\n{out.stderr}")
-    result: dict[str, int] = json.loads(out.stdout.strip().splitlines()[-1])
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 
 

@@ -175,7 +175,8 @@ def test_no_more_than_the_rate_in_any_window(user, memo):
     assert len(times) == 9
     # Any 5 consecutive sends span at least a second: no second holds 5.
     assert all(times[i + 4] - times[i] >= 1.0 for i in range(len(times) - 4)), times
-    assert times[-1] - times[0] < 3.0  # and it did not crawl: 9 at 4/s is two seconds
+    # And it did not crawl: 9 at 4/s is two seconds; one a second (a slot per period) is 8.
+    assert times[-1] - times[0] < 6.0
     assert set(Notification.objects.values_list("status", flat=True)) == {S.SUCCESSFULLY_SENT}
     assert SendSlot.objects.filter(key="memo").count() == 4
 

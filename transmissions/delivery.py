@@ -74,7 +74,7 @@ def deliver(
 
 
 def _deliver(notification: Any) -> Delivery:
-    label = f"notification {notification.pk} ({notification.trigger_name})"
+    label = _Label(notification)
     try:
         message_cls = registry.get(notification.trigger_name)
     except UnknownTriggerException as exc:
@@ -129,6 +129,18 @@ def _deliver(notification: Any) -> Delivery:
         result=result,
         provider_message_id=None if provider_id is None else str(provider_id),
     )
+
+
+class _Label:
+    """ "notification <pk> (<trigger name>)", formatted only when a log line is written."""
+
+    __slots__ = ("notification",)
+
+    def __init__(self, notification: Any) -> None:
+        self.notification = notification
+
+    def __str__(self) -> str:
+        return f"notification {self.notification.pk} ({self.notification.trigger_name})"
 
 
 def _cancel_reason(channel: Any) -> str:

@@ -353,9 +353,14 @@ class PreferencePolicy(Policy):
 
     def prepare(self, batch: list[Any]) -> None:
         self.keys: dict[int, Key] = {}
+        # By trigger name: its message class and category, looked up once per name.
+        found: dict[str, tuple[Any, str | None]] = {}
         for notification in batch:
-            message_cls = registry.find(notification.trigger_name)
-            name = categories.of(message_cls)
+            entry = found.get(notification.trigger_name)
+            if entry is None:
+                cls = registry.find(notification.trigger_name)
+                entry = found[notification.trigger_name] = (cls, categories.of(cls))
+            message_cls, name = entry
             if name is not None:
                 kind = notification.channel or getattr(message_cls, "channel", "")
                 self.keys[notification.pk] = (notification.target_user_id, name, kind)

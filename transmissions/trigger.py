@@ -41,6 +41,9 @@ CHUNK_SIZE = 1000
 # ShortUUIDField's alphabet and length, so these ids look like the field's own.
 _ALPHABET = shortuuid.get_alphabet()
 _UUID_LENGTH = 22
+# Two digits at a time (least significant first, as one at a time would give them).
+_BASE = len(_ALPHABET)
+_PAIRS = [_ALPHABET[i % _BASE] + _ALPHABET[i // _BASE] for i in range(_BASE * _BASE)]
 
 
 class Triggerable:
@@ -324,11 +327,11 @@ def shared_values(
 def short_uuid() -> str:
     """Return a random 22-character id in ShortUUIDField's alphabet (128 random bits)."""
     number = int.from_bytes(os.urandom(16), "big")
-    digits = []
-    for _ in range(_UUID_LENGTH):
-        number, digit = divmod(number, 57)
-        digits.append(_ALPHABET[digit])
-    return "".join(digits)
+    pairs = []
+    for _ in range(_UUID_LENGTH // 2):
+        number, pair = divmod(number, _BASE * _BASE)
+        pairs.append(_PAIRS[pair])
+    return "".join(pairs)
 
 
 def _row(shared: dict[str, Any], user_pk: Any, behavior: TriggerBehavior) -> dict[str, Any]:

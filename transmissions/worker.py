@@ -194,18 +194,19 @@ def _process(
     recipient_locale = recipients.fixed_locale()
     connection = connections[using]
     for notification in batch:
-        hold = held.get(notification.pk)
+        pk = notification.pk
+        hold = held.get(pk)
         if hold is None and cutoff_at is not None and time.time() >= cutoff_at:
             # Past half the lease: another worker may take the batch back once it expires,
             # so no send starts now; the unsent rows go back to the queue.
-            outcomes.release(notification.pk)
+            outcomes.release(pk)
             continue
         if hold is not None:
             if hold.until is None:
                 delivery = Delivery(Status.CANCELLED, None, hold.text)
-                outcomes.add(notification.pk, Status.CANCELLED, None, hold.text)
+                outcomes.add(pk, Status.CANCELLED, None, hold.text)
             else:
-                outcomes.defer(notification.pk, hold.until, hold.text)
+                outcomes.defer(pk, hold.until, hold.text)
                 continue
         else:
             taken = pacer.take(notification) if pacer is not None else None
@@ -226,10 +227,10 @@ def _process(
                 pacer.done(taken, transmitted=delivery.status not in (Status.CANCELLED, Status.BROKEN))
             if delivery.status is None:
                 assert delivery.retry_in is not None
-                outcomes.retry(notification.pk, timezone.now() + delivery.retry_in, delivery.reason)
+                outcomes.retry(pk, timezone.now() + delivery.retry_in, delivery.reason)
             else:
                 outcomes.add(
-                    notification.pk,
+                    pk,
                     delivery.status,
                     delivery.behavior,
                     delivery.reason,
