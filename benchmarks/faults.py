@@ -13,7 +13,6 @@ Rounds alternate the two sides; the table shows medians. Uses the benchmark data
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -27,13 +26,7 @@ from benchmarks import setup_db  # noqa: E402
 
 
 def main() -> None:
-    formatter = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
-    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--n", type=int, default=10_000)
-    parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
-    setup_db.configure(args.db)
+    args = setup_db.parse_and_configure(__doc__, n=10_000, rounds=5)
 
     from django.contrib.auth import get_user_model
     from django.contrib.contenttypes.models import ContentType

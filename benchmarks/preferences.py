@@ -22,7 +22,6 @@ Rounds alternate the two sides; the table shows medians. Uses the benchmark data
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import statistics
 import sys
@@ -39,13 +38,7 @@ CATEGORIES = {"bench": {"label": "Benchmark", "channels": {"bench": True}}}
 
 
 def main() -> None:
-    formatter = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
-    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--n", type=int, default=5000)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    setup_db.configure(args.db)
+    args = setup_db.parse_and_configure(__doc__, n=5000, rounds=3)
 
     from django.contrib.auth import get_user_model
     from django.test.utils import override_settings

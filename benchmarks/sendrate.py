@@ -20,7 +20,6 @@ the two sides and the table shows medians. Uses the benchmark database of
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import statistics
 import sys
@@ -35,13 +34,7 @@ from benchmarks import setup_db  # noqa: E402
 
 
 def main() -> None:
-    formatter = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
-    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--n", type=int, default=5000)
-    parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
-    setup_db.configure(args.db)
+    args = setup_db.parse_and_configure(__doc__, n=5000, rounds=5)
 
     from django.contrib.auth import get_user_model
     from django.db import connection

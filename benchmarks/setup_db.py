@@ -7,6 +7,7 @@ Django and for the raw sqlite3 baseline alike. PostgreSQL: the ``bench_tx`` data
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sqlite3
@@ -30,6 +31,21 @@ LOCMEM_EMAIL: dict[str, Any] = (
     {"MAILERS": {"default": {"BACKEND": _LOCMEM}}} if django.VERSION >= (6, 1) else {"EMAIL_BACKEND": _LOCMEM}
 )
 SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL")
+
+
+def parse_and_configure(doc: str | None, n: int, rounds: int, extra: Any = None) -> argparse.Namespace:
+    """The side benchmarks' command line (``--db``, ``--n``, ``--rounds``, and what ``extra``
+    adds to the parser), parsed; then the chosen database configured (``configure()``)."""
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=doc, formatter_class=formatter)
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--n", type=int, default=n)
+    parser.add_argument("--rounds", type=int, default=rounds)
+    if extra is not None:
+        extra(parser)
+    args = parser.parse_args()
+    configure(args.db)
+    return args
 
 
 def configure(db: str, fresh: bool = True, pg_port: int | None = None) -> None:

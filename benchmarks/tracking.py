@@ -34,14 +34,10 @@ INDEX = "transmissions_provider_id_idx"
 
 
 def main() -> None:
-    formatter = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
-    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--n", type=int, default=5000)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--events", type=int, default=1000, help="emails whose events are recorded")
-    args = parser.parse_args()
-    setup_db.configure(args.db)
+    def events_arg(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--events", type=int, default=1000, help="emails whose events are recorded")
+
+    args = setup_db.parse_and_configure(__doc__, n=5000, rounds=3, extra=events_arg)
 
     from django.contrib.auth import get_user_model
     from django.db import connection

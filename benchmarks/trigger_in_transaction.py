@@ -25,9 +25,7 @@ Uses the benchmark database of ``benchmarks/setup_db.py`` (``TRANSMISSIONS_BENCH
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import statistics
 import sys
 import uuid
 from pathlib import Path
@@ -42,31 +40,15 @@ from benchmarks import setup_db  # noqa: E402
 PER_TRANSACTION = 100
 
 
-def rates(rounds: int, count: int, sides: list[tuple[Any, Any]]) -> list[float]:
-    """Median rate of each (setup, timed run) side, the sides alternating (report.rates())."""
-    samples: list[list[float]] = [[] for _ in sides]
-    for _ in range(rounds):
-        for i, (setup, measure) in enumerate(sides):
-            setup()
-            samples[i].append(count / measure())
-    return [statistics.median(s) for s in samples]
-
-
 def main() -> None:
-    formatter = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
-    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--n", type=int, default=5000)
-    parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
-    setup_db.configure(args.db)
-
+    args = setup_db.parse_and_configure(__doc__, n=5000, rounds=5)
     from django.contrib.auth import get_user_model
     from django.db import transaction
 
     from benchmarks import bench_messages as m
     from benchmarks import raw
     from benchmarks import workloads as w
+    from benchmarks.report import rates  # the sides alternating, round after round
     from transmissions.db.base import Dialect
     from transmissions.db.returning import ReturningDialect
 

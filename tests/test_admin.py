@@ -352,3 +352,34 @@ def test_change_page_shows_the_steps_of_its_escalation_together(admin_client):
         reverse("admin:transmissions_notification_change", args=[alone.pk])
     ).content.decode()
     assert "these steps in the list" not in html
+
+
+def test_digest_frequencies_are_listed_searched_and_changed_only_to_an_offered_one(admin_client):
+    from transmissions.models import DigestFrequency
+    from transmissions.preferences import set_frequency
+
+    set_frequency(make_user("grace"), "comments", "memo", "daily")
+    set_frequency(make_user("linus"), "comments", "memo", "weekly")
+    url = reverse("admin:transmissions_digestfrequency_changelist")
+    page = admin_client.get(url + "?q=grace").content.decode()
+    assert "grace" in page and "linus" not in page and "daily" in page
+    assert "linus" in admin_client.get(url + "?frequency=weekly").content.decode()
+    assert admin_client.get(reverse("admin:transmissions_digestfrequency_add")).status_code == 403
+    row = DigestFrequency.objects.get(frequency="daily")
+    change = reverse("admin:transmissions_digestfrequency_change", args=[row.pk])
+    page = admin_client.get(change).content.decode()
+    assert 'name="frequency"' in page and '<option value="hourly">Hourly</option>' in page
+    assert 'name="user"' not in page and 'name="category"' not in page  # read-only
+    # Another user, category or channel in the form changes nothing; a name not offered is refused.
+    refused = admin_client.post(change, {"frequency": "monthly"})
+    assert refused.status_code == 200 and "Select a valid choice" in refused.content.decode()
+    assert DigestFrequency.objects.get(pk=row.pk).frequency == "daily"
+    done = admin_client.post(change, {"frequency": "hourly", "user": 999, "category": "x", "channel": "y"})
+    assert done.status_code == 302
+    row.refresh_from_db()
+    assert (row.user.username, row.category, row.channel, row.frequency) == (
+        "grace",
+        "comments",
+        "memo",
+        "hourly",
+    )

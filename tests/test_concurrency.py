@@ -312,11 +312,12 @@ def test_send_and_process_notification_from_many_processes_send_each_row_once(tm
     assert len(pids) >= 4, (pids, out)
 
 
-def test_an_opt_out_committed_before_a_claim_is_never_sent(tmp_path):
-    """Two workers process 150 notifications of a category while a third process turns it off
-    for their users one by one. A notification sent was claimed (and its preference read)
-    before its user's opt-out committed; one held was opted out of; none is lost."""
-    users = [make_user(f"u{i}") for i in range(150)]
+def race_a_preference_change(tmp_path, users, role):
+    """150 notifications of DurableComment to ``users``, two workers processing them (5 a
+    claim, 4 ms a send) while a third process runs ``role`` ("optout" or "optin") over the
+    users one by one. Returns what the child reported, when each row was claimed and sent
+    (pk -> time), the rows, the sent pks (each asserted sent once, and SENT iff in the
+    send log) and the held ones (CANCELLED); sent and held together are every row."""
     DurableComment.trigger_many(users)
     ids = set(Notification.objects.values_list("pk", flat=True))
     log, claims = tmp_path / "sent.log", tmp_path / "claims.log"
@@ -327,22 +328,33 @@ def test_an_opt_out_committed_before_a_claim_is_never_sent(tmp_path):
         **{SEND_LOG_ENV: str(log), SEND_DELAY_ENV: "0.004", CLAIM_LOG_ENV: str(claims)},
     )
     worker = ["process", "--loop", "--batch-size", "5"]
-    optout = ["optout", "--users", ",".join(str(u.pk) for u in users)]
-    *_, out = run_together(tmp_path, env, [worker, worker, optout])
+    change = [role, "--users", ",".join(str(u.pk) for u in users)]
+    *_, out = run_together(tmp_path, env, [worker, worker, change])
 
-    off = {int(pk): at for pk, at in out["off"].items()}
-    assert len(off) == 150
     claimed = {int(pk): float(at) for pk, at in (line.split() for line in claims.read_text().splitlines())}
+    with open(log) as f:
+        sent_at = {int(pk): float(at) for pk, _pid, at in (line.split() for line in f)}
     rows = {n.pk: n for n in Notification.objects.all()}
     sent = read_send_log(log)
     assert len(sent) == len(set(sent))  # once each
     assert {pk for pk, n in rows.items() if n.status == S.SUCCESSFULLY_SENT} == set(sent)
     held = {pk for pk, n in rows.items() if n.status == S.CANCELLED}
     assert held | set(sent) == ids
-    for pk in sent:
-        assert off[rows[pk].target_user_id] > claimed[pk], pk
     for pk in held:
         assert rows[pk].reason.startswith("opted-out: "), rows[pk].reason
+    return out, claimed, sent_at, rows, sent, held
+
+
+def test_an_opt_out_committed_before_a_claim_is_never_sent(tmp_path):
+    """Two workers process 150 notifications of a category while a third process turns it off
+    for their users one by one. A notification sent was claimed (and its preference read)
+    before its user's opt-out committed; one held was opted out of; none is lost."""
+    users = [make_user(f"u{i}") for i in range(150)]
+    out, claimed, _, rows, sent, held = race_a_preference_change(tmp_path, users, "optout")
+    off = {int(pk): at for pk, at in out["off"].items()}
+    assert len(off) == 150
+    for pk in sent:
+        assert off[rows[pk].target_user_id] > claimed[pk], pk
     # The race really happened: some were sent before their user's opt-out, some held.
     assert sent and held
 
@@ -355,36 +367,14 @@ def test_an_opt_in_racing_with_workers_decides_by_what_committed_before_the_read
     users = [make_user(f"u{i}") for i in range(150)]
     for user in users:
         set_preference(user, "comments", "memo", False)
-    DurableComment.trigger_many(users)
-    ids = set(Notification.objects.values_list("pk", flat=True))
-    log, claims = tmp_path / "sent.log", tmp_path / "claims.log"
-    policies = ["tests.policies.ClaimLog", "transmissions.preferences.PreferencePolicy"]
-    env = child_env(
-        db_name(),
-        {"TRANSMISSIONS_POLICIES": policies},
-        **{SEND_LOG_ENV: str(log), SEND_DELAY_ENV: "0.004", CLAIM_LOG_ENV: str(claims)},
-    )
-    worker = ["process", "--loop", "--batch-size", "5"]
-    optin = ["optin", "--users", ",".join(str(u.pk) for u in users)]
-    *_, out = run_together(tmp_path, env, [worker, worker, optin])
-
+    out, claimed, sent_at, rows, sent, held = race_a_preference_change(tmp_path, users, "optin")
     began = {int(pk): at for pk, at in out["began"].items()}
     returned = {int(pk): at for pk, at in out["off"].items()}
     assert len(began) == len(returned) == 150
-    claimed = {int(pk): float(at) for pk, at in (line.split() for line in claims.read_text().splitlines())}
-    with open(log) as f:
-        sent_at = {int(pk): float(at) for pk, _pid, at in (line.split() for line in f)}
-    rows = {n.pk: n for n in Notification.objects.all()}
-    sent = read_send_log(log)
-    assert len(sent) == len(set(sent))  # once each
-    assert {pk for pk, n in rows.items() if n.status == S.SUCCESSFULLY_SENT} == set(sent)
-    held = {pk for pk, n in rows.items() if n.status == S.CANCELLED}
-    assert held | set(sent) == ids
     for pk in sent:  # its preference was read (after the claim, before the send) turned on
         assert sent_at[pk] > began[rows[pk].target_user_id], pk
     for pk in held:  # read while still off: claimed before the opt-in had returned
         assert claimed[pk] < returned[rows[pk].target_user_id], pk
-        assert rows[pk].reason.startswith("opted-out: "), rows[pk].reason
     # The race really happened: some held before their user's opt-in, some sent after it.
     assert sent and held
 

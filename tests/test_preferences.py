@@ -8,7 +8,7 @@ import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext, override_settings
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from tests import messages
 from tests.messages import CommentEmail, CommentMemo, DefaultMessage, DigestMemo, SecurityMemo
@@ -16,12 +16,13 @@ from tests.models import User
 from tests.utils import make_user, statements
 from transmissions import categories, internals, message
 from transmissions.checks import check_settings
-from transmissions.models import Notification, Preference
+from transmissions.models import DigestFrequency, Notification, Preference
 from transmissions.preferences import (
     InvalidPreference,
     ModelPreferenceSource,
     PreferenceSource,
     matrix,
+    set_frequency,
     set_preference,
     source,
 )
@@ -173,7 +174,8 @@ def test_matrix_shows_every_category_and_its_channel_kinds_in_one_query():
     set_preference(ada, "comments", "memo", False)
     with CaptureQueriesContext(connection) as ctx:
         rows = matrix(ada)
-    assert len(ctx.captured_queries) == 1
+    # The choices, and the digest frequencies (comments has a digest on memo).
+    assert len(ctx.captured_queries) == 2
     assert [c.label for c in rows[0].cells] == ["Email", "memo"]
     assert [(row.category.name, row.category.title) for row in rows] == [
         ("comments", "Comments"),
@@ -350,3 +352,127 @@ def test_the_decorator_refuses_a_bad_category_or_required():
     with pytest.raises(MessageRegistrationError, match="required must be True or False"):
         message("bad-required", required="yes")(messages.RecordingChannel)
     assert "bad-category" not in registry and "bad-required" not in registry
+
+
+# -- the digest frequency on the page --------------------------------------------------------
+
+HOUR = datetime.timedelta(hours=1)
+START = datetime.datetime(2026, 3, 2, 9, 0, tzinfo=datetime.UTC)
+FREQUENCY = 'name="comments:memo:frequency"'
+
+
+def test_matrix_offers_a_frequency_only_where_a_category_has_a_digest():
+    ada = make_user()
+    set_frequency(ada, "comments", "memo", "daily")
+    cells = {(c.category, c.channel): c for row in matrix(ada) for c in row.cells}
+    digested = cells["comments", "memo"]  # tests.messages.DigestedCommentsMessage: hourly
+    assert digested.digested and digested.digest_windows == (HOUR,) and digested.frequency == "daily"
+    assert digested.frequency_choices == [
+        ("", "Default (Hourly)"),
+        ("instant", "Instantly"),
+        ("hourly", "Hourly"),
+        ("daily", "Daily"),
+        ("weekly", "Weekly"),
+    ]
+    others = [cell for key, cell in cells.items() if key != ("comments", "memo")]
+    assert others and not any(cell.digested or cell.frequency_choices for cell in others)
+
+
+def test_matrix_shows_a_frequency_no_longer_offered_as_the_default(settings):
+    ada = make_user()
+    set_frequency(ada, "comments", "memo", "weekly")
+    settings.TRANSMISSIONS_DIGEST_FREQUENCIES = {"often": 60, "daily": 86400}
+    cell = next(c for row in matrix(ada) for c in row.cells if c.digested)
+    assert cell.frequency is None
+    assert cell.frequency_choices == [("", "Default"), ("often", "often"), ("daily", "Daily")]
+
+
+def test_the_page_shows_the_frequency_only_where_a_digest_applies(client):
+    ada = make_user()
+    client.force_login(ada)
+    page = client.get(reverse("transmissions:preferences")).content.decode()
+    assert page.count("<select") == 1 and FREQUENCY in page
+    assert '<option value="" selected>Default (Hourly)</option>' in page
+    assert 'name="comments:email:frequency"' not in page and 'name="digest:memo:frequency"' not in page
+    set_frequency(ada, "comments", "memo", "weekly")
+    with translation.override("de"):
+        page = client.get(reverse("transmissions:preferences")).content.decode()
+    assert '<option value="weekly" selected>Wöchentlich</option>' in page
+    assert "Standard (Stündlich)" in page and "memo: wie oft" in page
+
+
+def test_the_page_saves_the_frequency_and_the_next_digest_uses_it(client):
+    ada = make_user()
+    client.force_login(ada)
+    url = reverse("transmissions:preferences")
+    shown = ["comments:email", "comments:memo"]
+    on = {"comments:email": "on", "comments:memo": "on"}
+    with time_machine.travel(START, tick=False):
+        response = client.post(url, {"shown": shown, **on, "comments:memo:frequency": "daily"})
+        assert response.status_code == 302 and response["Location"] == url + "?saved=1"
+        assert list(DigestFrequency.objects.values_list("user_id", "category", "channel", "frequency")) == [
+            (ada.pk, "comments", "memo", "daily")
+        ]
+        assert not Preference.objects.exists()  # the checkboxes did not change
+        digest = messages.DigestedCommentsMessage.trigger(ada, data=1)
+        assert digest.datetime_scheduled == START + 24 * HOUR
+        assert messages.DigestedCommentsMessage.trigger(make_user("bob"), data=1).datetime_scheduled == (
+            START + HOUR  # another user: the message's own hour
+        )
+    # Back to the default ("" ), and a form without the choice leaves it as it is.
+    client.post(url, {"shown": shown, **on, "comments:memo:frequency": "instant"})
+    assert DigestFrequency.objects.get().frequency == "instant"
+    client.post(url, {"shown": shown, **on})
+    assert DigestFrequency.objects.get().frequency == "instant"
+    client.post(url, {"shown": shown, **on, "comments:memo:frequency": ""})
+    assert not DigestFrequency.objects.exists()
+
+
+@pytest.mark.parametrize("value", ["monthly", "Daily", "default"])
+def test_the_page_refuses_a_frequency_not_offered_and_writes_nothing(client, value):
+    ada = make_user()
+    client.force_login(ada)
+    # The checkbox change comes first in the form: it is not written either.
+    response = client.post(
+        reverse("transmissions:preferences"),
+        {"shown": ["comments:email", "comments:memo"], "comments:memo:frequency": value},
+    )
+    assert response.status_code == 400
+    assert "That digest frequency is not offered; nothing was saved." in response.content.decode()
+    assert not Preference.objects.exists() and not DigestFrequency.objects.exists()
+
+
+def test_a_frequency_field_for_a_cell_without_a_digest_is_ignored(client):
+    ada = make_user()
+    client.force_login(ada)
+    client.post(
+        reverse("transmissions:preferences"),
+        {"shown": ["comments:email"], "comments:email": "on", "comments:email:frequency": "daily"},
+    )
+    assert not DigestFrequency.objects.exists()
+
+
+class FrequencyOnlySource(ModelPreferenceSource):
+    """A source that keeps frequencies its own way (load_frequency only): the matrix asks it."""
+
+    chosen: dict = {}
+
+    def load_frequency(self, user_id, category, channel):
+        return self.chosen.get((user_id, category, channel))
+
+    def save_frequency(self, user, category, channel, frequency):
+        self.chosen[(user.pk, category, channel)] = frequency
+
+
+@override_settings(TRANSMISSIONS_PREFERENCE_SOURCE="tests.test_preferences.FrequencyOnlySource")
+def test_the_matrix_reads_frequencies_through_a_project_source(client):
+    ada = make_user()
+    FrequencyOnlySource.chosen = {}
+    client.force_login(ada)
+    client.post(
+        reverse("transmissions:preferences"),
+        {"shown": ["comments:memo"], "comments:memo": "on", "comments:memo:frequency": "hourly"},
+    )
+    assert FrequencyOnlySource.chosen == {(ada.pk, "comments", "memo"): "hourly"}
+    assert not DigestFrequency.objects.exists()
+    assert [c.frequency for row in matrix(ada) for c in row.cells if c.digested] == ["hourly"]

@@ -8,7 +8,10 @@ changes only through the actions, which go through the same code as the worker.
 A notification's page shows its delivery timeline (the provider's events, oldest first).
 
 The suppression list (``Suppression``): look, add an address by hand, clear one. The users'
-choices (``Preference``): look, search, change one on a user's behalf.
+choices (``Preference``): look, search, change one on a user's behalf. Their digest frequencies
+(``DigestFrequency``): look, search, change one to another offered frequency, or delete it
+(back to the message's own window); made only by the user (the preferences page) or
+``preferences.set_frequency()``, never added here.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import datetime
 import logging
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote
 from django.contrib.admin.views.main import ChangeList
@@ -30,8 +34,8 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from transmissions import related
-from transmissions.models import Notification, Preference, Suppression
+from transmissions import preferences, related
+from transmissions.models import DigestFrequency, Notification, Preference, Suppression
 from transmissions.querysets import NotificationQuerySet
 from transmissions.tracking import normalise_address
 
@@ -417,6 +421,53 @@ class PreferenceAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def get_search_fields(self, request: HttpRequest) -> tuple[str, ...]:
         user_model = get_user_model()
         return (*self.search_fields, f"user__{user_model.USERNAME_FIELD}")
+
+
+def _frequency_choices() -> list[tuple[str, str]]:
+    return [(name, preferences.frequency_label(name)) for name in preferences.digest_frequencies()]
+
+
+@admin.register(DigestFrequency)
+class DigestFrequencyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """The digest frequencies users chose (none: the message's own window; docs/digests.md).
+
+    Whose, of which category and channel is fixed: the frequency can be changed to another
+    of ``TRANSMISSIONS_DIGEST_FREQUENCIES`` on the user's behalf, or the row deleted. Rows
+    are made by the user's choice, not here (no add).
+    """
+
+    list_display = ("user", "category", "channel", "frequency", "datetime_updated")
+    list_filter = ("category", "channel", "frequency")
+    search_fields = ("category",)
+    list_select_related = ("user",)
+    ordering = ("-datetime_updated",)
+    fields = ("user", "category", "channel", "frequency", "datetime_updated")
+    readonly_fields = ("user", "category", "channel", "datetime_updated")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def get_search_fields(self, request: HttpRequest) -> tuple[str, ...]:
+        user_model = get_user_model()
+        return (*self.search_fields, f"user__{user_model.USERNAME_FIELD}")
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "frequency":
+            # Only an offered name: the worker ignores any other (the message's window applies).
+            return forms.ChoiceField(choices=_frequency_choices, label=_("frequency"))
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        obj.datetime_updated = timezone.now()
+        super().save_model(request, obj, form, change)
+        logger.info(
+            "Digest frequency of user %s for %s on %s set to %s in the admin by %s.",
+            obj.user_id,
+            obj.category,
+            obj.channel,
+            obj.frequency,
+            request.user,
+        )
 
 
 def _item_data(item: Any) -> str:

@@ -41,6 +41,13 @@ Key = tuple[Any, str, str]
 CHANNEL_ORDER = ("email", "sms", "push", "inapp")
 # What the preferences page calls them; a project's own kind is shown by its name.
 CHANNEL_LABELS = {"email": _("Email"), "sms": _("SMS"), "push": _("Push"), "inapp": _("In the app")}
+# What it calls the default digest frequencies; a project's own is shown by its name.
+FREQUENCY_LABELS = {
+    "instant": _("Instantly"),
+    "hourly": _("Hourly"),
+    "daily": _("Daily"),
+    "weekly": _("Weekly"),
+}
 
 
 class InvalidPreference(TransmissionsError, ValueError):
@@ -75,6 +82,30 @@ class PreferenceSource:
             .first()
         )
         return found
+
+    def load_frequencies(
+        self, user_id: Any, cells: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], str]:
+        """Return the digest frequencies the user chose for the ``(category, channel)`` pairs
+        ``cells``, keyed by pair; leave out those never chosen. Here one query on the
+        ``DigestFrequency`` model, or ``load_frequency()`` per pair where a subclass overrides
+        it (and not this)."""
+        if type(self).load_frequency is not PreferenceSource.load_frequency:
+            found = {cell: self.load_frequency(user_id, *cell) for cell in cells}
+            return {cell: frequency for cell, frequency in found.items() if frequency is not None}
+        if not cells:
+            return {}
+        wanted = set(cells)
+        rows = (
+            apps.get_model("transmissions", "DigestFrequency")
+            ._default_manager.filter(
+                user_id=user_id,
+                category__in={category for category, _ in wanted},
+                channel__in={channel for _, channel in wanted},
+            )
+            .values_list("category", "channel", "frequency")
+        )
+        return {(c, ch): f for c, ch, f in rows if (c, ch) in wanted}
 
     def save_frequency(self, user: Any, category: str, channel: str, frequency: str | None) -> None:
         """Store ``user``'s digest frequency (None: back to the message's own window)."""
@@ -135,6 +166,23 @@ def channel_key(channel: str) -> tuple[int, str]:
     return (CHANNEL_ORDER.index(channel) if channel in CHANNEL_ORDER else len(CHANNEL_ORDER), channel)
 
 
+def digest_windows_of(category: Category) -> dict[str, tuple[datetime.timedelta, ...]]:
+    """Return the windows of the digested messages registered in ``category``, by channel
+    kind (the kinds without one left out): where the recipient may choose a frequency."""
+    found: dict[str, set[datetime.timedelta]] = {}
+    for _name, message_cls in registry.items():
+        digest = getattr(message_cls, "digest", None)
+        kind = getattr(message_cls, "channel", "")
+        if digest is not None and kind and categories.of(message_cls) == category.name:
+            found.setdefault(kind, set()).add(digest.window)
+    return {kind: tuple(sorted(windows)) for kind, windows in found.items()}
+
+
+def frequency_label(name: str) -> str:
+    """A digest frequency as the preferences page shows it ("Hourly"...)."""
+    return str(FREQUENCY_LABELS.get(name, name))
+
+
 def channels_of(category: Category) -> list[str]:
     """Return the channel kinds a user may choose for ``category``: those it declares a default
     for and those of the registered messages in it (but the required ones), in order."""
@@ -149,13 +197,25 @@ def channels_of(category: Category) -> list[str]:
 
 @dataclass(frozen=True)
 class Cell:
-    """One channel kind of a category, for one user: on or off, and whether the user chose."""
+    """One channel kind of a category, for one user: on or off, and whether the user chose.
+
+    Where the category has a digested message on the channel kind, ``digest_windows`` holds
+    their windows and ``frequency`` the digest frequency the user chose (None: the message's
+    own window); ``frequency_choices`` lists what the user may choose.
+    """
 
     category: str
     channel: str
     enabled: bool
     default: bool
     chosen: bool
+    digest_windows: tuple[datetime.timedelta, ...] = ()
+    frequency: str | None = None
+
+    @property
+    def digested(self) -> bool:
+        """Whether the user may choose a digest frequency here."""
+        return bool(self.digest_windows)
 
     @property
     def label(self) -> str:
@@ -167,6 +227,26 @@ class Cell:
         """The name of the preferences form's checkbox for this cell."""
         return f"{self.category}:{self.channel}"
 
+    @property
+    def frequency_field_name(self) -> str:
+        """The name of the preferences form's digest frequency choice for this cell."""
+        return f"{self.field_name}:frequency"
+
+    @property
+    def frequency_choices(self) -> list[tuple[str, str]]:
+        """``(value, label)`` of the frequency choice: ``""`` for the message's own window
+        (labelled with it where it is one of the named frequencies), then each name of
+        ``TRANSMISSIONS_DIGEST_FREQUENCIES``. Empty where nothing is digested."""
+        if not self.digested:
+            return []
+        offered = digest_frequencies()
+        default = str(_("Default"))
+        if len(self.digest_windows) == 1:
+            named = [name for name, window in offered.items() if window == self.digest_windows[0]]
+            if named:
+                default = str(_("Default (%(frequency)s)")) % {"frequency": frequency_label(named[0])}
+        return [("", default), *((name, frequency_label(name)) for name in offered)]
+
 
 @dataclass(frozen=True)
 class Row:
@@ -177,22 +257,37 @@ class Row:
 
 
 def matrix(user: Any) -> list[Row]:
-    """Return ``user``'s category x channel matrix, categories by name, in one query.
+    """Return ``user``'s category x channel matrix, categories by name, with the digest
+    frequencies where a category has digested messages: one query, two with digests.
 
     For projects that build their own page; ``views.PreferencesView`` renders it.
     """
     declared = sorted(categories.categories().values(), key=lambda c: c.name)
     kinds = {category.name: channels_of(category) for category in declared}
     all_kinds = {kind for found in kinds.values() for kind in found}
-    chosen = source().load([user.pk], list(kinds), all_kinds) if all_kinds else {}
+    found = source()
+    chosen = found.load([user.pk], list(kinds), all_kinds) if all_kinds else {}
+    windows = {category.name: digest_windows_of(category) for category in declared}
+    digested = [(name, kind) for name, by_kind in windows.items() for kind in by_kind]
+    frequencies = found.load_frequencies(user.pk, digested) if digested else {}
+    offered = digest_frequencies()
     rows = []
     for category in declared:
         cells = []
         for kind in kinds[category.name]:
             default = category.default_for(kind)
             choice = chosen.get((user.pk, category.name, kind))
+            frequency = frequencies.get((category.name, kind))
             cells.append(
-                Cell(category.name, kind, default if choice is None else choice, default, choice is not None)
+                Cell(
+                    category.name,
+                    kind,
+                    default if choice is None else choice,
+                    default,
+                    choice is not None,
+                    windows[category.name].get(kind, ()),
+                    frequency if frequency in offered else None,  # one no longer offered: the default
+                )
             )
         rows.append(Row(category, cells))
     return rows
@@ -308,6 +403,8 @@ __all__ = [
     "Row",
     "digest_frequencies",
     "digest_window",
+    "digest_windows_of",
+    "frequency_label",
     "matrix",
     "set_frequency",
     "set_preference",

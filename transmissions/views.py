@@ -149,12 +149,16 @@ class NotificationOpenView(LoginRequiredMixin, View):
 
 @method_decorator(csrf_protect, name="dispatch")
 class PreferencesView(LoginRequiredMixin, TemplateView):
-    """The signed-in user's preferences: a checkbox per category and channel kind.
+    """The signed-in user's preferences: a checkbox per category and channel kind, and a
+    digest frequency choice where the category has a digested message on that kind.
 
     The form names the cells it shows (``shown``): a checked one is turned on, an unchecked
-    one off; cells the form does not show are left as they are. CSRF-protected even where the
-    project has no ``CsrfViewMiddleware``. After saving, the page
-    redirects to itself with ``?saved=1``. Override ``transmissions/preferences.html``.
+    one off; cells the form does not show are left as they are. A shown cell's frequency
+    (``<category>:<channel>:frequency``): ``""`` for the message's own window, or a name of
+    ``TRANSMISSIONS_DIGEST_FREQUENCIES``; absent, left as it is. A frequency not offered
+    is a 400 and nothing is written. CSRF-protected even where the project has no
+    ``CsrfViewMiddleware``. After saving, the page redirects to itself with ``?saved=1``.
+    Override ``transmissions/preferences.html``.
     """
 
     template_name = "transmissions/preferences.html"
@@ -168,11 +172,30 @@ class PreferencesView(LoginRequiredMixin, TemplateView):
     def post(self, request: HttpRequest) -> HttpResponse:
         user: Any = request.user  # signed in: LoginRequiredMixin
         shown = set(request.POST.getlist("shown"))
+        offered = preferences.digest_frequencies()
+        switches: list[tuple[preferences.Cell, bool]] = []
+        frequencies: list[tuple[preferences.Cell, str | None]] = []
         for row in preferences.matrix(user):
             for cell in row.cells:
+                if cell.field_name not in shown:
+                    continue
                 wanted = cell.field_name in request.POST
-                if cell.field_name in shown and wanted != cell.enabled:
-                    preferences.set_preference(user, cell.category, cell.channel, wanted)
+                if wanted != cell.enabled:
+                    switches.append((cell, wanted))
+                frequency = request.POST.get(cell.frequency_field_name)
+                if not cell.digested or frequency is None:
+                    continue
+                if frequency and frequency not in offered:
+                    # Checked before anything is written: a bad form changes nothing.
+                    logger.warning("Preferences of user %s refused: frequency %r.", user.pk, frequency)
+                    context = self.get_context_data(frequency_error=True)
+                    return self.render_to_response(context, status=400)
+                if (frequency or None) != cell.frequency:
+                    frequencies.append((cell, frequency or None))
+        for cell, wanted in switches:
+            preferences.set_preference(user, cell.category, cell.channel, wanted)
+        for cell, chosen in frequencies:
+            preferences.set_frequency(user, cell.category, cell.channel, chosen)
         return HttpResponseRedirect(request.path + "?saved=1")
 
 

@@ -7,7 +7,8 @@ Run by .ci/run (not by runtests.py, to keep the README's test command fast):
 Needs Debian's ``chromium`` and ``chromium-driver`` and ``pip install -e ".[browser]"``.
 Without them the tests skip, unless TRANSMISSIONS_REQUIRE_BROWSER=1 (CI), where they fail.
 Screenshots, in ``artifacts/``: ``inbox.png`` (the example's layout), ``inbox-default.png``
-(the templates as shipped, 1280 px wide) and ``admin-changelist.png`` (1280 px wide).
+(the templates as shipped, 1280 px wide), ``admin-changelist.png`` (1280 px wide),
+``preferences.png`` and ``preferences-frequency.png`` (a daily digest chosen).
 """
 
 import os
@@ -344,6 +345,36 @@ def test_turn_a_category_off_and_its_next_notification_does_not_arrive(browser, 
     assert comment.reason == "opted-out: comments turned off on email"
     welcome.refresh_from_db()
     assert welcome.status == Notification.Status.SUCCESSFULLY_SENT
+
+
+def test_choose_a_daily_digest_and_the_next_comment_email_waits_a_day(browser, live_server):
+    import datetime
+
+    from django.utils import timezone
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    ada = User.objects.create_user("ada", "ada@example.com", "s3cret-pw", first_name="Ada")
+    post = Post.objects.create(author=ada, title="Notes on queues")
+    sign_in_with_the_form(browser, live_server, "ada", "s3cret-pw")
+    browser.get(live_server.url + "/notifications/preferences/")
+    # The hourly comment email has the choice; the in-app entry (not a digest) has none.
+    assert [s.get_attribute("name") for s in browser.find_elements(By.TAG_NAME, "select")] == [
+        "comments:email:frequency"
+    ]
+    choice = Select(browser.find_element(By.NAME, "comments:email:frequency"))
+    assert choice.first_selected_option.text == "Default (Hourly)"
+    choice.select_by_value("daily")
+    browser.find_element(By.CSS_SELECTOR, ".transmissions-preferences button[type=submit]").click()
+    wait_for_url(browser, live_server.url + "/notifications/preferences/?saved=1")
+    choice = Select(browser.find_element(By.NAME, "comments:email:frequency"))
+    assert choice.first_selected_option.text == "Daily"
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "preferences-frequency.png"))
+
+    when = timezone.now().replace(microsecond=0)
+    digest = NewCommentEmail.trigger(ada, content=post, datetime_scheduled=when)
+    assert digest.datetime_scheduled == when + datetime.timedelta(days=1)  # not the message's hour
 
 
 def test_follow_the_unsubscribe_link_of_a_sent_email_and_confirm(browser, live_server, settings, tmp_path):
