@@ -21,8 +21,12 @@ SEND_DELAY_ENV = "TRANSMISSIONS_TEST_SEND_DELAY"
 
 
 class DurableRecordingChannel(BaseChannel):
+    def log_extra(self):
+        """What a subclass adds at the end of its line of the send log."""
+        return ""
+
     def send(self):
-        line = f"{self.notification.pk} {os.getpid()} {time.time():.6f}\n".encode()
+        line = f"{self.notification.pk} {os.getpid()} {time.time():.6f}{self.log_extra()}\n".encode()
         fd = os.open(os.environ[SEND_LOG_ENV], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             os.write(fd, line)
@@ -96,17 +100,8 @@ durable_chain = Escalation(
 class DurableDigestChannel(DurableRecordingChannel):
     """Logs "<digest pk> <pid> <time> <item ids, comma-separated>" per send."""
 
-    def send(self):
-        items = ",".join(str(item.pk) for item in self.digest_items)
-        line = f"{self.notification.pk} {os.getpid()} {time.time():.6f} {items}\n".encode()
-        fd = os.open(os.environ[SEND_LOG_ENV], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, line)
-        finally:
-            os.close(fd)
-        delay = float(os.environ.get(SEND_DELAY_ENV) or 0)
-        if delay:
-            time.sleep(delay)
+    def log_extra(self):
+        return " " + ",".join(str(item.pk) for item in self.digest_items)
 
 
 @message("durable-digest", digest=datetime.timedelta(hours=1))
