@@ -31,6 +31,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks import setup_db  # noqa: E402
+
 REDIS_URL = os.environ.setdefault("TRANSMISSIONS_TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
@@ -130,22 +133,9 @@ def round_(args: argparse.Namespace, coalesced: bool, workdir: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    os.environ["TRANSMISSIONS_TEST_DB"] = "postgres"
-    os.environ.setdefault(
-        "TRANSMISSIONS_TEST_DB_NAME", os.environ.get("TRANSMISSIONS_BENCH_DB_NAME", "tx_burst")
-    )
-    os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
-    import django
-    from django.db import connection
-
-    django.setup()
-    old_name = connection.settings_dict["NAME"]
-    connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    try:
+    with setup_db.suite_database("tx_burst"):
         workdir = Path(tempfile.mkdtemp(prefix="tx-burst-"))
         results = [round_(args, coalesced, workdir) for coalesced in (True, False)]
-    finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
     for result in results:
         print(json.dumps(result))
     bad = any(r["duplicates"] or r["sent"] != r["triggers"] for r in results)

@@ -8,9 +8,11 @@ Django and for the raw sqlite3 baseline alike. PostgreSQL: the ``bench_tx`` data
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,25 @@ LOCMEM_EMAIL: dict[str, Any] = (
     {"MAILERS": {"default": {"BACKEND": _LOCMEM}}} if django.VERSION >= (6, 1) else {"EMAIL_BACKEND": _LOCMEM}
 )
 SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL")
+
+
+@contextlib.contextmanager
+def suite_database(name: str) -> Iterator[None]:
+    """Django set up on the test suite's settings (``tests.settings``) against a fresh
+    PostgreSQL database (``TRANSMISSIONS_TEST_DB_NAME``, else ``TRANSMISSIONS_BENCH_DB_NAME``,
+    else ``name``), for benchmarks that start the suite's worker processes; dropped after."""
+    os.environ["TRANSMISSIONS_TEST_DB"] = "postgres"
+    os.environ.setdefault("TRANSMISSIONS_TEST_DB_NAME", os.environ.get("TRANSMISSIONS_BENCH_DB_NAME", name))
+    os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+    django.setup()
+    from django.db import connection
+
+    old_name = connection.settings_dict["NAME"]
+    connection.creation.create_test_db(verbosity=0, autoclobber=True)
+    try:
+        yield
+    finally:
+        connection.creation.destroy_test_db(old_name, verbosity=0)
 
 
 def parse_and_configure(doc: str | None, n: int, rounds: int, extra: Any = None) -> argparse.Namespace:

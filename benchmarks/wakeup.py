@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import signal
 import statistics
 import subprocess
@@ -34,6 +33,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+import django  # noqa: E402
+
+from benchmarks import setup_db  # noqa: E402
+
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
 
@@ -144,18 +148,7 @@ def trigger_cost(args: argparse.Namespace, users: list) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    os.environ["TRANSMISSIONS_TEST_DB"] = "postgres"
-    os.environ.setdefault(
-        "TRANSMISSIONS_TEST_DB_NAME", os.environ.get("TRANSMISSIONS_BENCH_DB_NAME", "tx_wakeup")
-    )
-    os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
-    import django
-    from django.db import connection
-
-    django.setup()
-    old_name = connection.settings_dict["NAME"]
-    connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    try:
+    with setup_db.suite_database("tx_wakeup"):
         from tests.models import User
 
         users = [
@@ -165,8 +158,6 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tempfile.mkdtemp(prefix="tx-wakeup-"))
         cost = trigger_cost(args, users)
         table = {mode: round_(args, mode, users, workdir) for mode in ("django_tasks", "sweep")}
-    finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
     keys = list(table["sweep"])
     width = max(map(len, keys))
     heads = {
