@@ -194,3 +194,62 @@ def test_throttle_refuses_behaviours_that_give_slots_up_early(behavior):
         class Bad(BaseChannel):
             def send(self):
                 pass
+
+
+@pytest.mark.only_on("mysql")
+@pytest.mark.django_db(transaction=True)
+def test_an_innodb_deadlock_in_our_own_transaction_is_a_lost_race_in_the_callers_it_is_not():
+    """A real deadlock on MariaDB: this connection locks user a then wants b, another holds b
+    (with an UPDATE, so InnoDB rolls this one back) and wants a. Raised from transmissions'
+    own transaction, the dialect calls it a lost race (throttle.write goes round again);
+    raised inside a caller's transaction, which InnoDB has rolled back whole, it does not."""
+    import threading
+
+    from django.db import OperationalError, connections, transaction
+
+    from transmissions import db
+    from transmissions.models import Notification
+
+    dialect = db.dialect("default", Notification)
+    a, b = make_user("dl-a"), make_user("dl-b")
+    table = connection.ops.quote_name(type(a)._meta.db_table)
+
+    def deadlock() -> OperationalError:
+        holds_b = threading.Event()
+
+        def the_other():
+            other = connections.create_connection("default")
+            with other.cursor() as cursor:
+                cursor.execute("BEGIN")
+                cursor.execute(f"UPDATE {table} SET first_name = 'x' WHERE id IN (%s)", [b.pk])
+                holds_b.set()
+                try:
+                    cursor.execute(f"UPDATE {table} SET last_name = 'x' WHERE id = %s", [a.pk])
+                finally:
+                    cursor.execute("ROLLBACK")
+                    other.close()
+
+        thread = threading.Thread(target=the_other)
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute(f"SELECT id FROM {table} WHERE id = %s FOR UPDATE", [a.pk])
+                    thread.start()
+                    assert holds_b.wait(10)
+                    cursor.execute(f"SELECT id FROM {table} WHERE id = %s FOR UPDATE", [b.pk])
+        except OperationalError as exc:
+            return exc
+        finally:
+            thread.join(10)
+        raise AssertionError("no deadlock")
+
+    exc = deadlock()
+    assert exc.__cause__.args[0] == 1213, exc
+    assert dialect.lost_race(exc)
+    assert not dialect.lost_race(OperationalError("another error"))
+    with pytest.raises(OperationalError):  # the caller's transaction: InnoDB rolled it back
+        with transaction.atomic():
+            make_user("dl-c")
+            inner = deadlock()
+            assert not dialect.lost_race(inner)
+            raise inner

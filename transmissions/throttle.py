@@ -28,7 +28,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from transmissions.exceptions import DuplicateNotification, InvalidTrigger, MessageRegistrationError
@@ -119,11 +119,14 @@ def write(
     row: dict[str, Any],
     insert: Callable[[Sequence[dict[str, Any]]], list[Any]],
     holders_of: Callable[[Sequence[str]], list[tuple[Any, str, Any]]],
+    lost_race: Callable[[Exception], bool] = lambda exc: False,
 ) -> list[Any]:
     """Insert ``row`` under ``throttle`` through ``insert`` (which skips conflicting rows);
     return what it created: the row holding a slot, the row CANCELLED as excess, or nothing
     when the row's behaviour (or idempotency key) refused it. ``holders_of(slots)`` reads
-    ``(id, slot, datetime_scheduled)`` of the slots' holders (the dialect's ``slot_holders``)."""
+    ``(id, slot, datetime_scheduled)`` of the slots' holders (the dialect's ``slot_holders``);
+    ``lost_race(exc)`` says whether a database error undid our own attempt to break a race
+    (the dialect's ``lost_race``: InnoDB's deadlock), so that it goes round again."""
     slots = throttle.slots(row)
     wanted: datetime.datetime = row["datetime_scheduled"]
     for _ in range(ATTEMPTS):
@@ -156,6 +159,11 @@ def write(
             continue
         except _Refused:
             return []
+        except DatabaseError as exc:
+            if not lost_race(exc):
+                raise
+            logger.info("Throttle slot race for %s: %s; going round again.", row["trigger_name"], exc)
+            continue
         if made and at > wanted:
             logger.warning(
                 "Throttled %s to user %s: %s.", row["trigger_name"], row["target_user_id"], mine["reason"]

@@ -412,7 +412,9 @@ def _write_guarded(
 
         def insert(todo: Sequence[dict[str, Any]]) -> list[Notification]:
             return [
-                n for row in todo for n in throttle.write(limit, manager, row, plain, dialect.slot_holders)
+                n
+                for row in todo
+                for n in throttle.write(limit, manager, row, plain, dialect.slot_holders, dialect.lost_race)
             ]
 
         if "idempotency_key" not in rows[0]:

@@ -80,6 +80,12 @@ class Dialect:
         """
         return not self.connection.get_autocommit() and not self.own_transaction
 
+    def lost_race(self, exc: Exception) -> bool:
+        """Whether ``exc`` is the database undoing a transaction transmissions opened itself
+        (none of the caller's around it) to break a race between triggers, so that going
+        round again is right. Never here; on MySQL/MariaDB an InnoDB deadlock."""
+        return False
+
     # -- trigger ---------------------------------------------------------------------
 
     def max_params(self) -> int:

@@ -11,3 +11,12 @@ from transmissions.db.base import Dialect
 
 class MySQLDialect(Dialect):
     vendor = "mysql"
+
+    # InnoDB's "Deadlock found when trying to get lock; try restarting transaction": it
+    # rolled the whole transaction back. Ours alone may go round again; a caller's is gone.
+    DEADLOCK = 1213
+
+    def lost_race(self, exc: Exception) -> bool:
+        cause = exc.__cause__
+        code = cause.args[0] if cause is not None and cause.args else None
+        return code == self.DEADLOCK and self.connection.get_autocommit()
