@@ -120,6 +120,20 @@ def wait_for(predicate, timeout, what):
         time.sleep(0.02)
 
 
+def kill_mid_batch(settings, log, batch_size, what="its batch"):
+    """Start a worker whose sends take 0.2 s each (logged to ``log``), claiming
+    ``batch_size`` rows under ``settings``; SIGKILL it once it has sent three."""
+    slow = child_env(db_name(), settings, **{SEND_LOG_ENV: str(log), SEND_DELAY_ENV: "0.2"})
+    victim = spawn(slow, "process", "--batch-size", str(batch_size))
+    try:
+        wait_for(lambda: len(read_send_log(log)) >= 3, 60, f"the worker to send part of {what}")
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=10)
+    finally:
+        stop([victim])
+    assert victim.returncode == -signal.SIGKILL
+
+
 @pytest.mark.parametrize("policy", ["broken", "retry"])
 def test_worker_killed_mid_batch(tmp_path, policy):
     user = make_user()
@@ -127,15 +141,7 @@ def test_worker_killed_mid_batch(tmp_path, policy):
     log = tmp_path / "sends.log"
     lease = 5  # long enough for the "early" worker below to run inside it
     settings = {"TRANSMISSIONS_LEASE_SECONDS": lease, "TRANSMISSIONS_EXPIRED_LEASE_POLICY": policy}
-    slow = child_env(db_name(), settings, **{SEND_LOG_ENV: str(log), SEND_DELAY_ENV: "0.2"})
-    victim = spawn(slow, "process", "--batch-size", "20")
-    try:
-        wait_for(lambda: len(read_send_log(log)) >= 3, 60, "the worker to send part of its batch")
-        victim.send_signal(signal.SIGKILL)
-        victim.wait(timeout=10)
-    finally:
-        stop([victim])
-    assert victim.returncode == -signal.SIGKILL
+    kill_mid_batch(settings, log, 20)
     held = set(Notification.objects.filter(status=S.PROCESSING).values_list("pk", flat=True))
     sent_before = read_send_log(log)
     assert len(held) == 20 and set(sent_before) < held  # killed holding its batch, part of it sent
@@ -453,15 +459,7 @@ def test_a_worker_killed_on_an_escalation_step(tmp_path, policy, step):
     killed = set(rows.filter(trigger_name=CHAIN[step]).values_list("pk", flat=True))
     log = tmp_path / "sends.log"
     settings = {"TRANSMISSIONS_LEASE_SECONDS": 2, "TRANSMISSIONS_EXPIRED_LEASE_POLICY": policy}
-    slow = child_env(db_name(), settings, **{SEND_LOG_ENV: str(log), SEND_DELAY_ENV: "0.2"})
-    victim = spawn(slow, "process", "--batch-size", "10")
-    try:
-        wait_for(lambda: len(read_send_log(log)) >= 3, 60, "the worker to send part of its batch")
-        victim.send_signal(signal.SIGKILL)
-        victim.wait(timeout=10)
-    finally:
-        stop([victim])
-    assert victim.returncode == -signal.SIGKILL
+    kill_mid_batch(settings, log, 10)
     assert set(rows.filter(status=S.PROCESSING).values_list("pk", flat=True)) == killed
     sent_before = set(read_send_log(log))
     assert sent_before < killed
@@ -677,14 +675,7 @@ def test_worker_killed_while_sending_digests(tmp_path, policy):
     log = tmp_path / "sends.log"
     lease = 5
     settings = {"TRANSMISSIONS_LEASE_SECONDS": lease, "TRANSMISSIONS_EXPIRED_LEASE_POLICY": policy}
-    slow = child_env(db_name(), settings, **{SEND_LOG_ENV: str(log), SEND_DELAY_ENV: "0.2"})
-    victim = spawn(slow, "process", "--batch-size", "20")
-    try:
-        wait_for(lambda: len(read_send_log(log)) >= 3, 60, "the worker to send part of its digests")
-        victim.send_signal(signal.SIGKILL)
-        victim.wait(timeout=10)
-    finally:
-        stop([victim])
+    kill_mid_batch(settings, log, 20, "its digests")
     held = set(Notification.objects.filter(status=S.PROCESSING).values_list("pk", flat=True))
     sent_before = read_send_log(log)
     assert len(held) == 20 and set(sent_before) < held
