@@ -73,6 +73,39 @@ def test_claimed_datetimes_are_the_orms_with_the_same_zone(batch_rows, settings,
         assert (n.datetime_scheduled.tzinfo is not None) is use_tz
 
 
+@pytest.mark.not_on("mysql")  # MariaDB refuses an offset in a datetime literal
+@pytest.mark.parametrize("use_tz", [True, False])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2020-01-02 03:04:05.123456",  # how Django writes it
+        "2020-01-02 03:04:05",  # no microseconds
+        "2020-01-02T03:04:05.5",  # 0.2, raw SQL or another tool's forms
+        "2020-01-02 03:04:05+00:00",
+        "2020-01-02 05:04:05+02:00",
+    ],
+)
+def test_claimed_datetimes_in_any_stored_text_form_read_like_the_orm(settings, use_tz, text):
+    """SQLite's dialect reads datetime columns back as their text, which load_rows() parses
+    (fromisoformat, aware in UTC): a form Django does not write (an offset of its own) goes
+    through the backend's converter, and every form gives the ORM's values and zones. (On
+    PostgreSQL the server parses the text when it is written: the same values either way.)"""
+    settings.USE_TZ = use_tz
+    notification = DefaultMessage.trigger(make_user("ada"))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE transmissions_notification SET datetime_created = %s, datetime_scheduled = %s "
+            "WHERE id = %s",
+            [text, text, notification.pk],
+        )
+    (claimed,) = Notification.objects.claim(10)
+    fresh = Notification.objects.get(pk=notification.pk)
+    for name in ("datetime_created", "datetime_scheduled", "claimed_until"):
+        mine, orms = getattr(claimed, name), getattr(fresh, name)
+        assert (mine, mine.tzinfo) == (orms, orms.tzinfo), name
+    assert claimed.datetime_scheduled.replace(tzinfo=None).year == 2020
+
+
 def test_post_init_listeners_still_run(batch_rows):
     seen = []
 

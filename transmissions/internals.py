@@ -204,24 +204,41 @@ def load_rows(model: type[M], using: str, rows: Sequence[Sequence[Any]]) -> list
     """Return instances of ``model`` loaded from ``rows`` (every concrete column, in order),
     converted as the ORM would convert them.
 
-    A naive datetime the driver already parsed (SQLite, MySQL) is made aware in the
-    connection's zone here, as the backend's converter does (``make_aware(value,
-    connection.timezone)`` when ``USE_TZ``): a claimed batch has three such columns a row,
-    and the converter's look-ups cost more than the rest of building the row."""
+    A naive datetime the driver already parsed (MySQL) is made aware in the connection's
+    zone here, as the backend's converter does (``make_aware(value, connection.timezone)``
+    when ``USE_TZ``), and a datetime column SQLite hands back as its text (its dialect reads
+    them so) is parsed here with ``datetime.fromisoformat()``, aware at once in UTC: a
+    claimed batch has three such columns a row, and the converter's look-ups cost more than
+    the rest of building the row. Text in another form goes through the converter."""
     connection = connections[using]
     converters = _converters(model, using, connection.vendor)
     build = builder(model, using)
     zone = connection.timezone if settings.USE_TZ else None
+    # Text in UTC is parsed aware in one C call; another zone is set after parsing.
+    suffix = "" if zone is None else "+00:00" if zone is datetime.UTC else None
     datetime_type = datetime.datetime
+    parse = datetime_type.fromisoformat
     out = []
     for row in rows:
         values = list(row)
         for i, funcs, only_datetime in converters:
             value = values[i]
-            if value is not None:
-                if only_datetime and type(value) is datetime_type and value.tzinfo is None:
+            if value is not None and only_datetime:
+                kind = type(value)
+                if kind is datetime_type and value.tzinfo is None:
                     values[i] = value if zone is None else value.replace(tzinfo=zone)
                     continue
+                if kind is str:
+                    # A datetime column SQLite handed back as its stored text (db/sqlite.py).
+                    try:
+                        if suffix is not None:
+                            values[i] = parse(value + suffix)
+                        else:
+                            values[i] = parse(value).replace(tzinfo=zone)
+                        continue
+                    except ValueError:
+                        pass  # another form (an offset of its own, say): the converter parses it
+            if value is not None:
                 for func, col in funcs:
                     value = func(value, col, connection)
                 values[i] = value
