@@ -127,3 +127,38 @@ def test_a_claimed_row_with_deferred_users_pickles_and_reads_its_users_after(bat
     copy = pickle.loads(pickle.dumps(batch[0]))
     assert copy.pk == batch[0].pk
     assert copy.target_user == Notification.objects.get(pk=copy.pk).target_user
+
+
+@pytest.mark.only_on("postgresql")
+@pytest.mark.parametrize("setting", ["DateStyle = 'SQL, DMY'", "TimeZone = 'Europe/Paris'"])
+def test_postgresql_reads_claimed_datetimes_as_text_only_in_an_iso_utc_session(batch_rows, setting):
+    """PostgreSQL's dialect reads datetime columns as text (parsed by fromisoformat, not by
+    Django's Python loader) while the session writes them in ISO form in UTC, which the
+    server reports to the driver; after a SET of either it reads them as timestamps. The
+    rows read like the ORM's."""
+    from transmissions import db
+
+    dialect = db.dialect("default", Notification)
+    fields = Notification._meta.concrete_fields
+    names = [f.attname for f in fields if f.get_internal_type() == "DateTimeField"]
+    assert dialect.zoned_text() is True
+    assert '"datetime_scheduled"::text' in dialect.all_columns("n")
+    variable = setting.split()[0]
+    with connection.cursor() as cursor:
+        cursor.execute(f"SHOW {variable}")
+        (before,) = cursor.fetchone()
+        cursor.execute(f"SET {setting}")
+    try:
+        assert dialect.zoned_text() is False
+        assert "::text" not in dialect.all_columns("n")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET {variable} = %s", [before])
+    assert dialect.zoned_text() is True
+    batch = Notification.objects.claim(10)
+    assert len(batch) == 3
+    for n in batch:
+        fresh = Notification.objects.get(pk=n.pk)
+        for name in names:
+            mine, orms = getattr(n, name), getattr(fresh, name)
+            assert (mine, getattr(mine, "tzinfo", None)) == (orms, getattr(orms, "tzinfo", None)), name

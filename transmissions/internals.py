@@ -183,24 +183,29 @@ def can_load_rows() -> bool:
 def _converters(
     model: type[Model], alias: str, vendor: str
 ) -> list[tuple[int, list[tuple[Converter, Any]], bool]]:
-    # What the ORM's compiler would apply to each selected column, and whether that is
-    # only the backend's datetime converter (SQLite's, MySQL's), which load_rows() does
-    # itself for the values the driver already parsed.
+    # What the ORM's compiler would apply to each selected column, and whether the column
+    # is a datetime whose only converter (if any) is the backend's datetime one (SQLite's,
+    # MySQL's; PostgreSQL's driver converts them itself), which load_rows() does itself.
     connection = connections[alias]
     table = model._meta.db_table
     out = []
     for i, field in enumerate(model._meta.concrete_fields):
         col = field.get_col(table)
         funcs = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
-        if funcs:
-            only_datetime = len(funcs) == 1 and getattr(funcs[0], "__func__", None) is getattr(
-                type(connection.ops), "convert_datetimefield_value", object()
+        plain_datetime = field.get_internal_type() == "DateTimeField" and (
+            not funcs
+            or (
+                len(funcs) == 1
+                and getattr(funcs[0], "__func__", None)
+                is getattr(type(connection.ops), "convert_datetimefield_value", object())
             )
-            out.append((i, [(func, col) for func in funcs], only_datetime))
+        )
+        if funcs or plain_datetime:
+            out.append((i, [(func, col) for func in funcs], plain_datetime))
     return out
 
 
-def load_rows(model: type[M], using: str, rows: Sequence[Sequence[Any]]) -> list[M]:
+def load_rows(model: type[M], using: str, rows: Sequence[Sequence[Any]], zoned_text: bool = False) -> list[M]:
     """Return instances of ``model`` loaded from ``rows`` (every concrete column, in order),
     converted as the ORM would convert them.
 
@@ -209,21 +214,23 @@ def load_rows(model: type[M], using: str, rows: Sequence[Sequence[Any]]) -> list
     when ``USE_TZ``), and a datetime column SQLite hands back as its text (its dialect reads
     them so) is parsed here with ``datetime.fromisoformat()``, aware at once in UTC: a
     claimed batch has three such columns a row, and the converter's look-ups cost more than
-    the rest of building the row. Text in another form goes through the converter."""
+    the rest of building the row. Text in another form goes through the converter.
+    ``zoned_text``: datetime text carries its UTC offset (PostgreSQL's dialect reads them so
+    when its session is in UTC and ISO form; Django's psycopg loader is Python code)."""
     connection = connections[using]
     converters = _converters(model, using, connection.vendor)
     build = builder(model, using)
     zone = connection.timezone if settings.USE_TZ else None
     # Text in UTC is parsed aware in one C call; another zone is set after parsing.
-    suffix = "" if zone is None else "+00:00" if zone is datetime.UTC else None
+    suffix = "" if zone is None or zoned_text else "+00:00" if zone is datetime.UTC else None
     datetime_type = datetime.datetime
     parse = datetime_type.fromisoformat
     out = []
     for row in rows:
         values = list(row)
-        for i, funcs, only_datetime in converters:
+        for i, funcs, plain_datetime in converters:
             value = values[i]
-            if value is not None and only_datetime:
+            if value is not None and plain_datetime:
                 kind = type(value)
                 if kind is datetime_type and value.tzinfo is None:
                     values[i] = value if zone is None else value.replace(tzinfo=zone)
@@ -237,7 +244,9 @@ def load_rows(model: type[M], using: str, rows: Sequence[Sequence[Any]]) -> list
                             values[i] = parse(value).replace(tzinfo=zone)
                         continue
                     except ValueError:
-                        pass  # another form (an offset of its own, say): the converter parses it
+                        if not funcs:
+                            raise ValueError(f"Unreadable datetime {value!r} in {model.__name__}") from None
+                        # another form (an offset of its own, say): the converter parses it
             if value is not None:
                 for func, col in funcs:
                     value = func(value, col, connection)

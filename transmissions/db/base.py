@@ -360,9 +360,13 @@ class Dialect:
     def adapt_datetime(self, value: Any) -> Any:
         return self.connection.ops.adapt_datetimefield_value(value)
 
+    def zoned_text(self) -> bool:
+        """Whether ``all_columns()`` reads datetime columns as text carrying their UTC offset."""
+        return False
+
     def load(self, rows: Sequence[Sequence[Any]]) -> list[Model]:
         """Instances from rows of every column (what a claim's RETURNING gave), oldest
         schedule first."""
-        batch = internals.load_rows(self.model, self.alias, rows)
+        batch = internals.load_rows(self.model, self.alias, rows, zoned_text=self.zoned_text())
         batch.sort(key=lambda n: (getattr(n, "datetime_scheduled"), n.pk))  # noqa: B009
         return batch
