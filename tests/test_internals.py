@@ -162,3 +162,31 @@ def test_postgresql_reads_claimed_datetimes_as_text_only_in_an_iso_utc_session(b
         for name in names:
             mine, orms = getattr(n, name), getattr(fresh, name)
             assert (mine, getattr(mine, "tzinfo", None)) == (orms, getattr(orms, "tzinfo", None)), name
+
+
+@pytest.fixture
+def connection_zone():
+    """Set the default connection's own TIME_ZONE (DATABASES["default"]["TIME_ZONE"]) for a test."""
+    saved = connection.settings_dict.get("TIME_ZONE")
+
+    def set_zone(name):
+        connection.settings_dict["TIME_ZONE"] = name
+        for attr in ("timezone", "timezone_name"):
+            connection.__dict__.pop(attr, None)  # Django caches both per connection
+
+    yield set_zone
+    set_zone(saved)
+
+
+@pytest.mark.only_on("sqlite")
+def test_claimed_datetimes_in_a_connection_zone_other_than_utc_read_like_the_orm(connection_zone):
+    """A SQLite database whose stored times are local to DATABASES' TIME_ZONE: the text
+    load_rows() parses is made aware in that zone, as the backend's converter does."""
+    connection_zone("Europe/Paris")
+    notification = DefaultMessage.trigger(make_user("ada"), datetime_scheduled=earlier(minutes=5))
+    (claimed,) = Notification.objects.claim(10)
+    fresh = Notification.objects.get(pk=notification.pk)
+    for name in ("datetime_created", "datetime_scheduled", "claimed_until"):
+        mine, orms = getattr(claimed, name), getattr(fresh, name)
+        assert (mine, str(mine.tzinfo)) == (orms, str(orms.tzinfo)) == (orms, "Europe/Paris"), name
+    assert abs(claimed.datetime_scheduled - notification.datetime_scheduled).total_seconds() < 1e-3

@@ -264,12 +264,14 @@ class LifecycleQuerySet(models.QuerySet[Any]):
         using = self._write_db()
         dialect = self._dialect()
         lease = outcomes.lease
-        # Only rows this claim still holds: one taken back after its lease expired is not
-        # overwritten, whether it is BROKEN, waiting again, or held by another worker now.
-        held = self.model._default_manager.using(using).filter(status=Status.PROCESSING)
-        if lease is not None:
-            held = held.filter(claimed_until=lease)
-        o = outcomes  # every statement below: the DELETE, one UPDATE per final status, the rest
+        o = outcomes
+        if o.delete or o.retry_at or o.deferred or o.released:  # (built only when used)
+            # Only rows this claim still holds: one taken back after its lease expired is not
+            # overwritten, whether it is BROKEN, waiting again, or held by another worker now.
+            held = self.model._default_manager.using(using).filter(status=Status.PROCESSING)
+            if lease is not None:
+                held = held.filter(claimed_until=lease)
+        # every statement below: the DELETE, one UPDATE per final status, the rest
         statements = len(o.final) + sum(
             map(bool, (o.delete, o.sent_keeping_key, o.retry_at, o.deferred, o.released))
         )

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
 
 from transmissions.db.returning import ReturningDialect
+from transmissions.status import Status
 
 # What a session in UTC may call its zone (Django sets "UTC"; a server's default is often "Etc/UTC").
 _UTC_NAMES = frozenset({"UTC", "Etc/UTC", "UCT", "Etc/UCT", "GMT", "Etc/GMT", "Universal", "Zulu"})
@@ -34,14 +37,8 @@ class PostgreSQLDialect(ReturningDialect):
         style, zone = info.parameter_status("DateStyle"), info.parameter_status("TimeZone")
         return bool(style and style.startswith("ISO") and zone in _UTC_NAMES)
 
-    def all_columns(self, alias: str = "") -> str:
-        if not self.zoned_text():
-            return super().all_columns(alias)
-        prefix = f"{alias}." if alias else ""
-        return ", ".join(
-            prefix + self.quote(str(f.column)) + ("::text" if f.attname in self._datetime_columns else "")
-            for f in self.model._meta.concrete_fields
-        )
+    def datetime_form(self) -> str:
+        return "{}::text" if self.zoned_text() else "{}"
 
     def insert_values(self, columns: tuple[str, ...], count: int) -> str:
         if count == 1:
@@ -69,6 +66,47 @@ class PostgreSQLDialect(ReturningDialect):
         if len(rows) == 1:
             return rows[0]
         return [list(column) for column in zip(*rows, strict=True)]
+
+    def finish(
+        self,
+        ids: Sequence[int],
+        status: int,
+        now: datetime.datetime,
+        lease: datetime.datetime | None,
+        release_key: bool,
+        reasons: dict[int, str],
+        provider_ids: dict[int, str] | None = None,
+    ) -> int:
+        # The ids, reasons and provider ids as three arrays: the statement's text and its
+        # parameters do not grow with the batch, so psycopg parses it once and caches it
+        # (it re-parsed a statement of over 50 parameters on every batch: 100 ids, and for
+        # emails 200 more for their provider ids).
+        provider_ids = provider_ids or {}
+        release = ", dedup_key = NULL" if release_key else ""
+        pk_type = self.model._meta.pk.db_type(self.connection)
+        params: list[Any] = [
+            status,
+            self.adapt_datetime(now),
+            list(ids),
+            [reasons.get(pk) for pk in ids] if reasons else None,
+            [provider_ids.get(pk) for pk in ids] if provider_ids else None,
+            Status.PROCESSING,
+        ]
+        claim = ""
+        if lease is not None:
+            claim = " AND n.claimed_until = %s"
+            params.append(self.adapt_datetime(lease))
+        sql = (
+            f"UPDATE {self.table} AS n SET status = %s, datetime_processed = %s, "  # noqa: S608
+            "reason = COALESCE(v.reason, ''), "
+            "provider_message_id = COALESCE(v.provider, n.provider_message_id), "
+            f"claimed_until = NULL{release} "
+            f"FROM unnest(%s::{pk_type}[], %s::text[], %s::text[]) AS v(id, reason, provider) "
+            f"WHERE n.id = v.id AND n.status = %s{claim}"
+        )
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return int(cursor.rowcount)
 
     def claim_statement(self, due: str, set_clause: str, returning: str) -> tuple[str, tuple[str, ...]]:
         # The materialized CTE runs once and its row locks skip what another worker

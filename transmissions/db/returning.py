@@ -28,12 +28,6 @@ class ReturningDialect(Dialect):
     # The column of ``status`` in an outcome's WHERE (SQLite writes "+status" there).
     held_status = "status"
 
-    @functools.cached_property
-    def _datetime_columns(self) -> frozenset[str]:
-        return frozenset(
-            f.attname for f in self.model._meta.concrete_fields if isinstance(f, models.DateTimeField)
-        )
-
     def insert(self, rows: Sequence[dict[str, Any]], skip_conflicts: bool) -> list[models.Model]:
         if self.signals or not self.connection.features.can_return_columns_from_insert:
             return super().insert(rows, skip_conflicts)
