@@ -1,7 +1,7 @@
 """internals.py: claimed rows read like the ORM's, with the shortcuts on or off."""
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 from django.db.models.signals import post_init
 from django.test.utils import CaptureQueriesContext
 
@@ -167,12 +167,13 @@ def test_postgresql_reads_claimed_datetimes_as_text_only_in_an_iso_utc_session(b
 @pytest.fixture
 def connection_zone():
     """Set the default connection's own TIME_ZONE (DATABASES["default"]["TIME_ZONE"]) for a test."""
-    saved = connection.settings_dict.get("TIME_ZONE")
+    wrapper = connections["default"]  # the connection itself, not django.db.connection's proxy
+    saved = wrapper.settings_dict.get("TIME_ZONE")
 
     def set_zone(name):
-        connection.settings_dict["TIME_ZONE"] = name
+        wrapper.settings_dict["TIME_ZONE"] = name
         for attr in ("timezone", "timezone_name"):
-            connection.__dict__.pop(attr, None)  # Django caches both per connection
+            wrapper.__dict__.pop(attr, None)  # Django caches both per connection
 
     yield set_zone
     set_zone(saved)
