@@ -212,6 +212,9 @@ def test_an_innodb_deadlock_in_our_own_transaction_is_a_lost_race_in_the_callers
 
     dialect = db.dialect("default", Notification)
     a, b = make_user("dl-a"), make_user("dl-b")
+    # The other transaction changes these too: InnoDB rolls back the lighter of two
+    # deadlocked transactions (rows changed and locks held), which must be this one.
+    heavy = [make_user(f"dl-h{i}").pk for i in range(20)]
     table = connection.ops.quote_name(type(a)._meta.db_table)
 
     def deadlock() -> OperationalError:
@@ -221,7 +224,8 @@ def test_an_innodb_deadlock_in_our_own_transaction_is_a_lost_race_in_the_callers
             other = connections.create_connection("default")
             with other.cursor() as cursor:
                 cursor.execute("BEGIN")
-                cursor.execute(f"UPDATE {table} SET first_name = 'x' WHERE id IN (%s)", [b.pk])
+                marks = ", ".join(["%s"] * (len(heavy) + 1))
+                cursor.execute(f"UPDATE {table} SET first_name = 'x' WHERE id IN ({marks})", [b.pk, *heavy])
                 holds_b.set()
                 try:
                     cursor.execute(f"UPDATE {table} SET last_name = 'x' WHERE id = %s", [a.pk])
