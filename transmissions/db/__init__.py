@@ -38,7 +38,10 @@ def dialect(using: str, model: type[Model]) -> Dialect:
     signals = internals.listened(model, pre_save, post_save)
     # One object per connection (each thread has its own), model and signal state, so
     # the statements a dialect builds are built once.
-    per_connection = _cache.setdefault(connection, {})
+    per_connection = _cache.get(connection)
+    if per_connection is None:
+        # (setdefault() would make a weak reference and a dict on every call.)
+        per_connection = _cache[connection] = {}
     found = per_connection.get((model, signals))
     if found is None:
         cls = _DIALECTS.get(connection.vendor, Dialect)

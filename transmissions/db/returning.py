@@ -78,7 +78,9 @@ class ReturningDialect(Dialect):
         cursor.execute(
             self.insert_sql(columns, len(rows), skip_conflicts, checked), self.insert_params(columns, rows)
         )
-        return {uuid: pk for pk, uuid in cursor.fetchall()}
+        # Iterating the cursor reads the rows as fetchall() does, without the error wrapper
+        # CursorWrapper builds around fetchall() on each call (its __iter__ has one of its own).
+        return {uuid: pk for pk, uuid in cursor}
 
     def lock_open_digest(self, key: str) -> models.Model | None:
         # One locking read by the unique key: PostgreSQL takes no gap locks (a key nobody
