@@ -798,3 +798,23 @@ def test_trigger_under_override_settings_use_tz_false(user):
     fresh = Notification.objects.get(pk=n.pk)
     assert fresh.datetime_scheduled == datetime.datetime(2030, 1, 2, 3, 4, 5) == n.datetime_scheduled
     assert fresh.datetime_created.tzinfo is None
+
+
+@pytest.mark.not_on("mysql")  # the portable path: Model.save() names every column
+def test_a_trigger_leaves_out_the_columns_the_database_fills_the_same_way(user):
+    """trigger()'s one-row INSERT names only the columns whose value is not what the database
+    writes by itself (NULL, or the column's db_default): the row reads the same either way."""
+    with CaptureQueriesContext(connection) as ctx:
+        plain = DefaultMessage.trigger(user)
+    with CaptureQueriesContext(connection) as ctx_full:
+        full = DefaultMessage.trigger(user, trigger_user=user, data={"a": 1})
+    (insert,) = statements(ctx)
+    (insert_full,) = statements(ctx_full)
+    for column in ("trigger_user_id", "data", "reason", "provider_message_id", "dedup_key"):
+        assert column not in insert
+    assert "trigger_user_id" in insert_full and '"data"' in insert_full.replace("`", '"')
+    for n in (plain, full):
+        fresh = Notification.objects.get(pk=n.pk)
+        assert (fresh.reason, fresh.provider_message_id, fresh.channel, fresh.dedup_key) == ("", "", "", None)
+    assert Notification.objects.get(pk=plain.pk).trigger_user_id is None
+    assert Notification.objects.get(pk=full.pk).data == {"a": 1}
