@@ -81,6 +81,15 @@ def test_record_of_an_unknown_id_writes_nothing(user):
     assert not DeliveryEvent.objects.exists() and not Suppression.objects.exists()
 
 
+def test_record_of_an_empty_id_finds_no_notification_and_writes_nothing(user):
+    """'' is what every notification not sent yet holds: no event belongs to them (and on
+    PostgreSQL the look-up's index leaves those rows out, migration 0016)."""
+    DefaultMessage.trigger(user)
+    done = record(event("", suppress=True, address="ada@example.com"))
+    assert done == tracking.Recorded()
+    assert not DeliveryEvent.objects.exists() and not Suppression.objects.exists()
+
+
 def test_the_raw_detail_and_long_texts_are_stored_as_they_fit(user):
     sent(DefaultMessage, user, "m")
     raw = QueryDict("a=1&a=2&b=x")

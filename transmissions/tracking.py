@@ -73,7 +73,11 @@ def record(event: Event) -> Recorded:
     """Store ``event`` for its notification, move its delivery state, suppress its address
     if need be, and send ``delivery_event_recorded``. Once per (provider, event id)."""
     model = notification_model()
-    found = model._default_manager.filter(provider_message_id=event.message_id).order_by("-pk").first()
+    # '' is what a notification that no provider named holds: no event is theirs. (And on
+    # PostgreSQL the look-up's index leaves those rows out: migration 0016.)
+    found = None
+    if event.message_id:
+        found = model._default_manager.filter(provider_message_id=event.message_id).order_by("-pk").first()
     if found is None:
         return Recorded()
     done = Recorded(found)
