@@ -1,8 +1,11 @@
 """internals.py: claimed rows read like the ORM's, with the shortcuts on or off."""
 
+import datetime
+import zoneinfo
+
 import pytest
-from django.db import connection, connections
-from django.db.models.signals import post_init
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db.models.signals import post_init, pre_init
 from django.test.utils import CaptureQueriesContext
 
 from tests.messages import DefaultMessage
@@ -191,3 +194,100 @@ def test_claimed_datetimes_in_a_connection_zone_other_than_utc_read_like_the_orm
         mine, orms = getattr(claimed, name), getattr(fresh, name)
         assert (mine, str(mine.tzinfo)) == (orms, str(orms.tzinfo)) == (orms, "Europe/Paris"), name
     assert abs(claimed.datetime_scheduled - notification.datetime_scheduled).total_seconds() < 1e-3
+
+
+AWARE = [
+    datetime.datetime(2026, 12, 7, 5, 4, 3, 210987, tzinfo=datetime.UTC),
+    datetime.datetime(2026, 12, 7, 5, 4, 3, tzinfo=datetime.UTC),  # no microseconds: str() drops them
+    datetime.datetime(2026, 3, 29, 1, 30, tzinfo=zoneinfo.ZoneInfo("Europe/Paris")),
+    datetime.datetime(2026, 10, 25, 2, 30, fold=1, tzinfo=zoneinfo.ZoneInfo("Europe/Paris")),
+    datetime.datetime(2026, 6, 1, 12, tzinfo=datetime.timezone(datetime.timedelta(hours=-9, minutes=-30))),
+]
+
+
+@pytest.mark.parametrize("value", AWARE, ids=str)
+@pytest.mark.parametrize("db_zone", [None, "America/Sao_Paulo"])
+def test_datetime_adapter_writes_what_the_backend_writes(value, db_zone):
+    """datetime_adapter() (on SQLite, the app's own adaptation) gives what the backend's
+    adapt_datetimefield_value() gives, in the connection's zone, and a trigger stores it."""
+    conn = connections[DEFAULT_DB_ALIAS]
+    saved = conn.settings_dict["TIME_ZONE"]
+    conn.settings_dict["TIME_ZONE"] = db_zone
+    conn.__dict__.pop("timezone", None)
+    try:
+        adapt = internals.datetime_adapter(conn)
+        if conn.vendor == "sqlite" and internals.enabled():
+            assert adapt != conn.ops.adapt_datetimefield_value  # the shortcut is what is tested
+        assert adapt(value) == conn.ops.adapt_datetimefield_value(value)
+        assert adapt(None) is None
+        user = make_user()
+        mine = DefaultMessage.trigger(user, datetime_scheduled=value)
+        theirs = Notification.objects.create(
+            uuid="x" * 22, trigger_name="default", target_user=user, datetime_scheduled=value
+        )
+        column = Notification._meta.get_field("datetime_scheduled").column
+        with conn.cursor() as cursor:
+            table = conn.ops.quote_name(Notification._meta.db_table)
+            cursor.execute(
+                f"SELECT {column} FROM {table} WHERE id IN (%s, %s) ORDER BY id", [mine.pk, theirs.pk]
+            )
+            stored = [row[0] for row in cursor.fetchall()]
+        assert stored[0] == stored[1]
+        assert mine.datetime_scheduled == value
+    finally:
+        conn.settings_dict["TIME_ZONE"] = saved
+        conn.__dict__.pop("timezone", None)
+
+
+def test_datetime_adapter_follows_use_tz(settings):
+    """Without USE_TZ the backend's own adaptation answers (a naive datetime as it is; an aware
+    one refused on SQLite, as the ORM refuses it)."""
+    settings.USE_TZ = False
+    conn = connections[DEFAULT_DB_ALIAS]
+    adapt = internals.datetime_adapter(conn)
+    naive = datetime.datetime(2026, 12, 7, 5, 4, 3, 2)
+    assert adapt(naive) == conn.ops.adapt_datetimefield_value(naive)
+    if conn.vendor == "sqlite":
+        with pytest.raises(ValueError, match="does not support timezone-aware datetimes"):
+            adapt(AWARE[0])
+    n = DefaultMessage.trigger(make_user(), datetime_scheduled=naive)
+    assert Notification.objects.get(pk=n.pk).datetime_scheduled == naive
+
+
+def test_listened_follows_connect_and_disconnect():
+    """listened() answers from Signal.receivers when nothing is connected, and sees a receiver
+    the moment it is connected, for its sender or for every sender, and not after."""
+
+    def receiver(sender, **kwargs):
+        pass
+
+    assert not internals.listened(Notification, pre_init, post_init)
+    for sender in (Notification, None):
+        post_init.connect(receiver, sender=sender)
+        try:
+            assert internals.listened(Notification, pre_init, post_init)
+        finally:
+            post_init.disconnect(receiver, sender=sender)
+        assert not internals.listened(Notification, pre_init, post_init)
+    post_init.connect(receiver, sender=Article)
+    try:
+        assert not internals.listened(Notification, post_init)
+    finally:
+        post_init.disconnect(receiver, sender=Article)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_autocommit_reads_the_connection_as_get_autocommit_does():
+    other = connections.create_connection(DEFAULT_DB_ALIAS)
+    try:
+        assert other.connection is None
+        assert internals.autocommit(other) is True  # opened it, as get_autocommit() does
+        assert other.connection is not None
+        with transaction.atomic(using=other.alias):
+            conn = connections[DEFAULT_DB_ALIAS]
+            assert internals.autocommit(conn) is conn.get_autocommit() is False
+        other.set_autocommit(False)
+        assert internals.autocommit(other) is other.get_autocommit() is False
+        other.set_autocommit(True)
+    finally:
+        other.close()

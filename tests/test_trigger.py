@@ -744,3 +744,77 @@ def test_a_delete_uncommitted_at_the_insert_then_committed_never_fails_the_calle
         written = set(Notification.objects.values_list("target_user", flat=True))
         assert written and written <= set(User.objects.values_list("pk", flat=True))
     assert outcome == "refused"  # what this implementation does (the user is gone by then)
+
+
+@pytest.mark.parametrize("cls", [DefaultMessage, SendOnceMessage])
+def test_the_returned_notification_reads_like_the_orms(user, cls):
+    """Built from the row trigger() wrote (its defaults, its datetimes, the id the INSERT gave),
+    it holds every column as a fresh read does."""
+    at = later(hours=1)
+    n = cls.trigger(user, trigger_user=user, datetime_scheduled=at, data={"k": 1})
+    fresh = Notification.objects.get(pk=n.pk)
+    names = [f.attname for f in Notification._meta.concrete_fields if f.attname != "active_key"]
+    assert {name: getattr(n, name) for name in names} == {name: getattr(fresh, name) for name in names}
+    assert n.datetime_scheduled == at and n.reason == "" and n.provider_message_id == ""
+
+
+def test_pre_save_listeners_connected_between_triggers_switch_the_path(user):
+    """The dialect follows pre_save/post_save receivers as they come and go: triggers while
+    one is connected go through save() (it sees them), the others do not."""
+    seen = []
+
+    def listener(sender, instance, **kwargs):
+        seen.append(instance.uuid)
+
+    first = DefaultMessage.trigger(user)
+    signals.pre_save.connect(listener, sender=Notification)
+    try:
+        second = DefaultMessage.trigger(user)
+    finally:
+        signals.pre_save.disconnect(listener, sender=Notification)
+    third = DefaultMessage.trigger(user)
+    assert seen == [second.uuid]
+    assert Notification.objects.filter(pk__in=[first.pk, second.pk, third.pk]).count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_trigger_after_the_connection_was_closed(user):
+    """What trigger() keeps per connection (its dialect, its datetime adapter) outlives a closed
+    connection: the next trigger opens a new one and writes its row, in one query."""
+    DefaultMessage.trigger(user)
+    connection.close()
+    with CaptureQueriesContext(connection) as ctx:
+        n = DefaultMessage.trigger(user, datetime_scheduled=later(minutes=5))
+    assert len(statements(ctx)) == 1
+    assert Notification.objects.get(pk=n.pk).datetime_scheduled == n.datetime_scheduled
+    assert Notification.objects.count() == 2
+
+
+@override_settings(USE_TZ=False)
+def test_trigger_under_override_settings_use_tz_false(user):
+    """Settings read on the hot path follow override_settings: without USE_TZ the row's
+    datetimes are naive and stored as the ORM stores them."""
+    n = DefaultMessage.trigger(user, datetime_scheduled=datetime.datetime(2030, 1, 2, 3, 4, 5))
+    fresh = Notification.objects.get(pk=n.pk)
+    assert fresh.datetime_scheduled == datetime.datetime(2030, 1, 2, 3, 4, 5) == n.datetime_scheduled
+    assert fresh.datetime_created.tzinfo is None
+
+
+@pytest.mark.not_on("mysql")  # the portable path: Model.save() names every column
+def test_a_trigger_leaves_out_the_columns_the_database_fills_the_same_way(user):
+    """trigger()'s one-row INSERT names only the columns whose value is not what the database
+    writes by itself (NULL, or the column's db_default): the row reads the same either way."""
+    with CaptureQueriesContext(connection) as ctx:
+        plain = DefaultMessage.trigger(user)
+    with CaptureQueriesContext(connection) as ctx_full:
+        full = DefaultMessage.trigger(user, trigger_user=user, data={"a": 1})
+    (insert,) = statements(ctx)
+    (insert_full,) = statements(ctx_full)
+    for column in ("trigger_user_id", "data", "reason", "provider_message_id", "dedup_key"):
+        assert column not in insert
+    assert "trigger_user_id" in insert_full and '"data"' in insert_full.replace("`", '"')
+    for n in (plain, full):
+        fresh = Notification.objects.get(pk=n.pk)
+        assert (fresh.reason, fresh.provider_message_id, fresh.channel, fresh.dedup_key) == ("", "", "", None)
+    assert Notification.objects.get(pk=plain.pk).trigger_user_id is None
+    assert Notification.objects.get(pk=full.pk).data == {"a": 1}

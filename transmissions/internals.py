@@ -12,6 +12,13 @@ below do the same work as the public APIs they replace:
   handed back, instead of fetching those rows again through the ORM;
 - ``cache_related()``: ``field.set_cached_value()`` instead of the descriptor's
   ``__set__`` (which checks the instance's database router on every call);
+- ``listened()``: a signal with no receiver at all (its ``receivers`` list empty) has no
+  listener, without ``has_listeners()``' look-up (``Signal.send()`` starts the same way);
+- ``datetime_adapter()``: on SQLite, an aware datetime made naive in the connection's zone
+  and written as text by the app itself, as the backend's ``adapt_datetimefield_value()``
+  writes it, without that method's settings and time-zone look-ups (a trigger adapts two);
+- ``autocommit()``: an open connection's ``autocommit`` attribute instead of
+  ``get_autocommit()``, which first makes sure the connection is open;
 - ``on_commit_once()``: reads ``connection.run_on_commit`` to queue one callback (one of
   each equal callback) per transaction (Django drops the callbacks of a rolled-back
   savepoint from that list);
@@ -46,6 +53,7 @@ from django.db.models import Field, Model, QuerySet
 from django.db.models.base import ModelState
 from django.db.models.fields.related_descriptors import ForwardManyToOneDescriptor
 from django.db.models.signals import post_init, pre_init
+from django.dispatch import Signal
 
 from transmissions.conf import conf
 
@@ -71,11 +79,17 @@ def builder(model: type[M], using: str | None) -> Callable[[Sequence[Any]], M]:
     ``using`` is None (as ``Model(*values)`` gives it). Whether the shortcut applies is
     decided once, here, not per row.
     """
-    names = attnames(model)
-    if not enabled() or pre_init.has_listeners(model) or post_init.has_listeners(model):
+    if not enabled() or _listened(model, (pre_init, post_init)):
+        names = attnames(model)
         if using is None:
             return lambda values: model(*values)
         return lambda values: model.from_db(using, list(names), list(values))
+    return _builder(model, using)
+
+
+@functools.lru_cache(maxsize=64)
+def _builder(model: type[M], using: str | None) -> Callable[[Sequence[Any]], M]:
+    names = attnames(model)
     new = model.__new__
 
     def build(values: Sequence[Any]) -> M:
@@ -95,6 +109,22 @@ def build(model: type[M], values: Sequence[Any], using: str | None) -> M:
     return builder(model, using)(values)
 
 
+def listened(sender: Any, *signals: Signal) -> bool:
+    """Whether any of ``signals`` has a receiver for ``sender`` (``Signal.has_listeners()``),
+    answered without its look-up for a signal nothing at all is connected to, as
+    ``Signal.send()`` does."""
+    if not enabled():
+        return any(signal.has_listeners(sender) for signal in signals)
+    return _listened(sender, signals)
+
+
+def _listened(sender: Any, signals: Sequence[Signal]) -> bool:
+    for signal in signals:
+        if signal.receivers and signal.has_listeners(sender):
+            return True
+    return False
+
+
 def related_setter(field: Field[Any, Any]) -> Callable[[Model, Model | None], None]:
     """Return a function that sets the related object of foreign key ``field`` on an
     instance, as assigning it would."""
@@ -106,6 +136,16 @@ def related_setter(field: Field[Any, Any]) -> Callable[[Model, Model | None], No
 def cache_related(instance: Model, field: Field[Any, Any], value: Model | None) -> None:
     """Set the related object of foreign key ``field`` on ``instance``, as assigning it would."""
     related_setter(field)(instance, value)
+
+
+def cache_related_objects(instance: Model, pairs: Sequence[tuple[Field[Any, Any], Model | None]]) -> None:
+    """``cache_related()`` for each ``(field, value)`` of ``pairs``, deciding once."""
+    if enabled():
+        for field, value in pairs:
+            field.set_cached_value(instance, value)  # type: ignore[attr-defined]
+    else:
+        for field, value in pairs:
+            setattr(instance, field.name, value)
 
 
 def cache_generic(instance: Model, field: Any, value: Model | None) -> None:
@@ -177,6 +217,39 @@ def can_load_rows() -> bool:
     """Whether claimed rows returned by the database may be turned into instances here
     (else the claim returns ids and the ORM fetches the rows)."""
     return enabled()
+
+
+def datetime_adapter(connection: Any) -> Callable[[Any], Any]:
+    """Return a function that adapts a datetime value for ``connection`` as its backend's
+    ``ops.adapt_datetimefield_value()`` would.
+
+    On SQLite (the backend's own method, not a subclass's override) an aware datetime under
+    ``USE_TZ`` becomes ``str(value.astimezone(connection.timezone).replace(tzinfo=None))``
+    here, which is what that method computes (``connection.timezone`` is None without
+    ``USE_TZ``, and Django resets it when either setting changes); anything else goes to
+    the method itself.
+    """
+    adapt: Callable[[Any], Any] = connection.ops.adapt_datetimefield_value
+    if enabled() and _sqlite_own_adapt(type(connection.ops), connection.vendor):  # type: ignore[arg-type]
+        return functools.partial(_adapt_sqlite_datetime, connection, adapt)
+    return adapt
+
+
+def _adapt_sqlite_datetime(connection: Any, adapt: Callable[[Any], Any], value: Any) -> Any:
+    if type(value) is datetime.datetime and value.utcoffset() is not None:
+        zone = connection.timezone
+        if zone is not None:
+            return str(value.astimezone(zone).replace(tzinfo=None))
+    return adapt(value)
+
+
+@functools.cache
+def _sqlite_own_adapt(ops: type, vendor: str) -> bool:
+    if vendor != "sqlite":
+        return False  # (and the SQLite backend's module is imported only when it is in use)
+    from django.db.backends.sqlite3.operations import DatabaseOperations
+
+    return getattr(ops, "adapt_datetimefield_value", None) is DatabaseOperations.adapt_datetimefield_value
 
 
 @functools.lru_cache(maxsize=16)
@@ -253,6 +326,15 @@ def load_rows(model: type[M], using: str, rows: Sequence[Sequence[Any]], zoned_t
                 values[i] = value
         out.append(build(values))
     return out
+
+
+def autocommit(connection: Any) -> bool:
+    """``connection.get_autocommit()``, read from the wrapper's ``autocommit`` attribute when the
+    connection is open already, which is what that method returns after making sure it is
+    open (a call that costs more than the rest of deciding whether an INSERT checks users)."""
+    if enabled() and connection.connection is not None:
+        return bool(connection.autocommit)
+    return bool(connection.get_autocommit())
 
 
 def on_commit_once(func: Callable[[], None], using: str) -> bool:

@@ -103,24 +103,30 @@ def trigger(
     shared = shared_values(message_cls, trigger_user, datetime_scheduled, content, data)
     model: type[Notification] = notification_model()
     using = router.db_for_write(model)
+    dialect = db.dialect(using, model)
     row = _row(shared, target_user.pk, behavior)
     limit = getattr(message_cls, "throttle", None)
     digest = getattr(message_cls, "digest", None)
-    # Called outside a transaction, those it opens are its own: their COMMIT's foreign key
-    # error is caught here (Dialect.own_transactions()).
-    own = db.dialect(using, model).own_transactions()
     if digest is not None:
-        with own:
+        # Called outside a transaction, those it opens are its own: their COMMIT's foreign key
+        # error is caught here (Dialect.own_transactions()).
+        with dialect.own_transactions():
             return _digested(message_cls, digest, model, using, [(target_user, row)], content, data, key)[0]
     existing: dict[str, Notification] = {}
+    created: list[Notification]
     try:
-        with own:
-            if key is None and limit is None:
-                created = _write(model, using, behavior, [row])
-            else:
-                if key is not None:
-                    row["idempotency_key"] = key
-                created, existing = _write_guarded(model, using, behavior, [row], limit)
+        if key is None and limit is None and behavior is not TriggerBehavior.LAST_ONLY:
+            # One statement, in the caller's transaction or none: no transaction of transmissions'
+            # own for own_transactions() to mark.
+            created = dialect.insert([row], skip_conflicts=behavior.key_prefix is not None)  # type: ignore[assignment]
+        else:
+            with dialect.own_transactions():
+                if key is None and limit is None:
+                    created = _write(dialect, behavior, [row])
+                else:
+                    if key is not None:
+                        row["idempotency_key"] = key
+                    created, existing = _write_guarded(dialect, behavior, [row], limit)
     except IntegrityError:
         refuse_missing_users(using, [target_user], trigger_user)
         raise
@@ -136,8 +142,9 @@ def trigger(
         )
     notification = created[0]
     # As Notification(target_user=..., data=...) would: reading them back costs nothing.
-    internals.cache_related(notification, model.target_user.field, target_user)
-    internals.cache_related(notification, model.trigger_user.field, trigger_user)
+    internals.cache_related_objects(
+        notification, [(model.target_user.field, target_user), (model.trigger_user.field, trigger_user)]
+    )
     notification.cache_data(data)
     _created(using, message_cls, created)
     return notification
@@ -213,12 +220,12 @@ def trigger_many(
             for start in range(0, len(users), chunk):
                 rows = [_row(shared, user.pk, behavior) for user in users[start : start + chunk]]
                 if keys is None and limit is None:
-                    created += _write(model, using, behavior, rows, lock=False)
+                    created += _write(dialect, behavior, rows, lock=False)
                 else:
                     if keys is not None:
                         for row, key in zip(rows, keys[start : start + chunk], strict=True):
                             row["idempotency_key"] = key
-                    made, found = _write_guarded(model, using, behavior, rows, limit, lock=False)
+                    made, found = _write_guarded(dialect, behavior, rows, limit, lock=False)
                     created += made
                     existing.update(found)
     except IntegrityError:
@@ -357,8 +364,7 @@ def _row(shared: dict[str, Any], user_pk: Any, behavior: TriggerBehavior) -> dic
 
 
 def _write(
-    model: type[Notification],
-    using: str,
+    dialect: db.Dialect,
     behavior: TriggerBehavior,
     rows: Sequence[dict[str, Any]],
     lock: bool = True,
@@ -369,7 +375,8 @@ def _write(
     waiting rows, insert, and go round again for the rows a concurrent trigger keyed
     in between, in one transaction.
     """
-    dialect = db.dialect(using, model)
+    model: Any = dialect.model
+    using = dialect.alias
     if behavior is not TriggerBehavior.LAST_ONLY:
         return dialect.insert(rows, skip_conflicts=behavior.key_prefix is not None)  # type: ignore[return-value]
     created: list[Notification] = []
@@ -394,8 +401,7 @@ def _write(
 
 
 def _write_guarded(
-    model: type[Notification],
-    using: str,
+    dialect: db.Dialect,
     behavior: TriggerBehavior,
     rows: Sequence[dict[str, Any]],
     limit: throttle.Throttle | None,
@@ -403,8 +409,7 @@ def _write_guarded(
 ) -> tuple[list[Notification], dict[str, Notification]]:
     """INSERT ``rows``, which carry idempotency keys or are throttled (``limit``), under
     ``behavior``; return the notifications created and, by key, those that already held a key."""
-    manager = model._default_manager.using(using)
-    dialect = db.dialect(using, model)
+    manager = dialect.manager
     if limit is not None:
         # @message refuses throttling with LAST_ONLY: here the behaviour's key is plain.
         def plain(todo: Sequence[dict[str, Any]]) -> list[Notification]:
@@ -422,11 +427,11 @@ def _write_guarded(
         return idempotency.write(manager, rows, insert)
     if behavior is not TriggerBehavior.LAST_ONLY:
         return idempotency.write(manager, rows, lambda todo: dialect.insert(todo, skip_conflicts=True))
-    with transaction.atomic(using=using):
+    with transaction.atomic(using=dialect.alias):
         if lock:
             dialect.lock_users([row["target_user_id"] for row in rows])
         return idempotency.write(
-            manager, rows, lambda todo: _write(model, using, behavior, todo, lock=False), replaces=True
+            manager, rows, lambda todo: _write(dialect, behavior, todo, lock=False), replaces=True
         )
 
 
@@ -469,5 +474,5 @@ def _created(using: str, message_cls: Any, created: list[Notification]) -> None:
         return
     # Rows dropped by a throttle are written CANCELLED: nothing to wake a worker for.
     wakeup.after_commit(using, [n for n in created if n.status == Status.CREATED])
-    if signals.notifications_created.has_listeners():
+    if internals.listened(None, signals.notifications_created):
         signals.notifications_created.send(sender=message_cls, notifications=created)

@@ -15,6 +15,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model
 from django.db.models.signals import post_save, pre_save
 
+from transmissions import internals
 from transmissions.db.base import Dialect
 from transmissions.db.mysql import MySQLDialect
 from transmissions.db.postgresql import PostgreSQLDialect
@@ -34,10 +35,13 @@ def dialect(using: str, model: type[Model]) -> Dialect:
     path for inserts, which goes through ``Model.save()`` and so sends them.
     """
     connection = connections[using]
-    signals = pre_save.has_listeners(model) or post_save.has_listeners(model)
+    signals = internals.listened(model, pre_save, post_save)
     # One object per connection (each thread has its own), model and signal state, so
     # the statements a dialect builds are built once.
-    per_connection = _cache.setdefault(connection, {})
+    per_connection = _cache.get(connection)
+    if per_connection is None:
+        # (setdefault() would make a weak reference and a dict on every call.)
+        per_connection = _cache[connection] = {}
     found = per_connection.get((model, signals))
     if found is None:
         cls = _DIALECTS.get(connection.vendor, Dialect)

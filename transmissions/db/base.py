@@ -79,7 +79,7 @@ class Dialect:
         commit checks them inside the call, and trigger.py turns that IntegrityError into
         InvalidTrigger.
         """
-        return not self.connection.get_autocommit() and not self.own_transaction
+        return not self.own_transaction and not internals.autocommit(self.connection)
 
     def lost_race(self, exc: Exception) -> bool:
         """Whether ``exc`` is the database undoing a transaction transmissions opened itself

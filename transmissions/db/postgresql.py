@@ -62,7 +62,7 @@ class PostgreSQLDialect(ReturningDialect):
             source = self.insert_values(columns, count).removeprefix("SELECT * FROM ")
         return f"SELECT * FROM {source} AS v({names}) WHERE {condition}"  # noqa: S608
 
-    def insert_params(self, rows: list[list[Any]]) -> list[Any]:
+    def insert_params(self, columns: tuple[str, ...], rows: list[list[Any]]) -> Any:
         if len(rows) == 1:
             return rows[0]
         return [list(column) for column in zip(*rows, strict=True)]

@@ -21,6 +21,10 @@ from transmissions.db.base import Dialect
 from transmissions.exceptions import InvalidTrigger
 from transmissions.status import ATTEMPTS_MAX, Status
 
+# Default values that get_default() returns as they are, so one copy serves every row.
+_IMMUTABLE = (str, int, float, bool, bytes, type(None))
+_KEEP = object()
+
 
 class ReturningDialect(Dialect):
     """Inserts and claims in one statement each; subclasses write the claim's SQL."""
@@ -28,21 +32,25 @@ class ReturningDialect(Dialect):
     # The column of ``status`` in an outcome's WHERE (SQLite writes "+status" there).
     held_status = "status"
 
+    @functools.cached_property
+    def returns_from_insert(self) -> bool:
+        """Whether this database's INSERT can return the ids (SQLite >= 3.35, PostgreSQL)."""
+        return bool(self.connection.features.can_return_columns_from_insert)
+
     def insert(self, rows: Sequence[dict[str, Any]], skip_conflicts: bool) -> list[models.Model]:
-        if self.signals or not self.connection.features.can_return_columns_from_insert:
+        if self.signals or not self.returns_from_insert:
             return super().insert(rows, skip_conflicts)
         if not rows:
             return []
         rows = self._with_defaults(rows)
-        columns = tuple(rows[0])
-        adapted = self._adapt(columns, rows)
-        checked = self.checks_users()
+        # One row (a trigger()): its statement leaves out what the database writes the same way
+        # by itself, about half of the columns: fewer parameters for the driver to adapt and bind.
+        written = rows if len(rows) > 1 else [self._written(rows[0])]
+        columns = tuple(written[0])
+        adapted = self._adapt(columns, written)
         with self.connection.cursor() as cursor:
-            cursor.execute(
-                self.insert_sql(columns, len(rows), skip_conflicts, checked),
-                self.insert_params(adapted),
-            )
-            inserted = {uuid: pk for pk, uuid in cursor.fetchall()}
+            checked = self.checks_users()
+            inserted = self.run_insert(cursor, columns, adapted, skip_conflicts, checked)
         if checked and len(inserted) < len(rows):
             # Refused by its behaviour or keys, or its user is gone: one query tells.
             self.refuse_missing_users([row for row in rows if row["uuid"] not in inserted])
@@ -52,8 +60,25 @@ class ReturningDialect(Dialect):
         for row in rows:
             pk = inserted.get(row["uuid"])
             if pk is not None:
-                saved.append(build([pk, *[row.get(name) for name in names]]))
+                saved.append(build([pk, *map(row.get, names)]))
         return saved
+
+    def run_insert(
+        self,
+        cursor: Any,
+        columns: tuple[str, ...],
+        rows: list[list[Any]],
+        skip_conflicts: bool,
+        checked: bool,
+    ) -> dict[Any, Any]:
+        """Run the INSERT of ``rows`` (adapted values in ``columns`` order) on ``cursor``;
+        return the ids of the rows inserted, by uuid."""
+        cursor.execute(
+            self.insert_sql(columns, len(rows), skip_conflicts, checked), self.insert_params(columns, rows)
+        )
+        # Iterating the cursor reads the rows as fetchall() does, without the error wrapper
+        # CursorWrapper builds around fetchall() on each call (its __iter__ has one of its own).
+        return {uuid: pk for pk, uuid in cursor}
 
     def lock_open_digest(self, key: str) -> models.Model | None:
         # One locking read by the unique key: PostgreSQL takes no gap locks (a key nobody
@@ -65,26 +90,66 @@ class ReturningDialect(Dialect):
         # A raw INSERT gets none of the model's defaults: give the rows the NOT NULL columns
         # they leave out (a column added later, say), as save() would.
         columns = tuple(rows[0])
-        fields = self._defaulted.get(columns)
-        if fields is None:
-            fields = self._defaulted[columns] = tuple(
+        found = self._defaulted.get(columns)
+        if found is None:
+            fields = tuple(
                 f
                 for f in self.model._meta.concrete_fields
                 if not f.null and f.has_default() and f.attname not in rows[0]
             )
+            # Defaults that are plain values (not callables, nor mutable) are the same each time.
+            constant = not any(callable(f.default) or not isinstance(f.default, _IMMUTABLE) for f in fields)
+            found = self._defaulted[columns] = (
+                fields,
+                {f.attname: f.get_default() for f in fields} if constant else None,
+            )
+        fields, missing = found
         if not fields:
             return rows
-        missing = {f.attname: f.get_default() for f in fields}
+        if missing is None:
+            missing = {f.attname: f.get_default() for f in fields}
         return [{**row, **missing} for row in rows]
 
     @functools.cached_property
-    def _defaulted(self) -> dict[tuple[str, ...], tuple[Any, ...]]:
-        # By the columns a row gives: the NOT NULL columns with a default it leaves out.
+    def _defaulted(self) -> dict[tuple[str, ...], tuple[tuple[Any, ...], dict[str, Any] | None]]:
+        # By the columns a row gives: the NOT NULL columns with a default it leaves out, and
+        # their values when those are constants.
         return {}
 
+    def _written(self, row: dict[str, Any]) -> dict[str, Any]:
+        # ``row`` without the columns whose value is the one the database gives a column left out.
+        left = self._left_to_database
+        out = {}
+        for name, value in row.items():
+            default = left.get(name, _KEEP)
+            if default is _KEEP or type(value) is not type(default) or value != default:
+                out[name] = value
+        return out
+
+    @functools.cached_property
+    def _left_to_database(self) -> dict[str, Any]:
+        # What the database writes in a column an INSERT leaves out: NULL where the column is
+        # nullable without a database default, the default where that is a plain value.
+        left: dict[str, Any] = {}
+        for f in self.model._meta.concrete_fields:
+            if f.generated or f.primary_key:
+                continue
+            if f.db_default is models.NOT_PROVIDED:
+                if f.null:
+                    left[f.attname] = None
+            elif isinstance(f.db_default, _IMMUTABLE) and f.db_default is not None:
+                left[f.attname] = f.db_default
+        return left
+
     def _adapt(self, columns: tuple[str, ...], rows: Sequence[dict[str, Any]]) -> list[list[Any]]:
-        # The rows of one fan-out share their datetimes: adapt each object once.
-        datetimes = [i for i, name in enumerate(columns) if name in self._datetime_columns]
+        datetimes = self._datetime_indexes.get(columns)
+        if datetimes is None:
+            datetimes = self._datetime_indexes[columns] = tuple(
+                i for i, name in enumerate(columns) if name in self._datetime_columns
+            )
+        adapt = internals.datetime_adapter(self.connection)
+        # The rows of one fan-out (and a row's created and scheduled times, unless given)
+        # share their datetimes: adapt each object once.
         memo: dict[int, Any] = {}
         out = []
         for row in rows:
@@ -93,12 +158,17 @@ class ReturningDialect(Dialect):
                 value = values[i]
                 key = id(value)
                 if key not in memo:
-                    memo[key] = self.adapt_datetime(value)
+                    memo[key] = adapt(value)
                 values[i] = memo[key]
             out.append(values)
         return out
 
-    def insert_params(self, rows: list[list[Any]]) -> list[Any]:
+    @functools.cached_property
+    def _datetime_indexes(self) -> dict[tuple[str, ...], tuple[int, ...]]:
+        # By the columns a row gives: the positions of its datetime columns.
+        return {}
+
+    def insert_params(self, columns: tuple[str, ...], rows: list[list[Any]]) -> Any:
         return [value for row in rows for value in row]
 
     def insert_values(self, columns: tuple[str, ...], count: int) -> str:
@@ -168,10 +238,11 @@ class ReturningDialect(Dialect):
             target = "" if any_column else f" ({self.quote('active_key')})"
             conflict = f" ON CONFLICT{target} DO NOTHING"
         source = (self.checked_values if checked else self.insert_values)(columns, count)
-        return (
-            f"INSERT INTO {self.table} ({names}) {source}"
-            f"{conflict} RETURNING {self.quote('id')}, {self.quote('uuid')}"
-        )
+        return f"INSERT INTO {self.table} ({names}) {source}{conflict}{self.returning(count)}"
+
+    def returning(self, count: int) -> str:
+        """What an INSERT of ``count`` rows returns (``run_insert()`` reads it)."""
+        return f" RETURNING {self.quote('id')}, {self.quote('uuid')}"
 
     def claim(
         self, batch_size: int, now: datetime.datetime, lease: datetime.datetime, release_prefix: str

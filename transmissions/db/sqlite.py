@@ -29,6 +29,42 @@ class SQLiteDialect(ReturningDialect):
         # such columns a row were a quarter of the CPU a no-op batch costs.
         return "+{}"
 
+    # One row (a trigger()): no RETURNING; the row count says whether it went in (ON CONFLICT
+    # DO NOTHING, or its users' check) and the connection's last rowid is its id, which spares
+    # a fetch through Django's cursor. Its parameters are named: Django's SQLite cursor turns
+    # those into sqlite3's with one string formatting, the positional ones with a regular
+    # expression over the whole statement (about twice the time for this one).
+
+    def insert_values(self, columns: tuple[str, ...], count: int) -> str:
+        if count != 1:
+            return super().insert_values(columns, count)
+        return "VALUES (" + ", ".join(f"%({name})s" for name in columns) + ")"
+
+    def insert_params(self, columns: tuple[str, ...], rows: list[list[Any]]) -> Any:
+        if len(rows) != 1:
+            return super().insert_params(columns, rows)
+        return dict(zip(columns, rows[0], strict=True))
+
+    def returning(self, count: int) -> str:
+        return "" if count == 1 else super().returning(count)
+
+    def run_insert(
+        self,
+        cursor: Any,
+        columns: tuple[str, ...],
+        rows: list[list[Any]],
+        skip_conflicts: bool,
+        checked: bool,
+    ) -> dict[Any, Any]:
+        if len(rows) != 1:
+            return super().run_insert(cursor, columns, rows, skip_conflicts, checked)
+        cursor.execute(
+            self.insert_sql(columns, 1, skip_conflicts, checked), self.insert_params(columns, rows)
+        )
+        if cursor.rowcount != 1:
+            return {}
+        return {rows[0][columns.index("uuid")]: cursor.lastrowid}
+
     def lock_users(self, user_ids: Any) -> None:
         """Nothing to lock: SQLite has a single writer."""
 
