@@ -12,6 +12,7 @@ import pytest
 import time_machine
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.test.utils import override_settings
 from django.utils import timezone
 
 from tests import messages
@@ -124,6 +125,31 @@ def test_retry_reports_each_outcome_and_goes_on(caplog):
     assert lines[2] == "Sending no-such-message to ada (failed)"
     assert lines[3] == "  broken: no message is registered under this trigger name"
     assert lines[4] == "Sent 0 failed notification(s) again; 2 not sent."
+
+
+def test_retry_reports_a_retry_and_a_hold_by_quiet_hours():
+    """The two outcomes that leave a row waiting: the channel asks to be retried later, or a
+    policy holds it (quiet hours); each is reported, neither counts as sent."""
+    ada = make_user()
+    transient = TransientMessage.trigger(ada)
+    fail(transient, days_ago=1)
+    out = run("retry_failed_notifications").splitlines()
+    assert out[1] == "  to be retried: try later"
+    assert out[-1] == "Sent 0 failed notification(s) again; 1 not sent."
+    transient.refresh_from_db()
+    assert transient.status == S.CREATED and transient.reason == "try later"
+
+    Notification.objects.all().delete()
+    quiet = DefaultMessage.trigger(ada)
+    fail(quiet, days_ago=1)
+    night = (timezone.now() + datetime.timedelta(days=1)).replace(hour=23, minute=30)
+    quiet_hours = override_settings(TRANSMISSIONS_QUIET_HOURS=("22:00", "07:00"))
+    with quiet_hours, time_machine.travel(night, tick=False):
+        out = run("retry_failed_notifications").splitlines()
+    assert out[1] == "  taken by a worker meanwhile, or held: created"
+    quiet.refresh_from_db()
+    assert quiet.status == S.CREATED and quiet.reason.startswith("quiet-hours: ")
+    assert messages.sent == []
 
 
 def test_retry_with_queue_puts_them_back_for_the_workers():
