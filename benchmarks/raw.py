@@ -22,11 +22,13 @@ def _now(db: str) -> Any:
     return now.replace(tzinfo=None).isoformat(" ") if db == "sqlite" else now
 
 
-def single_inserts(conn: Any, db: str, trigger_name: str, user_ids: list[int], keyed: bool) -> None:
-    """One INSERT per row, each its own transaction (autocommit)."""
+def single_inserts(
+    conn: Any, db: str, trigger_name: str, user_ids: list[int], keyed: bool, first: int = 0
+) -> None:
+    """One INSERT per row, each its own transaction (autocommit); ``first`` numbers the keys."""
     p = _ph(db)
     sql = f"INSERT INTO {TABLE} ({COLUMNS}) VALUES ({', '.join([p] * 8)})"
-    for i, user_id in enumerate(user_ids):
+    for i, user_id in enumerate(user_ids, first):
         now = _now(db)
         key = f"s:{trigger_name}:{user_id}:{i}" if keyed else None
         conn.execute(sql, (uuid.uuid4().hex[:22], trigger_name, user_id, now, now, 0, 0, key))

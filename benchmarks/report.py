@@ -24,6 +24,8 @@ WORKERS = 4
 DIGEST_USERS = 1000
 DIGEST_ITEMS = 20
 BURST = 2000
+# Calls per side and turn in the trigger rows (interleaved()).
+CHUNK = 500
 
 
 class Table:
@@ -58,6 +60,85 @@ def rates(rounds: int, count: int, sides: list[tuple[Any, Any]]) -> list[float]:
     return [statistics.median(s) for s in samples]
 
 
+def interleaved(rounds: int, count: int, setup: Any, sides: list[Any], chunk: int = CHUNK) -> list[float]:
+    """Median rate of each side's chunks. Each round runs ``setup()`` once, then ``count``
+    calls of every side in chunks of ``chunk``, the sides taking turns chunk by chunk (which
+    one goes first rotates), so both write into the same table at the same sizes and share
+    the moments of the machine's load; a side is ``run(n, start)``, timing the calls
+    ``start`` to ``start + n``. The median of many short chunks is not moved by the one a
+    checkpoint or another process's burst of writes lands on, where one long run a side was."""
+    samples: list[list[float]] = [[] for _ in sides]
+    for _ in range(rounds):
+        setup()
+        for k, start in enumerate(range(0, count, chunk)):
+            size = min(chunk, count - start)
+            order = list(enumerate(sides))
+            turn = k % len(order)
+            for i, measure in order[turn:] + order[:turn]:
+                samples[i].append(size / measure(size, start))
+    return [statistics.median(s) for s in samples]
+
+
+def trigger_rows(table: Table, db: str, rounds: int, n: int, users: list[Any], conn: Any, clear: Any) -> None:
+    """The trigger rows, each side against its baseline in interleaved chunks."""
+    ids = [u.pk for u in users]
+    sides = [
+        lambda size, start: w.trigger_default(users, size, start),
+        lambda size, start: w.raw_single_inserts(conn, db, ids, size, False, start),
+    ]
+    unprepared = setup_db.raw_connection(db, prepared=False) if db == "postgres" else None
+    if unprepared is not None:
+        sides.append(lambda size, start: w.raw_single_inserts(unprepared, db, ids, size, False, start))
+    ours, base, *rest = interleaved(rounds, n, clear, sides)
+    label = "trigger, DEFAULT, one call per notification"
+    baseline = "raw single-row INSERT, one transaction each"
+    table.add(label, "notifications/s", ours, baseline, base, ours / base)
+    if rest:
+        # Django turns psycopg's prepared statements off unless OPTIONS turns them on (poolers).
+        table.add(
+            label,
+            "notifications/s",
+            ours,
+            "the same raw INSERT unprepared (prepare_threshold=None, as Django's default)",
+            rest[0],
+            ours / rest[0],
+        )
+        unprepared.close()
+
+    for label, workload in (
+        ("trigger, DEFAULT, with an idempotency key", w.trigger_keyed),
+        ("trigger, throttled (3 an hour per user), under the limit", w.trigger_throttled),
+    ):
+        ours, base = interleaved(
+            rounds,
+            n,
+            clear,
+            [
+                lambda size, start, workload=workload: workload(users, size, start),
+                lambda size, start: w.trigger_default(users, size, start),
+            ],
+        )
+        table.add(label, "notifications/s", ours, "trigger, DEFAULT, without", base, ours / base)
+
+    ours, base = interleaved(
+        rounds,
+        n,
+        clear,
+        [
+            lambda size, start: w.trigger_dedup(users, size, start, total=n),
+            lambda size, start: w.raw_single_inserts(conn, db, ids, size, True, start),
+        ],
+    )
+    table.add(
+        "trigger, SEND_ONCE and TRIGGER_ONCE_PER_CONTENT",
+        "notifications/s",
+        ours,
+        "the same raw INSERT (with its dedup key)",
+        base,
+        ours / base,
+    )
+
+
 def run(args: Any, cli: str) -> None:
     db, n, rounds = args.db, args.n, args.rounds
     fan_out = FAN_OUT if not args.smoke else 500
@@ -81,53 +162,7 @@ def run(args: Any, cli: str) -> None:
     def seeded(name: str, count: int) -> Any:
         return lambda: (clear(), w.seed_due(conn, db, name, ids, count), raw.analyze(conn, db))
 
-    ours, base = rates(
-        rounds,
-        n,
-        [
-            (clear, lambda: w.trigger_default(users, n)),
-            (clear, lambda: w.raw_single_inserts(conn, db, ids, n, keyed=False)),
-        ],
-    )
-    table.add(
-        "trigger, DEFAULT, one call per notification",
-        "notifications/s",
-        ours,
-        "raw single-row INSERT, one transaction each",
-        base,
-        ours / base,
-    )
-
-    for label, workload in (
-        ("trigger, DEFAULT, with an idempotency key", w.trigger_keyed),
-        ("trigger, throttled (3 an hour per user), under the limit", w.trigger_throttled),
-    ):
-        ours, base = rates(
-            rounds,
-            n,
-            [
-                (clear, lambda workload=workload: workload(users, n)),
-                (clear, lambda: w.trigger_default(users, n)),
-            ],
-        )
-        table.add(label, "notifications/s", ours, "trigger, DEFAULT, without", base, ours / base)
-
-    ours, base = rates(
-        rounds,
-        n,
-        [
-            (clear, lambda: w.trigger_dedup(users, n)),
-            (clear, lambda: w.raw_single_inserts(conn, db, ids, n, keyed=True)),
-        ],
-    )
-    table.add(
-        "trigger, SEND_ONCE and TRIGGER_ONCE_PER_CONTENT",
-        "notifications/s",
-        ours,
-        "the same raw INSERT (with its dedup key)",
-        base,
-        ours / base,
-    )
+    trigger_rows(table, db, rounds, n, users, conn, clear)
 
     ours, base = rates(
         rounds,

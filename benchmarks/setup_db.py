@@ -33,6 +33,10 @@ LOCMEM_EMAIL: dict[str, Any] = (
     {"MAILERS": {"default": {"BACKEND": _LOCMEM}}} if django.VERSION >= (6, 1) else {"EMAIL_BACKEND": _LOCMEM}
 )
 SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL")
+# Django's PostgreSQL OPTIONS that make its connections bind parameters on the server and
+# prepare a statement run five times, as psycopg does by default (Django turns both off by
+# default, for connection poolers that do not carry prepared statements).
+PREPARED: dict[str, Any] = {"server_side_binding": True, "prepare_threshold": 5}
 
 
 @contextlib.contextmanager
@@ -65,15 +69,18 @@ def parse_and_configure(doc: str | None, n: int, rounds: int, extra: Any = None)
     if extra is not None:
         extra(parser)
     args = parser.parse_args()
-    configure(args.db)
+    configure(args.db, pg_options=PREPARED if getattr(args, "prepared", False) else None)
     return args
 
 
-def configure(db: str, fresh: bool = True, pg_port: int | None = None) -> None:
+def configure(
+    db: str, fresh: bool = True, pg_port: int | None = None, pg_options: dict[str, Any] | None = None
+) -> None:
     """Point Django at the benchmark database, set it up and migrate it.
 
     ``pg_port``: reach PostgreSQL through that port on 127.0.0.1 instead (``wire.py``'s
     round-trip counter), without SSL or GSS negotiation, which it does not read.
+    ``pg_options``: the PostgreSQL connection's ``OPTIONS`` (``PREPARED``, say).
     """
     if db == "sqlite":
         if fresh:
@@ -87,10 +94,10 @@ def configure(db: str, fresh: bool = True, pg_port: int | None = None) -> None:
     elif db == "postgres":
         if fresh:
             _recreate_pg_database()
-        database = {"ENGINE": "django.db.backends.postgresql", **PG}
+        database = {"ENGINE": "django.db.backends.postgresql", **PG, "OPTIONS": dict(pg_options or {})}
         if pg_port is not None:
             database.update(HOST="127.0.0.1", PORT=str(pg_port))
-            database["OPTIONS"] = {"sslmode": "disable", "gssencmode": "disable"}
+            database["OPTIONS"].update(sslmode="disable", gssencmode="disable")
     else:
         raise SystemExit(f"--db {db!r}: use sqlite or postgres.")
     settings.configure(
@@ -139,8 +146,13 @@ def _dsn(params: dict[str, str]) -> str:
     return f"dbname={params['NAME']} user={params['USER']} host={params['HOST']} port={params['PORT']}"
 
 
-def raw_connection(db: str, pg_port: int | None = None) -> Any:
-    """A driver connection (psycopg / sqlite3) in autocommit: one transaction per statement."""
+def raw_connection(db: str, pg_port: int | None = None, prepared: bool = True) -> Any:
+    """A driver connection (psycopg / sqlite3) in autocommit: one transaction per statement.
+
+    psycopg prepares a statement on the server once it ran it five times; ``prepared=False``
+    turns that off (``prepare_threshold=None``), as Django does on its own connections unless
+    ``OPTIONS`` says otherwise (for connection poolers), so the server parses and plans each one.
+    """
     if db == "sqlite":
         conn = sqlite3.connect(str(SQLITE_FILE), isolation_level=None, timeout=60)
         # Django turns foreign key checks on for its SQLite connections: the same work here.
@@ -149,7 +161,8 @@ def raw_connection(db: str, pg_port: int | None = None) -> Any:
         return conn
     import psycopg
 
+    threshold = {} if prepared else {"prepare_threshold": None}
     if pg_port is not None:
         dsn = _dsn({**PG, "HOST": "127.0.0.1", "PORT": str(pg_port)})
-        return psycopg.connect(f"{dsn} sslmode=disable gssencmode=disable", autocommit=True)
-    return psycopg.connect(_dsn(PG), autocommit=True)
+        return psycopg.connect(f"{dsn} sslmode=disable gssencmode=disable", autocommit=True, **threshold)
+    return psycopg.connect(_dsn(PG), autocommit=True, **threshold)

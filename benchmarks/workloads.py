@@ -45,42 +45,46 @@ def timed(fn: Any, *args: Any) -> float:
 # -- trigger -------------------------------------------------------------------------------
 
 
-def trigger_default(users: list[Any], n: int) -> float:
+def trigger_default(users: list[Any], n: int, start: int = 0) -> float:
+    """``n`` calls, the ``start``-th onwards (a chunk of ``report.interleaved()``)."""
+
     def run() -> None:
-        for i in range(n):
+        for i in range(start, start + n):
             m.NoopMessage.trigger(users[i % len(users)])
 
     return timed(run)
 
 
-def trigger_dedup(users: list[Any], n: int) -> float:
-    """Half SEND_ONCE (one per user), half TRIGGER_ONCE_PER_CONTENT (one per content)."""
+def trigger_dedup(users: list[Any], n: int, start: int = 0, total: int | None = None) -> float:
+    """Of ``total`` calls (``n`` unless given), the first half SEND_ONCE (one per user), the
+    second TRIGGER_ONCE_PER_CONTENT (one per content); ``n`` of them from the ``start``-th."""
+    half = (n if total is None else total) // 2
 
     def run() -> None:
-        half = n // 2
-        for i in range(half):
-            assert m.SendOnceMessage.trigger(users[i]) is not None
-        for i in range(n - half):
-            assert m.OncePerContentMessage.trigger(users[0], content=users[i]) is not None
+        for i in range(start, start + n):
+            if i < half:
+                assert m.SendOnceMessage.trigger(users[i]) is not None
+            else:
+                assert m.OncePerContentMessage.trigger(users[0], content=users[i - half]) is not None
 
     return timed(run)
 
 
-def trigger_keyed(users: list[Any], n: int) -> float:
+def trigger_keyed(users: list[Any], n: int, start: int = 0) -> float:
     """DEFAULT with a new idempotency key on each call."""
 
     def run() -> None:
-        for i in range(n):
+        for i in range(start, start + n):
             m.NoopMessage.trigger(users[i % len(users)], idempotency_key=f"bench-{i}")
 
     return timed(run)
 
 
-def trigger_throttled(users: list[Any], n: int) -> float:
+def trigger_throttled(users: list[Any], n: int, start: int = 0) -> float:
     """Throttled to 3 an hour per user, each user once: a free slot each time."""
 
     def run() -> None:
-        for i in range(n):
+        for i in range(start, start + n):
             m.ThrottledMessage.trigger(users[i % len(users)])
 
     return timed(run)
@@ -107,9 +111,9 @@ def raw_digests(conn: Any, db: str, user_ids: list[int], per_user: int) -> float
     return timed(raw.digests, conn, db, user_ids, per_user)
 
 
-def raw_single_inserts(conn: Any, db: str, user_ids: list[int], n: int, keyed: bool) -> float:
-    ids = [user_ids[i % len(user_ids)] for i in range(n)]
-    return timed(raw.single_inserts, conn, db, "bench-noop", ids, keyed)
+def raw_single_inserts(conn: Any, db: str, user_ids: list[int], n: int, keyed: bool, start: int = 0) -> float:
+    ids = [user_ids[i % len(user_ids)] for i in range(start, start + n)]
+    return timed(raw.single_inserts, conn, db, "bench-noop", ids, keyed, start)
 
 
 # -- fan-out -------------------------------------------------------------------------------
