@@ -115,18 +115,13 @@ def trigger(
     existing: dict[str, Notification] = {}
     created: list[Notification]
     try:
-        if key is None and limit is None and behavior is not TriggerBehavior.LAST_ONLY:
-            # One statement, in the caller's transaction or none: no transaction of transmissions'
-            # own for own_transactions() to mark.
-            created = dialect.insert([row], skip_conflicts=behavior.key_prefix is not None)  # type: ignore[assignment]
+        if key is None and limit is None:
+            created = _write(dialect, behavior, [row])
         else:
             with dialect.own_transactions():
-                if key is None and limit is None:
-                    created = _write(dialect, behavior, [row])
-                else:
-                    if key is not None:
-                        row["idempotency_key"] = key
-                    created, existing = _write_guarded(dialect, behavior, [row], limit)
+                if key is not None:
+                    row["idempotency_key"] = key
+                created, existing = _write_guarded(dialect, behavior, [row], limit)
     except IntegrityError:
         refuse_missing_users(using, [target_user], trigger_user)
         raise
@@ -142,8 +137,8 @@ def trigger(
         )
     notification = created[0]
     # As Notification(target_user=..., data=...) would: reading them back costs nothing.
-    internals.cache_related_objects(
-        notification, [(model.target_user.field, target_user), (model.trigger_user.field, trigger_user)]
+    internals.cache_related(
+        notification, (model.target_user.field, target_user), (model.trigger_user.field, trigger_user)
     )
     notification.cache_data(data)
     _created(using, message_cls, created)
@@ -371,17 +366,19 @@ def _write(
 ) -> list[Notification]:
     """INSERT ``rows`` under ``behavior``; return the notifications created.
 
-    LAST_ONLY: lock the users (unless the caller holds their locks), cancel their
-    waiting rows, insert, and go round again for the rows a concurrent trigger keyed
-    in between, in one transaction.
+    The other behaviours: one statement, in the caller's transaction or none (nothing of
+    transmissions' own is opened for ``own_transactions()`` to mark). LAST_ONLY: lock the
+    users (unless the caller holds their locks), cancel their waiting rows, insert, and go
+    round again for the rows a concurrent trigger keyed in between, in one transaction,
+    transmissions' own when the caller holds none.
     """
-    model: Any = dialect.model
-    using = dialect.alias
     if behavior is not TriggerBehavior.LAST_ONLY:
         return dialect.insert(rows, skip_conflicts=behavior.key_prefix is not None)  # type: ignore[return-value]
+    model: Any = dialect.model
+    using = dialect.alias
     created: list[Notification] = []
     todo = list(rows)
-    with transaction.atomic(using=using):
+    with dialect.own_transactions(), transaction.atomic(using=using):
         if lock:
             dialect.lock_users([row["target_user_id"] for row in todo])
         for _ in range(LAST_ONLY_ATTEMPTS):
@@ -458,7 +455,7 @@ def _digested(
     try:
         for user, row in pairs:
             notification, new = digests.write(digest, manager, row, content, data, item_model, category)
-            internals.cache_related(notification, model.target_user.field, user)
+            internals.cache_related(notification, (model.target_user.field, user))
             found.append(notification)
             if new:
                 opened.append(notification)
