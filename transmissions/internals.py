@@ -133,19 +133,11 @@ def related_setter(field: Field[Any, Any]) -> Callable[[Model, Model | None], No
     return lambda instance, value: setattr(instance, field.name, value)
 
 
-def cache_related(instance: Model, field: Field[Any, Any], value: Model | None) -> None:
-    """Set the related object of foreign key ``field`` on ``instance``, as assigning it would."""
-    related_setter(field)(instance, value)
-
-
-def cache_related_objects(instance: Model, pairs: Sequence[tuple[Field[Any, Any], Model | None]]) -> None:
-    """``cache_related()`` for each ``(field, value)`` of ``pairs``, deciding once."""
-    if enabled():
-        for field, value in pairs:
-            field.set_cached_value(instance, value)  # type: ignore[attr-defined]
-    else:
-        for field, value in pairs:
-            setattr(instance, field.name, value)
+def cache_related(instance: Model, *pairs: tuple[Field[Any, Any], Model | None]) -> None:
+    """Set on ``instance`` the related object of each foreign key ``field`` of ``(field, value)``
+    ``pairs``, as assigning it would."""
+    for field, value in pairs:
+        related_setter(field)(instance, value)
 
 
 def cache_generic(instance: Model, field: Any, value: Model | None) -> None:
