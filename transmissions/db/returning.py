@@ -43,11 +43,12 @@ class ReturningDialect(Dialect):
         if not rows:
             return []
         rows = self._with_defaults(rows)
-        # One row (a trigger()): its statement leaves out what the database writes the same way
-        # by itself, about half of the columns: fewer parameters for the driver to adapt and bind.
-        written = rows if len(rows) > 1 else [self._written(rows[0])]
-        columns = tuple(written[0])
-        adapted = self._adapt(columns, written)
+        if len(rows) == 1:
+            columns, values = self._written(rows[0])
+            adapted = [values]
+        else:
+            columns = tuple(rows[0])
+            adapted = self._adapt(columns, rows)
         with self.connection.cursor() as cursor:
             checked = self.checks_users()
             inserted = self.run_insert(cursor, columns, adapted, skip_conflicts, checked)
@@ -116,15 +117,28 @@ class ReturningDialect(Dialect):
         # their values when those are constants.
         return {}
 
-    def _written(self, row: dict[str, Any]) -> dict[str, Any]:
-        # ``row`` without the columns whose value is the one the database gives a column left out.
+    def _written(self, row: dict[str, Any]) -> tuple[tuple[str, ...], list[Any]]:
+        # One row (a trigger()): the columns its statement writes and their adapted values. It
+        # leaves out what the database writes the same way by itself, about half of the columns:
+        # fewer parameters for the driver to adapt and bind. In one pass, as _adapt() would.
         left = self._left_to_database
-        out = {}
+        datetimes = self._datetime_columns
+        adapt = internals.datetime_adapter(self.connection)
+        columns, values = [], []
+        last: Any = _KEEP
+        adapted: Any = None
         for name, value in row.items():
             default = left.get(name, _KEEP)
-            if default is _KEEP or type(value) is not type(default) or value != default:
-                out[name] = value
-        return out
+            if default is not _KEEP and type(value) is type(default) and value == default:
+                continue
+            if name in datetimes:
+                # A trigger's created and scheduled times are one object, unless given.
+                if value is not last:
+                    last, adapted = value, adapt(value)
+                value = adapted
+            columns.append(name)
+            values.append(value)
+        return tuple(columns), values
 
     @functools.cached_property
     def _left_to_database(self) -> dict[str, Any]:
