@@ -79,12 +79,18 @@ def builder(model: type[M], using: str | None) -> Callable[[Sequence[Any]], M]:
     ``using`` is None (as ``Model(*values)`` gives it). Whether the shortcut applies is
     decided once, here, not per row.
     """
-    if not enabled() or _listened(model, (pre_init, post_init)):
+    if not enabled() or _listened(model, (pre_init, post_init)) or _own_from_db(model):
         names = attnames(model)
         if using is None:
             return lambda values: model(*values)
         return lambda values: model.from_db(using, list(names), list(values))
     return _builder(model, using)
+
+
+@functools.cache
+def _own_from_db(model: type[Model]) -> bool:
+    # A model that overrides from_db() (a documented hook) gets its instances from it.
+    return getattr(model.from_db, "__func__", None) is not Model.from_db.__func__  # type: ignore[attr-defined]
 
 
 @functools.lru_cache(maxsize=64)
