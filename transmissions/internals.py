@@ -334,6 +334,21 @@ def load_rows(model: type[M], using: str, rows: Sequence[Sequence[Any]], zoned_t
     return out
 
 
+_KEPT = "_transmissions_kept"
+
+
+def kept_on(connection: Any) -> dict[Any, Any]:
+    """A dict stored on the connection wrapper ``connection`` for transmissions' own use (its
+    dialects): it lives and dies with the connection, where a module-level cache keyed by
+    connection kept every thread's connection alive through its values."""
+    try:
+        return connection.__dict__[_KEPT]  # type: ignore[no-any-return]
+    except KeyError:
+        kept: dict[Any, Any] = {}
+        connection.__dict__[_KEPT] = kept
+        return kept
+
+
 def autocommit(connection: Any) -> bool:
     """``connection.get_autocommit()``, read from the wrapper's ``autocommit`` attribute when the
     connection is open already, which is what that method returns after making sure it is
