@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
 from aiosmtpd.smtp import SMTP
+from django.core.mail.backends import locmem
 
 
 class SMTPRecorder:
@@ -26,10 +27,13 @@ class SMTPRecorder:
         self.messages = []  # (envelope, parsed email.message.EmailMessage)
         self.rcpt_reply = None  # e.g. "550 5.1.1 no such user"
         self.data_reply = None  # e.g. "451 4.3.0 try again later"
+        self.refuse = {}  # one recipient's RCPT reply, by address
+        self.sessions = 0  # connections accepted
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if self.rcpt_reply:
-            return self.rcpt_reply
+        reply = self.refuse.get(address) or self.rcpt_reply
+        if reply:
+            return reply
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -38,6 +42,12 @@ class SMTPRecorder:
             return self.data_reply
         self.messages.append((envelope, message_from_bytes(envelope.content, policy=policy.default)))
         return "250 Message accepted for delivery"
+
+
+class _CountingSMTP(SMTP):
+    def connection_made(self, transport):
+        self.event_handler.sessions += 1
+        super().connection_made(transport)
 
 
 class SMTPServer:
@@ -53,7 +63,7 @@ class SMTPServer:
 
         async def start():
             return await self.loop.create_server(
-                lambda: SMTP(self.handler, hostname="transmissions.test", loop=self.loop),
+                lambda: _CountingSMTP(self.handler, hostname="transmissions.test", loop=self.loop),
                 host="127.0.0.1",
                 port=0,
             )
@@ -187,3 +197,13 @@ class TwilioStandIn:
                 pass
 
         return Handler
+
+
+class CloseFailsBackend(locmem.EmailBackend):
+    """A project's mail backend whose close() raises (locmem's otherwise); counts its closes."""
+
+    closed = 0
+
+    def close(self):
+        type(self).closed += 1
+        raise OSError("the provider hung up first")

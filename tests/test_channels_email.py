@@ -1,5 +1,6 @@
 """The email channel, end to end through Django's SMTP backend to a real SMTP server on loopback."""
 
+import logging
 import smtplib
 import warnings
 
@@ -386,3 +387,96 @@ def test_a_subclass_create_message_is_what_is_sent(cleanup):
     assert status(n) == S.SUCCESSFULLY_SENT
     [email] = mail.outbox
     assert (email.subject, email.body, email.alternatives[0][0]) == ("Own subject", "own body", "<p>own</p>")
+
+
+# -- one SMTP session per batch -------------------------------------------------------------
+
+
+def test_a_batch_of_emails_goes_through_one_smtp_session(server):
+    """A worker keeps the mailer's connection open from one email of a batch to the next, and
+    closes it once the batch is done: one session a batch, not one an email."""
+    users = [make_user(f"u{i}", email=f"u{i}@example.com") for i in range(5)]
+    for user in users:
+        MyEmailMessage.trigger(user)
+    assert process_all_notifications(batch_size=5) == 5
+    assert sorted(e.rcpt_tos[0] for e, _ in server.handler.messages) == [u.email for u in users]
+    assert server.handler.sessions == 1
+    for user in users:
+        MyEmailMessage.trigger(user)
+    assert process_all_notifications(batch_size=2) == 5
+    assert len(server.handler.messages) == 10
+    assert server.handler.sessions == 1 + 3  # batches of 2, 2 and 1
+
+
+def test_a_refusal_mid_batch_costs_only_its_email_and_the_next_opens_a_new_session(server, caplog):
+    users = [make_user(f"u{i}", email=f"u{i}@example.com") for i in range(4)]
+    server.handler.refuse = {"u1@example.com": "550 5.1.1 no such user", "u2@example.com": "451 4.3.0 later"}
+    sent = [MyEmailMessage.trigger(user) for user in users]
+    assert process_all_notifications(batch_size=4) == 4
+    assert [status(n) for n in sent] == [S.SUCCESSFULLY_SENT, S.FAILED, S.CREATED, S.SUCCESSFULLY_SENT]
+    assert sorted(e.rcpt_tos[0] for e, _ in server.handler.messages) == ["u0@example.com", "u3@example.com"]
+    # The first session ended with the refusal, the second with the temporary one.
+    assert server.handler.sessions == 3
+    assert "no such user" in caplog.text and "later" in caplog.text
+
+
+def test_a_mailer_that_cannot_connect_fails_each_email_of_the_batch_on_its_own(caplog):
+    """No connection at all: every email of the batch tries (and is retried later); none is
+    lost, and the batch ends."""
+    with smtp(closed_port()):
+        sent = [MyEmailMessage.trigger(make_user(f"u{i}", email=f"u{i}@example.com")) for i in range(3)]
+        assert process_all_notifications(batch_size=3) == 3
+    assert [status(n) for n in sent] == [S.CREATED] * 3
+    assert caplog.text.count("ConnectionRefusedError") == 3
+
+
+@pytest.mark.mailers
+def test_each_mailer_keeps_its_own_session_for_the_batch(registered_transactional):
+    with (
+        SMTPServer() as default,
+        SMTPServer() as transactional,
+        smtp(default.port, transactional=transactional.port),
+    ):
+        for i in range(2):
+            TransactionalEmail.trigger(make_user(f"a{i}", email=f"a{i}@example.com"))
+            MyEmailMessage.trigger(make_user(f"b{i}", email=f"b{i}@example.com"))
+        assert process_all_notifications(batch_size=4) == 4
+    for server, prefix in ((transactional, "a"), (default, "b")):
+        received = sorted(e.rcpt_tos[0] for e, _ in server.handler.messages)
+        assert received == [f"{prefix}{i}@example.com" for i in (0, 1)]
+    assert default.handler.sessions == transactional.handler.sessions == 1
+
+
+@override_settings(**email_settings("tests.servers.CloseFailsBackend"))
+def test_a_mailer_whose_close_raises_costs_no_email(caplog):
+    from tests.servers import CloseFailsBackend
+
+    CloseFailsBackend.closed = 0
+    sent = [MyEmailMessage.trigger(make_user(f"u{i}", email=f"u{i}@example.com")) for i in range(3)]
+    with caplog.at_level(logging.INFO, logger="transmissions"):
+        assert process_all_notifications(batch_size=3) == 3
+    assert [status(n) for n in sent] == [S.SUCCESSFULLY_SENT] * 3
+    assert len(mail.outbox) == 3 and CloseFailsBackend.closed == 1
+    assert "Closing mailer 'default' after a batch raised OSError: the provider hung up first" in caplog.text
+
+
+class NobodyEmail(MyEmailMessage):
+    """Valid, yet its email names no recipient."""
+
+    def check_validity(self):
+        return True
+
+    def get_recipient(self):
+        return ""
+
+
+def test_an_email_to_nobody_in_a_batch_opens_no_session_and_fails(server):
+    message("nobody-email")(NobodyEmail)
+    try:
+        n = NobodyEmail.trigger(make_user())
+        assert process_all_notifications() == 1
+    finally:
+        registry.unregister("nobody-email")
+    n.refresh_from_db()
+    assert n.status == S.FAILED and "the backend sent nothing" in n.reason
+    assert server.handler.sessions == 0

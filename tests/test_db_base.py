@@ -5,7 +5,7 @@ database without RETURNING (or a future vendor) gets is proved on every pass.
 """
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 
 from tests import messages
@@ -24,9 +24,10 @@ S = Notification.Status
 @pytest.fixture(autouse=True)
 def portable(monkeypatch):
     monkeypatch.setitem(db._DIALECTS, connection.vendor, Dialect)
-    db._cache.clear()
+    kept = internals.kept_on(connections["default"])  # the dialects built for the connection
+    kept.clear()
     yield
-    db._cache.clear()
+    kept.clear()
 
 
 def test_the_portable_dialect_is_in_use():

@@ -137,3 +137,22 @@ def test_a_send_that_loses_the_database_connection_is_retried(user, caplog):
     assert n.status == S.CREATED and n.attempts == 1
     assert n.reason == "terminating connection due to administrator command"
     assert "Retrying notification" in caplog.text
+
+
+def test_a_cancel_reason_never_costs_the_outcome(user, monkeypatch):
+    """A get_cancel_reason() that raises, or a class without one: CANCELLED all the same, with
+    check_validity()'s default reason (and what was raised)."""
+    from tests.messages import InvalidMessage, NoValidityMessage
+
+    def broken_reason(self):
+        raise KeyError("reason")
+
+    monkeypatch.setattr(InvalidMessage, "get_cancel_reason", broken_reason)
+    monkeypatch.setattr(NoValidityMessage, "check_validity", lambda self: False, raising=False)
+    invalid, plain = trigger_named("invalid", user), trigger_named("no-validity", user)
+    process_all_notifications()
+    invalid.refresh_from_db()
+    plain.refresh_from_db()
+    assert (invalid.status, plain.status) == (S.CANCELLED, S.CANCELLED)
+    assert invalid.reason == "check_validity() returned false (get_cancel_reason() raised KeyError('reason'))"
+    assert plain.reason == "check_validity() returned false"

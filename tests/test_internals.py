@@ -145,7 +145,7 @@ def test_postgresql_reads_claimed_datetimes_as_text_only_in_an_iso_utc_session(b
     fields = Notification._meta.concrete_fields
     names = [f.attname for f in fields if f.get_internal_type() == "DateTimeField"]
     assert dialect.zoned_text() is True
-    assert '"datetime_scheduled"::text' in dialect.all_columns("n")
+    assert '"datetime_scheduled"::text' in dialect.all_columns("n", dialect.zoned_text())
     variable = setting.split()[0]
     with connection.cursor() as cursor:
         cursor.execute(f"SHOW {variable}")
@@ -153,7 +153,7 @@ def test_postgresql_reads_claimed_datetimes_as_text_only_in_an_iso_utc_session(b
         cursor.execute(f"SET {setting}")
     try:
         assert dialect.zoned_text() is False
-        assert "::text" not in dialect.all_columns("n")
+        assert "::text" not in dialect.all_columns("n", dialect.zoned_text())
     finally:
         with connection.cursor() as cursor:
             cursor.execute(f"SET {variable} = %s", [before])
@@ -291,3 +291,34 @@ def test_autocommit_reads_the_connection_as_get_autocommit_does():
         other.set_autocommit(True)
     finally:
         other.close()
+
+
+def test_builder_gives_a_model_that_overrides_from_db_its_own_instances(monkeypatch):
+    """from_db() is a documented hook: a model that overrides it gets its instances from it,
+    not from the shortcut."""
+    from tests.models import User
+
+    made = []
+    ada = make_user("ada")
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in User._meta.concrete_fields)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {columns} FROM {User._meta.db_table} WHERE id = %s", [ada.pk])
+        row = cursor.fetchone()
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        made.append(values[0])
+        return super(User, cls).from_db(db, field_names, values)
+
+    monkeypatch.setattr(User, "from_db", from_db, raising=False)
+    internals._own_from_db.cache_clear()
+    internals._builder.cache_clear()
+    try:
+        [loaded] = internals.load_rows(User, "default", [row])
+        assert made == [ada.pk] and loaded.username == "ada" and loaded._state.db == "default"
+    finally:
+        monkeypatch.undo()
+        internals._own_from_db.cache_clear()
+    made.clear()
+    internals.load_rows(User, "default", [row])
+    assert made == []

@@ -115,3 +115,93 @@ def test_the_admin_lists_and_shows_a_malformed_row(admin_client, user):
         admin_client.get(reverse("admin:transmissions_notification_change", args=[fine.pk])).status_code
         == 200
     )
+
+
+# -- a batch's users ---------------------------------------------------------------------
+
+
+def _fields(user):
+    return {
+        f.attname: (getattr(user, f.attname), getattr(getattr(user, f.attname), "tzinfo", None))
+        for f in type(user)._meta.concrete_fields
+    }
+
+
+def _users_dialect():
+    from django.db import connection
+
+    from transmissions import db
+
+    return db.dialect(connection.alias, Notification)
+
+
+def test_a_batchs_users_read_as_the_orm_reads_them():
+    """The dialect's users() (a plain SELECT on PostgreSQL and SQLite, the ORM elsewhere) gives
+    what the ORM gives, field by field, datetimes with their zone; a missing id is left out."""
+    ada = make_user("ada", email="ada@example.com", phone_number="+15550100")
+    bob = make_user("bob", last_login=earlier(hours=3), first_name="Bob")
+    gone = make_user("gone")
+    gone_id = gone.pk
+    gone.delete()
+    found = _users_dialect().users({ada.pk, bob.pk, gone_id})
+    assert set(found) == {ada.pk, bob.pk}
+    for user in (ada, bob):
+        assert type(found[user.pk]) is type(user)
+        assert found[user.pk]._state.db == "default" and not found[user.pk]._state.adding
+        assert _fields(found[user.pk]) == _fields(type(user)._base_manager.get(pk=user.pk))
+    assert _users_dialect().users(set()) == {}
+
+
+def test_a_batchs_users_are_read_in_chunks_within_the_parameter_limit(monkeypatch):
+    users = [make_user(f"u{i}", last_login=earlier(minutes=i)) for i in range(7)]
+    dialect = _users_dialect()
+    monkeypatch.setattr(type(dialect), "max_params", lambda self: 3)
+    found = dialect.users({u.pk for u in users})
+    expected = {u.pk: _fields(type(u).objects.get(pk=u.pk)) for u in users}
+    assert {pk: _fields(u) for pk, u in found.items()} == expected
+
+
+@pytest.mark.only_on("postgresql")
+def test_postgresql_reads_a_batchs_users_as_the_orm_in_any_session_zone():
+    """Datetimes come back as text only in a UTC session (parsed with their offset); in another
+    zone they come back as timestamps, read as the ORM reads them in that session."""
+    from django.db import connection
+
+    bob = make_user("bob", last_login=earlier(hours=3))
+    dialect = _users_dialect()
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW TimeZone")
+        (before,) = cursor.fetchone()
+        cursor.execute("SET TimeZone = 'Europe/Paris'")
+    try:
+        assert dialect.zoned_text() is False
+        found, orms = dialect.users({bob.pk}), type(bob)._base_manager.in_bulk([bob.pk])
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SET TimeZone = %s", [before])
+    assert _fields(found[bob.pk]) == _fields(orms[bob.pk])
+    assert dialect.zoned_text() is True
+    assert _fields(dialect.users({bob.pk})[bob.pk]) == _fields(type(bob).objects.get(pk=bob.pk))
+
+
+def test_the_portable_path_reads_the_same_users_and_suppressions():
+    """The ORM-only dialect (MySQL's, and every other database's) and this database's own give
+    the same users and the same suppressed addresses."""
+    from django.db import connection
+
+    from transmissions.db.base import Dialect
+    from transmissions.models import Suppression
+    from transmissions.tracking import suppress
+
+    ada, bob = make_user("ada", last_login=earlier(hours=1)), make_user("bob")
+    suppress("email", "ada@example.com", "bounced")
+    suppress("sms", "+15550100", "undelivered")
+    portable, own = Dialect(connection, Notification), _users_dialect()
+    ids = {ada.pk, bob.pk, bob.pk + 1000}
+    mine, theirs = own.users(ids), portable.users(ids)
+    assert {pk: _fields(u) for pk, u in mine.items()} == {pk: _fields(u) for pk, u in theirs.items()}
+    assert set(mine) == {ada.pk, bob.pk}
+    asked = ({"email", "sms"}, {"ada@example.com", "bob@example.com", "+15550100"})
+    expected = {("email", "ada@example.com"): "bounced", ("sms", "+15550100"): "undelivered"}
+    assert own.suppressed(Suppression, *asked) == portable.suppressed(Suppression, *asked) == expected
+    assert own.suppressed(Suppression, {"email"}, {"+15550100"}) == {}

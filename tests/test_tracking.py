@@ -201,3 +201,22 @@ def test_str():
         "twilio delivered (SM1:delivered)"
     )
     assert timezone.is_aware(T0)
+
+
+def test_a_batchs_suppressions_are_looked_up_in_chunks_within_the_parameter_limit(monkeypatch):
+    """Many addresses on two channels, more than a statement may bind: each suppressed one (and
+    only those) cancels its notification, on its channel only."""
+    from transmissions import db, worker
+
+    users = [make_user(f"u{i}", email=f"u{i}@example.com", phone_number=f"+1555010{i}") for i in range(6)]
+    for user in users[::2]:
+        suppress("email", user.email, "bounced")
+    suppress("sms", users[1].phone_number, "undelivered")
+    emails = [MyEmailMessage.trigger(user) for user in users]
+    texts = [WelcomeSMS.trigger(user) for user in users]
+    dialect = db.dialect(connection.alias, Notification)
+    monkeypatch.setattr(type(dialect), "max_params", lambda self: 4)
+    worker.process_all_notifications()
+    cancelled = {n.pk for n in Notification.objects.filter(status=S.CANCELLED)}
+    assert cancelled == {emails[0].pk, emails[2].pk, emails[4].pk, texts[1].pk}
+    assert "on the email suppression list: bounced" in Notification.objects.get(pk=emails[2].pk).reason

@@ -16,9 +16,11 @@ through the lifecycle. The rules (SPEC "Processing"):
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import random
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,6 +131,31 @@ def _deliver(notification: Any) -> Delivery:
         result=result,
         provider_message_id=None if provider_id is None else str(provider_id),
     )
+
+
+# What a channel holds open while a worker delivers a batch (``around_batch()``).
+_around_batch: list[Callable[[], contextlib.AbstractContextManager[Any]]] = []
+
+
+def around_batch(
+    scope: Callable[[], contextlib.AbstractContextManager[Any]],
+) -> Callable[[], contextlib.AbstractContextManager[Any]]:
+    """Register ``scope``, a function that returns a context manager, to be entered around each
+    batch a worker delivers: from before its first ``deliver()`` to after its outcomes are
+    written. A channel module keeps a connection open in it (the email channel its mailers').
+    Returns ``scope``, so it can decorate."""
+    if scope not in _around_batch:
+        _around_batch.append(scope)
+    return scope
+
+
+@contextlib.contextmanager
+def batch() -> Iterator[None]:
+    """Enter every ``around_batch()`` scope for the block."""
+    with contextlib.ExitStack() as stack:
+        for scope in _around_batch:
+            stack.enter_context(scope())
+        yield
 
 
 class _Label:

@@ -79,12 +79,18 @@ def builder(model: type[M], using: str | None) -> Callable[[Sequence[Any]], M]:
     ``using`` is None (as ``Model(*values)`` gives it). Whether the shortcut applies is
     decided once, here, not per row.
     """
-    if not enabled() or _listened(model, (pre_init, post_init)):
+    if not enabled() or _listened(model, (pre_init, post_init)) or _own_from_db(model):
         names = attnames(model)
         if using is None:
             return lambda values: model(*values)
         return lambda values: model.from_db(using, list(names), list(values))
     return _builder(model, using)
+
+
+@functools.cache
+def _own_from_db(model: type[Model]) -> bool:
+    # A model that overrides from_db() (a documented hook) gets its instances from it.
+    return getattr(model.from_db, "__func__", None) is not Model.from_db.__func__  # type: ignore[attr-defined]
 
 
 @functools.lru_cache(maxsize=64)
@@ -318,6 +324,21 @@ def load_rows(model: type[M], using: str, rows: Sequence[Sequence[Any]], zoned_t
                 values[i] = value
         out.append(build(values))
     return out
+
+
+_KEPT = "_transmissions_kept"
+
+
+def kept_on(connection: Any) -> dict[Any, Any]:
+    """A dict stored on the connection wrapper ``connection`` for transmissions' own use (its
+    dialects): it lives and dies with the connection, where a module-level cache keyed by
+    connection kept every thread's connection alive through its values."""
+    try:
+        return connection.__dict__[_KEPT]  # type: ignore[no-any-return]
+    except KeyError:
+        kept: dict[Any, Any] = {}
+        connection.__dict__[_KEPT] = kept
+        return kept
 
 
 def autocommit(connection: Any) -> bool:

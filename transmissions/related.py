@@ -19,12 +19,11 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.apps import apps
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import connections
 from django.db.models import prefetch_related_objects
 
-from transmissions import internals
+from transmissions import db, internals
 
 logger = logging.getLogger("transmissions")
 
@@ -84,8 +83,7 @@ def attach_users(using: str, notifications: Sequence[Any]) -> None:
     set_trigger = internals.related_setter(model._meta.get_field("trigger_user"))
     user_ids = {n.target_user_id for n in notifications} | {n.trigger_user_id for n in notifications}
     user_ids.discard(None)
-    # The base manager, as select_related uses: a filtering default manager must not hide users.
-    users = get_user_model()._base_manager.using(using).in_bulk(list(user_ids))
+    users = db.dialect(using, model).users(user_ids)
     for n in notifications:
         target = users.get(n.target_user_id)
         if target is not None:

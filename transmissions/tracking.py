@@ -30,7 +30,7 @@ from typing import Any
 from django.apps import apps
 from django.db import IntegrityError, router, transaction
 
-from transmissions import signals
+from transmissions import db, signals
 from transmissions.lifecycle import notification_model
 from transmissions.policies import Hold, Policy
 from transmissions.registry import registry
@@ -192,11 +192,12 @@ class SuppressionPolicy(Policy):
         self.suppressed: dict[tuple[str, str], str] = {}
         if self.keys:
             model = apps.get_model("transmissions", "Suppression")
-            rows = model._default_manager.filter(
-                channel__in={channel for channel, _ in self.keys.values()},
-                address__in={address for _, address in self.keys.values()},
-            ).values_list("channel", "address", "reason")
-            self.suppressed = {(channel, address): reason for channel, address, reason in rows}
+            using = router.db_for_read(model)
+            self.suppressed = db.dialect(using, notification_model()).suppressed(
+                model,
+                {channel for channel, _ in self.keys.values()},
+                {address for _, address in self.keys.values()},
+            )
 
     def address(self, notification: Any) -> tuple[str, str] | None:
         """Return ``(channel, address)`` of ``notification``, normalised, or None if it has none."""

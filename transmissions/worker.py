@@ -25,6 +25,7 @@ from django.utils import timezone
 from transmissions import coalesce, lifecycle, policies, recipients, sendrate, signals
 from transmissions.conf import conf
 from transmissions.delivery import Delivery, deliver
+from transmissions.delivery import batch as delivering
 from transmissions.lifecycle import Outcomes, notification_model
 from transmissions.status import Status
 
@@ -193,63 +194,66 @@ def _process(
     locale = recipients.in_force()
     recipient_locale = recipients.fixed_locale()
     connection = connections[using]
-    for notification in batch:
-        pk = notification.pk
-        hold = held.get(pk)
-        if hold is None and cutoff_at is not None and time.time() >= cutoff_at:
-            # Past half the lease: another worker may take the batch back once it expires,
-            # so no send starts now; the unsent rows go back to the queue.
-            outcomes.release(pk)
-            continue
-        if hold is not None:
-            if hold.until is None:
-                delivery = Delivery(Status.CANCELLED, None, hold.text)
-                outcomes.add(pk, Status.CANCELLED, None, hold.text)
+    # Around the deliveries and the outcomes' write: what a channel holds open for a batch
+    # (the email channel its mailers' connections, delivery.around_batch()).
+    with delivering():
+        for notification in batch:
+            pk = notification.pk
+            hold = held.get(pk)
+            if hold is None and cutoff_at is not None and time.time() >= cutoff_at:
+                # Past half the lease: another worker may take the batch back once it expires,
+                # so no send starts now; the unsent rows go back to the queue.
+                outcomes.release(pk)
+                continue
+            if hold is not None:
+                if hold.until is None:
+                    delivery = Delivery(Status.CANCELLED, None, hold.text)
+                    outcomes.add(pk, Status.CANCELLED, None, hold.text)
+                else:
+                    outcomes.defer(pk, hold.until, hold.text)
+                    continue
             else:
-                outcomes.defer(pk, hold.until, hold.text)
-                continue
-        else:
-            taken = pacer.take(notification) if pacer is not None else None
-            if isinstance(taken, sendrate.Late):
-                outcomes.defer(notification.pk, taken.until, taken.reason)
-                continue
-            # A send after a lost connection gets a new one (its channel may query).
-            lifecycle.drop_if_unusable(using, connection)
-            if in_transaction:
-                # A channel's database error must not break the caller's transaction.
-                with transaction.atomic(using=using):
+                taken = pacer.take(notification) if pacer is not None else None
+                if isinstance(taken, sendrate.Late):
+                    outcomes.defer(notification.pk, taken.until, taken.reason)
+                    continue
+                # A send after a lost connection gets a new one (its channel may query).
+                lifecycle.drop_if_unusable(using, connection)
+                if in_transaction:
+                    # A channel's database error must not break the caller's transaction.
+                    with transaction.atomic(using=using):
+                        delivery = deliver(notification, locale, recipient_locale)
+                else:
                     delivery = deliver(notification, locale, recipient_locale)
-            else:
-                delivery = deliver(notification, locale, recipient_locale)
-            if taken is not None:
-                assert pacer is not None
-                # Cancelled or broken before its send: nothing was transmitted, the slot goes back.
-                pacer.done(taken, transmitted=delivery.status not in (Status.CANCELLED, Status.BROKEN))
-            if delivery.status is None:
-                assert delivery.retry_in is not None
-                outcomes.retry(pk, timezone.now() + delivery.retry_in, delivery.reason)
-            else:
-                outcomes.add(
-                    pk,
-                    delivery.status,
-                    delivery.behavior,
-                    delivery.reason,
-                    delivery.provider_message_id,
-                )
-        deliveries.append((notification, delivery))
-    if outcomes.released:
-        logger.warning(
-            "Handed back %d unsent notification(s) of a batch of %d: the batch reached half its "
-            "lease (TRANSMISSIONS_LEASE_SECONDS = %s); sends are slower than the lease allows.",
-            len(outcomes.released),
-            len(batch),
-            conf.TRANSMISSIONS_LEASE_SECONDS,
+                if taken is not None:
+                    assert pacer is not None
+                    # Cancelled or broken before its send: nothing was transmitted, the slot goes back.
+                    pacer.done(taken, transmitted=delivery.status not in (Status.CANCELLED, Status.BROKEN))
+                if delivery.status is None:
+                    assert delivery.retry_in is not None
+                    outcomes.retry(pk, timezone.now() + delivery.retry_in, delivery.reason)
+                else:
+                    outcomes.add(
+                        pk,
+                        delivery.status,
+                        delivery.behavior,
+                        delivery.reason,
+                        delivery.provider_message_id,
+                    )
+            deliveries.append((notification, delivery))
+        if outcomes.released:
+            logger.warning(
+                "Handed back %d unsent notification(s) of a batch of %d: the batch reached half its "
+                "lease (TRANSMISSIONS_LEASE_SECONDS = %s); sends are slower than the lease allows.",
+                len(outcomes.released),
+                len(batch),
+                conf.TRANSMISSIONS_LEASE_SECONDS,
+            )
+        # The sends happened: their outcomes must survive a lost connection (the write is
+        # fenced by the lease, so running it again never overwrites another claim).
+        lifecycle.reconnecting(
+            using, "writing a batch's outcomes", lambda: model.objects.using(using).finish(outcomes)
         )
-    # The sends happened: their outcomes must survive a lost connection (the write is
-    # fenced by the lease, so running it again never overwrites another claim).
-    lifecycle.reconnecting(
-        using, "writing a batch's outcomes", lambda: model.objects.using(using).finish(outcomes)
-    )
     if signals.notification_finished.has_listeners():
         _announce(deliveries)
     return outcomes, deliveries

@@ -13,20 +13,24 @@ temporary one (4xx, a timeout, a refused or dropped connection) raises
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import smtplib
 import ssl
+from collections.abc import Iterator
 from typing import Any
 
 import django
 from django.conf import settings
+from django.core import mail
 from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import EmailMessage, EmailMultiAlternatives
 from django.core.mail.message import make_msgid
 from django.core.mail.utils import DNS_NAME
 from django.utils.html import strip_tags
 
-from transmissions import unsubscribe
+from transmissions import delivery, unsubscribe
 from transmissions.channels.base import BaseChannel
 from transmissions.channels.rendering import TemplateContextMixin, render
 from transmissions.exceptions import ChannelSendException, TransientChannelError
@@ -73,7 +77,10 @@ class DefaultEmailMessage(TemplateContextMixin, BaseChannel):
     def to(self) -> Any:
         """Who the email goes to: the notification's target user (0.2's attribute), or what a
         subclass set instead (another user, or an address)."""
-        return self.__dict__.get("_to", self.target_user)
+        try:
+            return self.__dict__["_to"]
+        except KeyError:
+            return self.target_user
 
     @to.setter
     def to(self, value: Any) -> None:
@@ -193,18 +200,73 @@ def configured_mailers() -> set[str]:
 def send_email(email: EmailMessage, mailer: str | None = None) -> int:
     """Send ``email`` through the mailer aliased ``mailer`` (None: the default); return the count sent.
 
-    Errors are raised, never silenced. Django 6.1+: ``email.send(using=...)``, which raises
-    ``ImproperlyConfigured`` (``MailerDoesNotExist``) for an alias not in ``MAILERS``.
-    Before 6.1 only the default mailer exists; another alias raises ``ImproperlyConfigured``.
+    Errors are raised, never silenced. Django 6.1+: through ``mailers[alias]``, as
+    ``email.send(using=...)`` does, which raises ``ImproperlyConfigured``
+    (``MailerDoesNotExist``) for an alias not in ``MAILERS``. Before 6.1 only the default
+    mailer exists; another alias raises ``ImproperlyConfigured``. While a worker delivers a
+    batch (``kept_open()``) each mailer's connection stays open from one email to the next:
+    one SMTP session, or one HTTP session of an anymail backend, per batch and mailer.
     """
-    if HAS_MAILERS:
-        return email.send(using=mailer or DEFAULT_MAILER)
-    if mailer not in (None, DEFAULT_MAILER):
+    if not HAS_MAILERS and mailer not in (None, DEFAULT_MAILER):
         raise ImproperlyConfigured(
             f"Mailer {mailer!r}: named mailers need Django 6.1 or later (the MAILERS setting); "
             f"Django {django.get_version()} sends every email through EMAIL_BACKEND."
         )
-    return email.send(fail_silently=False)
+    held = _held.get()
+    if held is None:
+        if HAS_MAILERS:
+            return email.send(using=mailer or DEFAULT_MAILER)
+        return email.send(fail_silently=False)
+    if not email.recipients():
+        return 0  # as EmailMessage.send(): no connection for nobody
+    alias = mailer or DEFAULT_MAILER
+    backend = held.get(alias)
+    if backend is None:
+        backend = _mailer(alias)
+        backend.open()  # raises as a send would: the email's outcome says why
+        held[alias] = backend
+    try:
+        return int(backend.send_messages([email]) or 0)
+    except BaseException:
+        # The session may be unusable now (a dropped connection, a refusal mid-dialogue):
+        # the next email of the batch opens a new one.
+        del held[alias]
+        _close(backend, alias)
+        raise
+
+
+# The mailers a worker holds open while it delivers a batch, by alias; None outside one.
+_held: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "transmissions_held_mailers", default=None
+)
+
+
+@delivery.around_batch
+@contextlib.contextmanager
+def kept_open() -> Iterator[None]:
+    """Keep each mailer's connection open from one email of a batch to the next, and close
+    them all once the batch's outcomes are written (``delivery.around_batch``)."""
+    token = _held.set({})
+    try:
+        yield
+    finally:
+        held = _held.get() or {}
+        _held.reset(token)
+        for alias, backend in held.items():
+            _close(backend, alias)
+
+
+def _mailer(alias: str) -> Any:
+    if HAS_MAILERS:
+        return mail.mailers[alias]
+    return mail.get_connection(fail_silently=False)
+
+
+def _close(backend: Any, alias: str) -> None:
+    try:
+        backend.close()
+    except Exception as exc:  # every email of the batch is sent or failed already
+        logger.info("Closing mailer %r after a batch raised %s: %s", alias, type(exc).__name__, exc)
 
 
 def smtp_error(exc: BaseException, prefix: str) -> ChannelSendException:

@@ -8,10 +8,7 @@ adding a module here and a line in ``_DIALECTS``.
 
 from __future__ import annotations
 
-import weakref
-
 from django.db import connections
-from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model
 from django.db.models.signals import post_save, pre_save
 
@@ -37,21 +34,14 @@ def dialect(using: str, model: type[Model]) -> Dialect:
     connection = connections[using]
     signals = internals.listened(model, pre_save, post_save)
     # One object per connection (each thread has its own), model and signal state, so
-    # the statements a dialect builds are built once.
-    per_connection = _cache.get(connection)
-    if per_connection is None:
-        # (setdefault() would make a weak reference and a dict on every call.)
-        per_connection = _cache[connection] = {}
+    # the statements a dialect builds are built once. Kept on the connection itself: it
+    # lives as long as the connection (a finished thread's goes, with its dialects).
+    per_connection = internals.kept_on(connection)
     found = per_connection.get((model, signals))
     if found is None:
         cls = _DIALECTS.get(connection.vendor, Dialect)
         found = per_connection[(model, signals)] = cls(connection, model, signals=signals)
     return found
-
-
-_cache: weakref.WeakKeyDictionary[BaseDatabaseWrapper, dict[tuple[type[Model], bool], Dialect]] = (
-    weakref.WeakKeyDictionary()
-)
 
 
 __all__ = ["Dialect", "dialect"]

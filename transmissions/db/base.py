@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -197,7 +197,8 @@ class Dialect:
         """The waiting row that matches ``where``, read and locked in one plain SELECT (the ORM's
         compiling of it cost more than the rest of a digest's trigger)."""
         loads = internals.can_load_rows()
-        columns = self.all_columns() if loads else self.quote("id")
+        zoned = loads and self.zoned_text()
+        columns = self.all_columns(zoned=zoned) if loads else self.quote("id")
         sql = (
             f"SELECT {columns} FROM {self.table} WHERE {where} AND {self.column('status')} = %s "  # noqa: S608
             f"AND {self.column('datetime_processed')} IS NULL LIMIT 1{self.row_lock()}"
@@ -208,7 +209,7 @@ class Dialect:
         if row is None:
             return None
         if loads:
-            return self.load([row])[0]
+            return self.load([row], zoned)[0]
         found: Model = self.manager.get(pk=row[0])
         return found
 
@@ -353,35 +354,63 @@ class Dialect:
         field = next(f for f in self.model._meta.concrete_fields if f.attname == attname)
         return self.quote(str(field.column))
 
-    def all_columns(self, alias: str = "") -> str:
-        """Every concrete column, in field order: what a claim returns (a datetime column in
-        the form ``datetime_form()`` gives)."""
+    def all_columns(self, alias: str = "", zoned: bool = False, model: type[Model] | None = None) -> str:
+        """Every concrete column of ``model`` (the notification model by default), in field
+        order: what a claim returns. A datetime column is read in the form ``datetime_form()``
+        gives for ``zoned``, which is ``zoned_text()``'s answer, asked once by the caller."""
         prefix = f"{alias}." if alias else ""
-        form = self.datetime_form()
+        form = self.datetime_form(zoned)
+        model = model or self.model
+        dated = _datetime_attnames(model)
         return ", ".join(
-            (form if f.attname in self._datetime_columns else "{}").format(prefix + self.quote(str(f.column)))
-            for f in self.model._meta.concrete_fields
+            (form if f.attname in dated else "{}").format(prefix + self.quote(str(f.column)))
+            for f in model._meta.concrete_fields
         )
 
-    def datetime_form(self) -> str:
+    def datetime_form(self, zoned: bool = False) -> str:
         """How ``all_columns()`` reads a datetime column ``{}``: as the driver types it, here;
-        a dialect may read it as text that ``internals.load_rows()`` parses faster."""
+        a dialect may read it as text that ``internals.load_rows()`` parses faster (with
+        ``zoned``, text that carries its UTC offset)."""
         return "{}"
 
-    @functools.cached_property
+    @property
     def _datetime_columns(self) -> frozenset[str]:
-        return frozenset(f.attname for f in self.model._meta.concrete_fields if isinstance(f, DateTimeField))
+        return _datetime_attnames(self.model)
 
     def adapt_datetime(self, value: Any) -> Any:
         return self.connection.ops.adapt_datetimefield_value(value)
 
     def zoned_text(self) -> bool:
-        """Whether ``all_columns()`` reads datetime columns as text carrying their UTC offset."""
+        """Whether datetime columns may be read as text carrying their UTC offset now (asked
+        once per statement: the answer goes to ``all_columns()`` and ``load()``)."""
         return False
 
-    def load(self, rows: Sequence[Sequence[Any]]) -> list[Model]:
-        """Instances from rows of every column (what a claim's RETURNING gave), oldest
-        schedule first."""
-        batch = internals.load_rows(self.model, self.alias, rows, zoned_text=self.zoned_text())
+    def load(self, rows: Sequence[Sequence[Any]], zoned: bool = False) -> list[Model]:
+        """Instances from rows of every column (what a claim's RETURNING gave, read with
+        ``zoned``), oldest schedule first."""
+        batch = internals.load_rows(self.model, self.alias, rows, zoned_text=zoned)
         batch.sort(key=lambda n: (getattr(n, "datetime_scheduled"), n.pk))  # noqa: B009
         return batch
+
+    # -- users -------------------------------------------------------------------------
+
+    def users(self, ids: Collection[Any]) -> dict[Any, Model]:
+        """The users of ``ids``, by primary key, read through the user model's base manager
+        (as ``select_related()`` reads them: a filtering default manager hides none)."""
+        return dict(get_user_model()._base_manager.using(self.alias).in_bulk(list(ids)))
+
+    def suppressed(
+        self, model: type[Model], channels: Collection[str], addresses: Collection[str]
+    ) -> dict[tuple[str, str], str]:
+        """The reasons of ``model``'s rows (the suppression list) whose channel is one of
+        ``channels`` and address one of ``addresses``, by ``(channel, address)``."""
+        rows = model._default_manager.using(self.alias).filter(channel__in=channels, address__in=addresses)
+        return {(channel, address): reason for channel, address, reason in rows.values_list(*_SUPPRESSED)}
+
+
+_SUPPRESSED = ("channel", "address", "reason")
+
+
+@functools.cache
+def _datetime_attnames(model: type[Model]) -> frozenset[str]:
+    return frozenset(f.attname for f in model._meta.concrete_fields if isinstance(f, DateTimeField))

@@ -37,8 +37,15 @@ class PostgreSQLDialect(ReturningDialect):
         style, zone = info.parameter_status("DateStyle"), info.parameter_status("TimeZone")
         return bool(style and style.startswith("ISO") and zone in _UTC_NAMES)
 
-    def datetime_form(self) -> str:
-        return "{}::text" if self.zoned_text() else "{}"
+    def datetime_form(self, zoned: bool = False) -> str:
+        return "{}::text" if zoned else "{}"
+
+    def any_of(self, field: Any, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        # One array: the same statement whatever the count, parsed once and cached by psycopg.
+        db_type = field.db_type(self.connection)
+        if not db_type:
+            return super().any_of(field, values)
+        return f"= ANY(%s::{db_type}[])", [list(values)]
 
     def insert_values(self, columns: tuple[str, ...], count: int) -> str:
         if count == 1:
@@ -108,12 +115,14 @@ class PostgreSQLDialect(ReturningDialect):
             cursor.execute(sql, params)
             return int(cursor.rowcount)
 
-    def claim_statement(self, due: str, set_clause: str, returning: str) -> tuple[str, tuple[str, ...]]:
+    def claim_statement(
+        self, due: str, set_clause: str, returning: str, zoned: bool = False
+    ) -> tuple[str, tuple[str, ...]]:
         # The materialized CTE runs once and its row locks skip what another worker
         # holds; a row another worker claimed meanwhile fails the re-checked status. (A
         # plain ``id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)`` may be re-scanned by
         # the planner and claim more than n rows.)
-        columns = self.all_columns("n") if returning == "*" else "n.id"
+        columns = self.all_columns("n", zoned) if returning == "*" else "n.id"
         sql = (
             f"WITH claim AS MATERIALIZED ({due} FOR UPDATE SKIP LOCKED) "  # noqa: S608
             f"UPDATE {self.table} AS n SET {set_clause} FROM claim "

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import datetime
 import functools
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import models
 
 from transmissions import internals
@@ -266,18 +267,78 @@ class ReturningDialect(Dialect):
         load = internals.can_load_rows()
         due, due_params = self.due_sql(now, batch_size)
         set_clause, set_params = self.claim_set(lease, release_prefix)
-        sql, order = self.claim_statement(due, set_clause, "*" if load else "id")
+        zoned = load and self.zoned_text()
+        sql, order = self.claim_statement(due, set_clause, "*" if load else "id", zoned)
         groups = {"due": due_params, "set": set_params, "status": [Status.CREATED]}
         with self.connection.cursor() as cursor:
             cursor.execute(sql, [param for name in order for param in groups[name]])
             rows = cursor.fetchall()
-        return self.load(rows) if load else self.fetch([row[0] for row in rows])
+        return self.load(rows, zoned) if load else self.fetch([row[0] for row in rows])
 
-    def claim_statement(self, due: str, set_clause: str, returning: str) -> tuple[str, tuple[str, ...]]:
+    def claim_statement(
+        self, due: str, set_clause: str, returning: str, zoned: bool = False
+    ) -> tuple[str, tuple[str, ...]]:
         """Return the claim: an UPDATE of the ids ``due`` selects, setting ``set_clause`` where
-        the status is still CREATED, RETURNING every column (``returning`` is "*") or the id;
-        and the order of its parameter groups ("due", "set", "status")."""
+        the status is still CREATED, RETURNING every column (``returning`` is "*", datetimes
+        read for ``zoned``) or the id; and the order of its parameter groups ("due", "set",
+        "status")."""
         raise NotImplementedError
+
+    def users(self, ids: Collection[Any]) -> dict[Any, models.Model]:
+        # One plain SELECT of the user table's columns, its rows built as claimed rows are
+        # (internals.load_rows(): the ORM's converters, datetimes parsed in C): the ORM's
+        # in_bulk() compiled the query and converted each datetime in Python, a tenth of a
+        # batch of emails. A user model over several tables (multi-table inheritance) goes
+        # through the ORM.
+        model = get_user_model()
+        if not ids or not internals.can_load_rows() or model._meta.parents:
+            return super().users(ids)
+        pk = model._meta.pk
+        assert pk is not None
+        values = list(ids)
+        if not isinstance(pk, models.AutoField):  # (the auto fields' ids are plain ints already)
+            values = [pk.get_db_prep_value(value, self.connection, prepared=False) for value in values]
+        zoned = self.zoned_text()
+        select = (
+            f"SELECT {self.all_columns(zoned=zoned, model=model)} "  # noqa: S608 - quoted names only
+            f"FROM {self.quote(model._meta.db_table)} WHERE {self.quote(str(pk.column))} "
+        )
+        rows: list[Any] = []
+        size = max(1, self.max_params())
+        with self.connection.cursor() as cursor:
+            for start in range(0, len(values), size):
+                where, params = self.any_of(pk, values[start : start + size])
+                cursor.execute(select + where, params)
+                rows += cursor.fetchall()
+        return {user.pk: user for user in internals.load_rows(model, self.alias, rows, zoned_text=zoned)}
+
+    def suppressed(
+        self, model: type[models.Model], channels: Collection[str], addresses: Collection[str]
+    ) -> dict[tuple[str, str], str]:
+        # A plain SELECT: the ORM compiled this query anew for each batch of emails.
+        meta = model._meta
+        channel, address, reason = (meta.get_field(name) for name in ("channel", "address", "reason"))
+        names = ", ".join(self.quote(str(f.column)) for f in (channel, address, reason))  # type: ignore[union-attr]
+        select = f"SELECT {names} FROM {self.quote(meta.db_table)} WHERE "  # noqa: S608 - quoted names only
+        on_channel, channel_params = self.any_of(channel, list(channels))
+        values = list(addresses)
+        size = max(1, self.max_params() - len(channel_params))
+        found: dict[tuple[str, str], str] = {}
+        with self.connection.cursor() as cursor:
+            for start in range(0, len(values), size):
+                on_address, address_params = self.any_of(address, values[start : start + size])
+                cursor.execute(
+                    f"{select}{self.quote(str(channel.column))} {on_channel} "  # type: ignore[union-attr]
+                    f"AND {self.quote(str(address.column))} {on_address}",  # type: ignore[union-attr]
+                    [*channel_params, *address_params],
+                )
+                found.update({(row[0], row[1]): row[2] for row in cursor.fetchall()})
+        return found
+
+    def any_of(self, field: Any, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """The condition that ``field``'s column is one of ``values`` (the column's name goes
+        before it), and its parameters."""
+        return f"IN ({', '.join(['%s'] * len(values))})", list(values)
 
     def claim_set(self, lease: datetime.datetime, release_prefix: str) -> tuple[str, list[Any]]:
         """The SET clause of a claim, and its parameters."""

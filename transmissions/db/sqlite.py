@@ -22,7 +22,7 @@ class SQLiteDialect(ReturningDialect):
             return int(getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
         return super().max_params()
 
-    def datetime_form(self) -> str:
+    def datetime_form(self, zoned: bool = False) -> str:
         # "+col", an expression: the sqlite3 module hands its text back as stored, without the
         # converter Django registers for datetime types (bytes decoded, parsed in Python, made
         # aware with replace()), and load_rows() parses it in C (datetime.fromisoformat). Three
@@ -68,7 +68,9 @@ class SQLiteDialect(ReturningDialect):
     def lock_users(self, user_ids: Any) -> None:
         """Nothing to lock: SQLite has a single writer."""
 
-    def claim_statement(self, due: str, set_clause: str, returning: str) -> tuple[str, tuple[str, ...]]:
+    def claim_statement(
+        self, due: str, set_clause: str, returning: str, zoned: bool = False
+    ) -> tuple[str, tuple[str, ...]]:
         # One statement, atomic under the single writer. "+status" keeps SQLite off the
         # due index for the outer WHERE: with it, each claim scanned every waiting row
         # (O(backlog) per batch) instead of looking up the ids the subquery chose.
