@@ -216,7 +216,8 @@ def bare_emails(users: list[Any], n: int) -> float:
         try:
             for i in range(n):
                 to = [users[i % len(users)].email]
-                connection.send_messages([EmailMessage(subject=m.SUBJECT, body=m.BODY, from_email=None, to=to)])
+                email = EmailMessage(subject=m.SUBJECT, body=m.BODY, from_email=None, to=to)
+                connection.send_messages([email])
         finally:
             connection.close()
         assert len(mail.outbox) == n
