@@ -205,3 +205,31 @@ def test_the_portable_path_reads_the_same_users_and_suppressions():
     expected = {("email", "ada@example.com"): "bounced", ("sms", "+15550100"): "undelivered"}
     assert own.suppressed(Suppression, *asked) == portable.suppressed(Suppression, *asked) == expected
     assert own.suppressed(Suppression, {"email"}, {"+15550100"}) == {}
+
+
+@pytest.mark.fast_path
+@pytest.mark.not_on("mysql")  # (the portable dialect reads users through the ORM)
+def test_a_proxy_user_model_is_read_from_its_concrete_table(monkeypatch):
+    """AUTH_USER_MODEL may name a proxy: its users come back as instances of the proxy, read
+    with one plain SELECT of the concrete model's table (PostgreSQL's and SQLite's dialect)."""
+    from django.db import connection, models
+    from django.test.utils import CaptureQueriesContext, isolate_apps
+
+    from tests.models import User
+    from transmissions.db import returning
+
+    with isolate_apps("tests"):  # (not in the project's app registry)
+
+        class ProxyUser(User):
+            class Meta:
+                proxy = True
+                app_label = "tests"
+
+    monkeypatch.setattr(returning, "get_user_model", lambda: ProxyUser)
+    ada = make_user("ada", last_login=earlier(hours=2))
+    with CaptureQueriesContext(connection) as queries:
+        found = _users_dialect().users({ada.pk})
+    assert type(found[ada.pk]) is ProxyUser and isinstance(found[ada.pk], models.Model)
+    assert _fields(found[ada.pk]) == _fields(User.objects.get(pk=ada.pk))
+    [query] = queries.captured_queries
+    assert User._meta.db_table in query["sql"] and " JOIN " not in query["sql"].upper()

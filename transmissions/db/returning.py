@@ -289,9 +289,10 @@ class ReturningDialect(Dialect):
         # (internals.load_rows(): the ORM's converters, datetimes parsed in C): the ORM's
         # in_bulk() compiled the query and converted each datetime in Python, a tenth of a
         # batch of emails. A user model over several tables (multi-table inheritance) goes
-        # through the ORM.
+        # through the ORM; a proxy of a one-table model reads its concrete model's table.
         model = get_user_model()
-        if not ids or not internals.can_load_rows() or model._meta.parents:
+        concrete = model._meta.concrete_model or model
+        if not ids or not internals.can_load_rows() or concrete._meta.parents:
             return super().users(ids)
         pk = model._meta.pk
         assert pk is not None
