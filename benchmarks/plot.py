@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from benchmarks import run
+from benchmarks import processes
 from benchmarks import workloads as w
 
 BATCH_SIZES = (10, 50, 100, 500, 1000)
@@ -36,7 +36,7 @@ def measure(conn: Any, db: str, ids: list[int], n: int) -> dict[str, Any]:
     return {
         "db": db,
         "n": n,
-        "machine": run.machine(),
+        "machine": processes.machine(),
         "ours": ours,
         "raw": theirs,
         "workers": by_workers,

@@ -12,8 +12,7 @@ from django.contrib.auth.models import User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from benchmarks import raw, setup_db
-from benchmarks import run as runner
+from benchmarks import processes, raw, setup_db
 from benchmarks import workloads as w
 
 HERE = Path(__file__).resolve().parent
@@ -152,7 +151,7 @@ def run(args: Any, cli: str) -> None:
     queue_n = min(n, 5000)
     table = Table()
     print(
-        f"{cli}: {db}, n={n}, {rounds} round(s), {runner.machine()}, Django {django.get_version()}",
+        f"{cli}: {db}, n={n}, {rounds} round(s), {processes.machine()}, Django {django.get_version()}",
         flush=True,
     )
 
@@ -304,7 +303,7 @@ def run(args: Any, cli: str) -> None:
 
     if db == "postgres":
         triggers = BURST if not args.smoke else 200
-        coalesced, per_commit = runner.burst(triggers)
+        coalesced, per_commit = processes.burst(triggers)
         table.add(
             f"dispatch on commit: {triggers:,} triggers, each committed alone, a Celery worker "
             "(coalesced wake-ups)",
@@ -327,7 +326,7 @@ def run(args: Any, cli: str) -> None:
         extras.append(wire_round_trips())
     md = "\n".join(
         [
-            f"`{cli}` ({db}, n={n}, median of {rounds} round(s); {runner.machine()}, Django "
+            f"`{cli}` ({db}, n={n}, median of {rounds} round(s); {processes.machine()}, Django "
             f"{django.get_version()}, {datetime.date.today().isoformat()})",
             "",
             table.markdown(),
@@ -411,7 +410,7 @@ def queries_per_notification(db: str, users: list[Any], conn: Any, ids: list[int
 
 def wire_round_trips(count: int = 1000) -> str:
     """Round trips per processed batch of 100, counted on the wire (benchmarks/wire.py)."""
-    counts = runner.round_trips(count)
+    counts = processes.round_trips(count)
     batches = counts["batches"]
     return (
         f"round trips per batch of 100, processing {count:,} notifications, counted on the wire: "
@@ -428,7 +427,7 @@ def memory(conn: Any, db: str, ids: list[int], smoke: bool) -> list[str]:
     for size in sizes:
         w.clear(db)
         w.seed_due(conn, db, "bench-noop", ids, size)
-        _, [report] = runner.run_children(db, 1, 100)
+        _, [report] = processes.run_children(db, 1, 100)
         assert report["count"] == size, report
         growth = (report["rss_kib_after"] - report["rss_kib_before"]) / 1024
         lines.append(

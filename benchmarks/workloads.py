@@ -15,7 +15,7 @@ from django.db import connection
 from django.utils import timezone
 
 from benchmarks import bench_messages as m
-from benchmarks import raw, run
+from benchmarks import processes, raw
 from transmissions.models import Notification
 from transmissions.worker import process_all_notifications
 
@@ -162,7 +162,7 @@ def raw_claim_and_mark(conn: Any, db: str, n: int, batch_size: int = 100) -> flo
 def workers(db: str, n: int, count: int, bare: bool = False) -> float:
     """``count`` worker processes on the seeded backlog (``bare``: the raw claim-and-mark's);
     the time from the first one's start to the last one's end."""
-    wall, reports = run.run_children(db, count, 100, bare=bare)
+    wall, reports = processes.run_children(db, count, 100, bare=bare)
     assert sum(r["count"] for r in reports) == n, reports
     return wall
 
