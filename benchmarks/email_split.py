@@ -26,7 +26,6 @@ from benchmarks import setup_db  # noqa: E402
 def main() -> None:
     args = setup_db.parse_and_configure(__doc__, n=5000, rounds=3)
 
-    from django.contrib.auth import get_user_model
     from django.core import mail
 
     from benchmarks import bench_messages, raw  # noqa: F401 - registers the messages
@@ -34,11 +33,7 @@ def main() -> None:
     from transmissions import worker
     from transmissions.models import Notification
 
-    user_model = get_user_model()
-    user_model.objects.bulk_create(
-        [user_model(username=f"e{i}", email=f"e{i}@example.com") for i in range(args.n)], batch_size=1000
-    )
-    users = list(user_model.objects.order_by("pk"))
+    users = w.make_users(args.n, "e")
     ids = [u.pk for u in users]
     conn = setup_db.raw_connection(args.db)
     spent = {"claim": 0.0, "deliver": 0.0, "finish": 0.0}

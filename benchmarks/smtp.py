@@ -58,7 +58,6 @@ def main() -> None:
 
 
 def run(args: Any, port: int) -> None:
-    from django.contrib.auth import get_user_model
     from django.core import mail
     from django.core.mail import EmailMessage
     from django.test.utils import override_settings
@@ -68,11 +67,7 @@ def run(args: Any, port: int) -> None:
     from benchmarks import workloads as w
 
     smtp = "django.core.mail.backends.smtp.EmailBackend"
-    user_model = get_user_model()
-    user_model.objects.bulk_create(
-        [user_model(username=f"s{i}", email=f"s{i}@example.com") for i in range(args.n)], batch_size=1000
-    )
-    users = list(user_model.objects.order_by("pk"))
+    users = w.make_users(args.n, "s")
     ids = [u.pk for u in users]
     conn = setup_db.raw_connection(args.db)
     sides: dict[str, list[float]] = {

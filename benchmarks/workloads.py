@@ -36,6 +36,18 @@ def clear(db: str) -> None:
     mail.outbox = []
 
 
+def make_users(n: int, prefix: str) -> list[Any]:
+    """``n`` users with an email address each (``<prefix><i>@example.com``), in primary key order."""
+    from django.contrib.auth import get_user_model
+
+    user_model = get_user_model()
+    user_model.objects.bulk_create(
+        [user_model(username=f"{prefix}{i}", email=f"{prefix}{i}@example.com") for i in range(n)],
+        batch_size=1000,
+    )
+    return list(user_model.objects.order_by("pk"))
+
+
 def timed(fn: Any, *args: Any) -> float:
     t0 = time.perf_counter()
     fn(*args)
