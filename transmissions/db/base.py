@@ -405,10 +405,11 @@ class Dialect:
         """The reasons of ``model``'s rows (the suppression list) whose channel is one of
         ``channels`` and address one of ``addresses``, by ``(channel, address)``."""
         rows = model._default_manager.using(self.alias).filter(channel__in=channels, address__in=addresses)
-        return {(channel, address): reason for channel, address, reason in rows.values_list(*_SUPPRESSED)}
+        return {(channel, address): reason for channel, address, reason in rows.values_list(*SUPPRESSED)}
 
 
-_SUPPRESSED = ("channel", "address", "reason")
+# What a suppression list's look-up reads of each row (``suppressed()``).
+SUPPRESSED = ("channel", "address", "reason")
 
 
 @functools.cache

@@ -18,7 +18,7 @@ from django.contrib.auth import get_user_model
 from django.db import models
 
 from transmissions import internals
-from transmissions.db.base import Dialect
+from transmissions.db.base import SUPPRESSED, Dialect
 from transmissions.exceptions import InvalidTrigger
 from transmissions.status import ATTEMPTS_MAX, Status
 
@@ -302,15 +302,9 @@ class ReturningDialect(Dialect):
         zoned = self.zoned_text()
         select = (
             f"SELECT {self.all_columns(zoned=zoned, model=model)} "  # noqa: S608 - quoted names only
-            f"FROM {self.quote(model._meta.db_table)} WHERE {self.quote(str(pk.column))} "
+            f"FROM {self.quote(model._meta.db_table)} WHERE "
         )
-        rows: list[Any] = []
-        size = max(1, self.max_params())
-        with self.connection.cursor() as cursor:
-            for start in range(0, len(values), size):
-                where, params = self.any_of(pk, values[start : start + size])
-                cursor.execute(select + where, params)
-                rows += cursor.fetchall()
+        rows = self.select_any_of(select, [], pk, values)
         return {user.pk: user for user in internals.load_rows(model, self.alias, rows, zoned_text=zoned)}
 
     def suppressed(
@@ -318,23 +312,27 @@ class ReturningDialect(Dialect):
     ) -> dict[tuple[str, str], str]:
         # A plain SELECT: the ORM compiled this query anew for each batch of emails.
         meta = model._meta
-        channel, address, reason = (meta.get_field(name) for name in ("channel", "address", "reason"))
+        channel, address, reason = (meta.get_field(name) for name in SUPPRESSED)
         names = ", ".join(self.quote(str(f.column)) for f in (channel, address, reason))  # type: ignore[union-attr]
-        select = f"SELECT {names} FROM {self.quote(meta.db_table)} WHERE "  # noqa: S608 - quoted names only
         on_channel, channel_params = self.any_of(channel, list(channels))
-        values = list(addresses)
-        size = max(1, self.max_params() - len(channel_params))
-        found: dict[tuple[str, str], str] = {}
+        select = (
+            f"SELECT {names} FROM {self.quote(meta.db_table)} "  # noqa: S608 - quoted names only
+            f"WHERE {self.quote(str(channel.column))} {on_channel} AND "  # type: ignore[union-attr]
+        )
+        rows = self.select_any_of(select, channel_params, address, list(addresses))
+        return {(row[0], row[1]): row[2] for row in rows}
+
+    def select_any_of(self, select: str, params: list[Any], field: Any, values: list[Any]) -> list[Any]:
+        """The rows of ``select`` (with its ``params``) followed by the condition that ``field``
+        is one of ``values``, in as many statements as the parameter limit needs."""
+        size = max(1, self.max_params() - len(params))
+        rows: list[Any] = []
         with self.connection.cursor() as cursor:
             for start in range(0, len(values), size):
-                on_address, address_params = self.any_of(address, values[start : start + size])
-                cursor.execute(
-                    f"{select}{self.quote(str(channel.column))} {on_channel} "  # type: ignore[union-attr]
-                    f"AND {self.quote(str(address.column))} {on_address}",  # type: ignore[union-attr]
-                    [*channel_params, *address_params],
-                )
-                found.update({(row[0], row[1]): row[2] for row in cursor.fetchall()})
-        return found
+                where, chunk = self.any_of(field, values[start : start + size])
+                cursor.execute(f"{select}{self.quote(str(field.column))} {where}", [*params, *chunk])
+                rows += cursor.fetchall()
+        return rows
 
     def any_of(self, field: Any, values: Sequence[Any]) -> tuple[str, list[Any]]:
         """The condition that ``field``'s column is one of ``values`` (the column's name goes
