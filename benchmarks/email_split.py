@@ -13,9 +13,7 @@ batch of 100 for each round. Uses the benchmark database of ``benchmarks/setup_d
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -38,22 +36,10 @@ def main() -> None:
     conn = setup_db.raw_connection(args.db)
     spent = {"claim": 0.0, "deliver": 0.0, "finish": 0.0}
 
-    def timed(owner: Any, name: str, key: str) -> None:
-        original = getattr(owner, name)
-
-        def wrapper(*a: Any, **k: Any) -> Any:
-            started = time.perf_counter()
-            try:
-                return original(*a, **k)
-            finally:
-                spent[key] += time.perf_counter() - started
-
-        setattr(owner, name, wrapper)
-
     queryset = type(Notification.objects.get_queryset())
-    timed(queryset, "claim", "claim")
-    timed(queryset, "finish", "finish")
-    timed(worker, "deliver", "deliver")
+    w.add_time_of(queryset, "claim", spent, "claim")
+    w.add_time_of(queryset, "finish", spent, "finish")
+    w.add_time_of(worker, "deliver", spent, "deliver")
     batches = args.n / 100
     print("| round | total | claim | deliveries | outcomes | rest | post-office | bare ceiling |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -61,20 +60,8 @@ def main() -> None:
 
     spent = {"claim": 0.0, "finish": 0.0}
 
-    def timing(name: str) -> None:
-        original = getattr(lifecycle.LifecycleQuerySet, name)
-
-        def timed(*a: Any, **k: Any) -> Any:
-            started = time.perf_counter()
-            try:
-                return original(*a, **k)
-            finally:
-                spent[name] += time.perf_counter() - started
-
-        setattr(lifecycle.LifecycleQuerySet, name, timed)
-
-    timing("claim")
-    timing("finish")
+    w.add_time_of(lifecycle.LifecycleQuerySet, "claim", spent, "claim")
+    w.add_time_of(lifecycle.LifecycleQuerySet, "finish", spent, "finish")
 
     sides = (*SIDES, FULL_UNIQUE) if args.full_unique else SIDES
 

@@ -29,17 +29,11 @@ from benchmarks import setup_db  # noqa: E402
 def main() -> None:
     args = setup_db.parse_and_configure(__doc__, n=20000, rounds=5)
 
-    from django.contrib.auth import get_user_model
-
     from benchmarks import bench_messages, raw  # noqa: F401 - registers the messages
     from benchmarks import workloads as w
     from transmissions.worker import process_all_notifications
 
-    user_model = get_user_model()
-    user_model.objects.bulk_create(
-        [user_model(username=f"c{i}", email=f"c{i}@example.com") for i in range(2000)], batch_size=1000
-    )
-    ids = list(user_model.objects.order_by("pk").values_list("pk", flat=True))
+    ids = [u.pk for u in w.make_users(2000, "c")]
     conn = setup_db.raw_connection(args.db)
 
     def seed() -> None:

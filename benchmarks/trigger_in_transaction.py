@@ -42,7 +42,6 @@ PER_TRANSACTION = 100
 
 def main() -> None:
     args = setup_db.parse_and_configure(__doc__, n=5000, rounds=5)
-    from django.contrib.auth import get_user_model
     from django.db import transaction
 
     from benchmarks import bench_messages as m
@@ -53,9 +52,7 @@ def main() -> None:
     from transmissions.db.returning import ReturningDialect
 
     db, n = args.db, args.n
-    user_model = get_user_model()
-    user_model.objects.bulk_create([user_model(username=f"u{i}") for i in range(n)], batch_size=1000)
-    users = list(user_model.objects.order_by("pk"))
+    users = w.make_users(n, "u")
     ids = [u.pk for u in users]
     conn = setup_db.raw_connection(db)
     raw.analyze(conn, db)

@@ -37,16 +37,13 @@ def options(parser: Any) -> None:
 
 args = setup_db.parse_and_configure(__doc__, n=5000, rounds=3, extra=options)
 
-from django.contrib.auth import get_user_model  # noqa: E402
 from django.db import connection  # noqa: E402
 
 from benchmarks import raw, report  # noqa: E402
 from benchmarks import workloads as w  # noqa: E402
 
 db, n = args.db, args.n
-User = get_user_model()
-User.objects.bulk_create([User(username=f"pair{i}") for i in range(n)], batch_size=1000)
-users = list(User.objects.order_by("pk"))
+users = w.make_users(n, "pair")
 ids = [u.pk for u in users]
 conn = setup_db.raw_connection(db)
 raw.analyze(conn, db)

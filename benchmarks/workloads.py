@@ -48,6 +48,20 @@ def make_users(n: int, prefix: str) -> list[Any]:
     return list(user_model.objects.order_by("pk"))
 
 
+def add_time_of(owner: Any, name: str, spent: dict[str, float], key: str) -> None:
+    """Wrap ``owner``'s attribute ``name`` so that each call adds its wall time to ``spent[key]``."""
+    original = getattr(owner, name)
+
+    def wrapper(*a: Any, **k: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return original(*a, **k)
+        finally:
+            spent[key] += time.perf_counter() - started
+
+    setattr(owner, name, wrapper)
+
+
 def timed(fn: Any, *args: Any) -> float:
     t0 = time.perf_counter()
     fn(*args)
